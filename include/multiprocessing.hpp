@@ -1,0 +1,7 @@
+// Umbrella header: everything in the library.
+#pragma once
+
+#include "multiprocessing/connection.hpp"
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/managers.hpp"
+#include "multiprocessing/process.hpp"

@@ -1,0 +1,575 @@
+// multiprocessing.connection: framed, authenticated byte connections over
+// Unix sockets or TCP.  Managers use exactly this layer, so one codec and one
+// frame format serve both transports.
+//
+// Frames are Python's: a 4-byte big-endian signed length (or -1 and an
+// 8-byte length for frames over 2 GiB) then the payload.  The handshake is
+// CPython 3.12+'s mutual HMAC-SHA256 challenge, so a CPython Client() can
+// authenticate against our Listener and vice versa; what follows the
+// handshake is this library's own protocol, not pickle.
+#pragma once
+
+#include "multiprocessing/detail/archive.hpp"
+#include "multiprocessing/exceptions.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/serialization/access.hpp>
+#include <boost/serialization/string.hpp>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace multiprocessing::connection {
+
+/// Where a listener listens: a Unix socket path or a TCP (host, port).
+/// Python uses a str or a (host, port) tuple; this is the same choice as a type.
+class Address {
+public:
+    enum class Family { none, unix_socket, tcp };
+
+    Address() = default;
+    Address(const char* path) : family_(Family::unix_socket), path_(path) {}
+    Address(std::string path) : family_(Family::unix_socket), path_(std::move(path)) {}
+    Address(std::string host, unsigned short port)
+        : family_(Family::tcp), path_(std::move(host)), port_(port) {}
+
+    Family family() const { return family_; }
+    bool empty() const { return family_ == Family::none; }
+    bool is_unix() const { return family_ == Family::unix_socket; }
+    bool is_tcp() const { return family_ == Family::tcp; }
+    /// Socket path (Unix) or host (TCP).
+    const std::string& path() const { return path_; }
+    const std::string& host() const { return path_; }
+    unsigned short port() const { return port_; }
+
+    /// Python's repr of the address: '/tmp/x' or ('127.0.0.1', 5000).
+    std::string str() const {
+        if (is_unix()) return "'" + path_ + "'";
+        if (is_tcp()) return "('" + path_ + "', " + std::to_string(port_) + ")";
+        return "None";
+    }
+    friend bool operator==(const Address& a, const Address& b) {
+        return a.family_ == b.family_ && a.path_ == b.path_ && a.port_ == b.port_;
+    }
+    friend bool operator!=(const Address& a, const Address& b) { return !(a == b); }
+
+    template <class Ar>
+    void serialize(Ar& ar, unsigned) {
+        int f = static_cast<int>(family_);
+        ar & f & path_ & port_;
+        if (f < 0 || f > 2) throw ValueError("bad address family");
+        family_ = static_cast<Family>(f);
+    }
+
+private:
+    Family family_ = Family::none;
+    std::string path_;
+    unsigned short port_ = 0;
+};
+
+/// Default limit on one frame; a peer announcing more is disconnected.
+constexpr std::size_t default_max_frame = std::size_t(1) << 30;
+/// Limit on handshake frames, read before the peer is authenticated.
+constexpr std::size_t handshake_max_frame = 256;
+
+namespace detail {
+
+inline const std::string& challenge_tag() { static const std::string s = "#CHALLENGE#"; return s; }
+inline const std::string& welcome_tag() { static const std::string s = "#WELCOME#"; return s; }
+inline const std::string& failure_tag() { static const std::string s = "#FAILURE#"; return s; }
+
+inline std::string random_bytes(std::size_t n) {
+    std::string s(n, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&s[0]), static_cast<int>(n)) != 1)
+        throw ProcessError("RAND_bytes failed");
+    return s;
+}
+
+inline std::string hmac_sha256(const std::string& key, const std::string& msg) {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+              reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len))
+        throw ProcessError("HMAC-SHA256 failed");
+    return std::string(reinterpret_cast<char*>(out), len);
+}
+
+inline std::system_error sys_error(const char* what) {
+    return std::system_error(errno, std::generic_category(), what);
+}
+
+}  // namespace detail
+
+/// Python's Connection: sends and receives whole frames over one socket.
+///
+/// Differs from Python: send()/recv() use Boost.Serialization instead of
+/// pickle, and a frame larger than max_frame() is refused (the connection is
+/// then unusable).  Not thread-safe; use one per thread, as managers do.
+class Connection {
+public:
+    Connection() = default;
+    explicit Connection(int fd, std::size_t max_frame = default_max_frame)
+        : fd_(fd), max_frame_(max_frame) {}
+    ~Connection() { close(); }
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+    Connection(Connection&& o) noexcept { *this = std::move(o); }
+    Connection& operator=(Connection&& o) noexcept {
+        if (this != &o) {
+            close();
+            fd_ = std::exchange(o.fd_, -1);
+            max_frame_ = o.max_frame_;
+            rbuf_ = std::move(o.rbuf_);
+            rbeg_ = std::exchange(o.rbeg_, 0);
+            rend_ = std::exchange(o.rend_, 0);
+            timeout_ = o.timeout_;
+        }
+        return *this;
+    }
+
+    int fileno() const { return fd_; }
+    bool closed() const { return fd_ < 0; }
+    std::size_t max_frame() const { return max_frame_; }
+    void set_max_frame(std::size_t n) { max_frame_ = n; }
+    /// Receive timeout in seconds for every later read; nullopt waits forever.
+    void set_timeout(std::optional<double> seconds) { timeout_ = seconds; }
+
+    void close() {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+    /// Drops the fd without closing it: for a forked child abandoning a
+    /// socket whose other copy the parent still uses.
+    void abandon() { fd_ = -1; }
+
+    /// Python's poll(timeout): true if a frame (or EOF) can be read now.
+    bool poll(double timeout = 0.0) const {
+        if (rend_ > rbeg_) return true;
+        return wait_readable(timeout);
+    }
+
+    void send_bytes(const void* data, std::size_t n) {
+        std::vector<char> buf;
+        begin_frame(buf);
+        buf.insert(buf.end(), static_cast<const char*>(data), static_cast<const char*>(data) + n);
+        send_frame(buf);
+    }
+    void send_bytes(const std::string& s) { send_bytes(s.data(), s.size()); }
+
+    /// Python's recv_bytes(maxlength): one whole frame.
+    std::string recv_bytes(std::size_t maxlength = 0) {
+        auto f = recv_frame(maxlength ? maxlength : max_frame_);
+        return std::string(f.first, f.second);
+    }
+
+    /// Python's send(obj), with Boost.Serialization in place of pickle.
+    template <class T>
+    void send(const T& obj) {
+        std::vector<char> buf;
+        begin_frame(buf);
+        {
+            multiprocessing::detail::vector_sink sink(buf);
+            multiprocessing::detail::oarchive oa(sink);
+            oa << obj;
+        }
+        send_frame(buf);
+    }
+    /// Python's recv(): the next object sent with send<T>().
+    template <class T>
+    T recv() {
+        auto f = recv_frame(max_frame_);
+        multiprocessing::detail::memory_source src(f.first, f.second);
+        multiprocessing::detail::iarchive ia(src);
+        T obj;
+        ia >> obj;
+        return obj;
+    }
+
+    // ---- zero-copy frame API used by the managers' codec ----
+
+    /// Room reserved at the front of an outgoing buffer for the length.
+    static constexpr std::size_t header_room = 12;
+
+    /// Starts a frame in buf: clears it and reserves the header room.
+    static void begin_frame(std::vector<char>& buf) { buf.assign(header_room, '\0'); }
+
+    /// Sends buf (begun with begin_frame) as one frame with one syscall.
+    void send_frame(std::vector<char>& buf) {
+        std::size_t n = buf.size() - header_room;
+        char* start;
+        if (n > 0x7fffffffu) {
+            start = buf.data();
+            put_be32(start, 0xffffffffu);
+            put_be64(start + 4, n);
+        } else {
+            start = buf.data() + 8;
+            put_be32(start, static_cast<std::uint32_t>(n));
+        }
+        send_all(start, static_cast<std::size_t>(buf.data() + buf.size() - start));
+    }
+
+    /// Receives one frame; the view stays valid until the next receive.
+    std::pair<const char*, std::size_t> recv_frame(std::size_t limit) {
+        maybe_shrink();
+        fill(4);
+        std::uint32_t h = get_be32(rbuf_.data() + rbeg_);
+        std::size_t hdr = 4;
+        std::uint64_t n = h;
+        if (h == 0xffffffffu) {
+            fill(12);
+            n = get_be64(rbuf_.data() + rbeg_ + 4);
+            hdr = 12;
+        } else if (h & 0x80000000u) {
+            throw_bad_frame("negative frame length");
+        }
+        if (n > limit)
+            throw_bad_frame("frame of " + std::to_string(n) + " bytes exceeds the limit of " +
+                            std::to_string(limit));
+        fill(hdr + static_cast<std::size_t>(n));
+        const char* p = rbuf_.data() + rbeg_ + hdr;
+        rbeg_ += hdr + static_cast<std::size_t>(n);
+        return {p, static_cast<std::size_t>(n)};
+    }
+
+private:
+    static void put_be32(char* p, std::uint32_t v) {
+        for (int i = 3; i >= 0; --i) { p[i] = static_cast<char>(v & 0xff); v >>= 8; }
+    }
+    static void put_be64(char* p, std::uint64_t v) {
+        for (int i = 7; i >= 0; --i) { p[i] = static_cast<char>(v & 0xff); v >>= 8; }
+    }
+    static std::uint32_t get_be32(const char* p) {
+        std::uint32_t v = 0;
+        for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+        return v;
+    }
+    static std::uint64_t get_be64(const char* p) {
+        std::uint64_t v = 0;
+        for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+        return v;
+    }
+
+    [[noreturn]] void throw_bad_frame(const std::string& why) {
+        close();  // the stream position is lost; the connection cannot continue
+        throw ProcessError("bad frame: " + why);
+    }
+
+    void ensure_open() const {
+        if (fd_ < 0) throw ConnectionError("connection is closed");
+    }
+
+    bool wait_readable(double timeout) const {
+        ensure_open();
+        pollfd p{fd_, POLLIN, 0};
+        int ms = timeout < 0 ? -1 : static_cast<int>(timeout * 1000.0 + 0.999);
+        for (;;) {
+            int r = ::poll(&p, 1, ms);
+            if (r >= 0) return r > 0;
+            if (errno != EINTR) throw detail::sys_error("poll");
+        }
+    }
+
+    void send_all(const char* p, std::size_t n) {
+        ensure_open();
+        while (n) {
+            ssize_t w = ::send(fd_, p, n, MSG_NOSIGNAL);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                int e = errno;
+                throw ConnectionError(std::string("send failed: ") + std::strerror(e));
+            }
+            p += w;
+            n -= static_cast<std::size_t>(w);
+        }
+    }
+
+    // Makes at least `need` bytes available at rbuf_[rbeg_].
+    void fill(std::size_t need) {
+        if (rend_ - rbeg_ >= need) return;
+        ensure_open();
+        if (rbeg_ + need > rbuf_.size()) {
+            std::size_t have = rend_ - rbeg_;
+            if (rbeg_) std::memmove(rbuf_.data(), rbuf_.data() + rbeg_, have);
+            rbeg_ = 0;
+            rend_ = have;
+            if (need > rbuf_.size()) rbuf_.resize(std::max(need, std::size_t(64 * 1024)));
+        }
+        while (rend_ - rbeg_ < need) {
+            if (timeout_ && !wait_readable(*timeout_))
+                throw multiprocessing::TimeoutError("timed out waiting for the peer");
+            ssize_t r = ::recv(fd_, rbuf_.data() + rend_, rbuf_.size() - rend_, 0);
+            if (r > 0) { rend_ += static_cast<std::size_t>(r); continue; }
+            if (r == 0) throw EOFError("connection closed by peer");
+            if (errno == EINTR) continue;
+            int e = errno;
+            throw ConnectionError(std::string("recv failed: ") + std::strerror(e));
+        }
+    }
+
+    // A huge frame must not pin its buffer for the connection's lifetime.
+    void maybe_shrink() {
+        if (rbuf_.size() > (std::size_t(4) << 20) && rend_ - rbeg_ < (64 * 1024)) {
+            std::vector<char> small(64 * 1024);
+            std::memcpy(small.data(), rbuf_.data() + rbeg_, rend_ - rbeg_);
+            rend_ -= rbeg_;
+            rbeg_ = 0;
+            rbuf_.swap(small);
+        }
+    }
+
+    int fd_ = -1;
+    std::size_t max_frame_ = default_max_frame;
+    std::vector<char> rbuf_;
+    std::size_t rbeg_ = 0, rend_ = 0;
+    std::optional<double> timeout_;
+};
+
+/// Python's deliver_challenge: proves the peer knows authkey (HMAC-SHA256).
+/// Reads are capped at 256 bytes, so an unauthenticated peer cannot make us
+/// allocate.
+inline void deliver_challenge(Connection& c, const std::string& authkey) {
+    std::string message = "{sha256}" + detail::random_bytes(40);
+    c.send_bytes(detail::challenge_tag() + message);
+    std::string response = c.recv_bytes(handshake_max_frame);
+    std::string expected = "{sha256}" + detail::hmac_sha256(authkey, message);
+    bool ok = response.size() == expected.size() &&
+              CRYPTO_memcmp(response.data(), expected.data(), expected.size()) == 0;
+    if (!ok) {
+        c.send_bytes(detail::failure_tag());
+        throw AuthenticationError("digest received was wrong");
+    }
+    c.send_bytes(detail::welcome_tag());
+}
+
+/// Python's answer_challenge: proves to the peer that we know authkey.
+inline void answer_challenge(Connection& c, const std::string& authkey) {
+    std::string message = c.recv_bytes(handshake_max_frame);
+    const std::string& tag = detail::challenge_tag();
+    if (message.compare(0, tag.size(), tag) != 0)
+        throw AuthenticationError("protocol error, expected challenge");
+    message.erase(0, tag.size());
+    if (message.compare(0, 8, "{sha256}") != 0)
+        throw AuthenticationError("unsupported digest in challenge (only sha256 is accepted)");
+    c.send_bytes("{sha256}" + detail::hmac_sha256(authkey, message));
+    if (c.recv_bytes(handshake_max_frame) != detail::welcome_tag())
+        throw AuthenticationError("digest sent was rejected");
+}
+
+namespace detail {
+
+inline boost::asio::io_context& io() {
+    // Only used for connect/bind/accept and name resolution; sockets are
+    // released to plain fds right away so forked children never share
+    // reactor state with their parent.
+    static auto* ctx = new boost::asio::io_context;
+    return *ctx;
+}
+
+inline void set_cloexec(int fd) { ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC); }
+
+inline void tune_tcp(int fd) {
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/// Enables TCP keepalive so a vanished peer is noticed within about
+/// idle + interval * count seconds.
+inline void set_keepalive(int fd, int idle, int interval, int count) {
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+    int user_timeout_ms = (idle + interval * count) * 1000;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
+}
+
+/// Connects a raw socket to address; throws ConnectionError on failure.
+inline int connect_fd(const Address& address) {
+    boost::system::error_code ec;
+    if (address.is_unix()) {
+        boost::asio::local::stream_protocol::socket s(io());
+        s.connect(boost::asio::local::stream_protocol::endpoint(address.path()), ec);
+        if (ec) throw ConnectionError("cannot connect to " + address.str() + ": " + ec.message());
+        int fd = s.release();
+        set_cloexec(fd);
+        return fd;
+    }
+    if (address.is_tcp()) {
+        boost::asio::ip::tcp::resolver r(io());
+        auto eps = r.resolve(address.host(), std::to_string(address.port()), ec);
+        if (ec) throw ConnectionError("cannot resolve " + address.str() + ": " + ec.message());
+        boost::asio::ip::tcp::socket s(io());
+        boost::asio::connect(s, eps, ec);
+        if (ec) throw ConnectionError("cannot connect to " + address.str() + ": " + ec.message());
+        int fd = s.release();
+        set_cloexec(fd);
+        tune_tcp(fd);
+        return fd;
+    }
+    throw ValueError("cannot connect to an empty address");
+}
+
+}  // namespace detail
+
+/// Python's Listener: a bound, listening socket that accepts authenticated
+/// connections.
+///
+/// Differs from Python: a TCP listener refuses to start without an authkey
+/// (Python allows an unauthenticated TCP listener), and a Unix socket is
+/// created with mode 0600.
+class Listener {
+public:
+    Listener() = default;
+    Listener(const Address& address, std::optional<std::string> authkey = std::nullopt,
+             int backlog = 128)
+        : authkey_(std::move(authkey)) {
+        boost::system::error_code ec;
+        if (address.is_unix()) {
+            boost::asio::local::stream_protocol::acceptor a(detail::io());
+            boost::asio::local::stream_protocol::endpoint ep(address.path());
+            a.open(ep.protocol(), ec);
+            mode_t old = ::umask(0177);  // socket file 0600
+            if (!ec) a.bind(ep, ec);
+            ::umask(old);
+            if (!ec) a.listen(backlog, ec);
+            if (ec) throw ConnectionError("cannot listen on " + address.str() + ": " + ec.message());
+            fd_ = a.release();
+            address_ = address;
+            unlink_on_close_ = true;
+        } else if (address.is_tcp()) {
+            if (!authkey_ || authkey_->empty())
+                throw ValueError("a TCP listener needs a non-empty authkey");
+            boost::asio::ip::tcp::resolver r(detail::io());
+            auto eps = r.resolve(address.host(), std::to_string(address.port()),
+                                 boost::asio::ip::resolver_base::passive, ec);
+            if (ec || eps.empty())
+                throw ConnectionError("cannot resolve " + address.str() + ": " + ec.message());
+            auto ep = eps.begin()->endpoint();
+            boost::asio::ip::tcp::acceptor a(detail::io());
+            a.open(ep.protocol(), ec);
+            if (!ec) a.set_option(boost::asio::socket_base::reuse_address(true), ec);
+            if (!ec) a.bind(ep, ec);
+            if (!ec) a.listen(backlog, ec);
+            if (ec) throw ConnectionError("cannot listen on " + address.str() + ": " + ec.message());
+            auto bound = a.local_endpoint();
+            fd_ = a.release();
+            // Report the real port when 0 asked for any free one.
+            address_ = Address(address.host(), bound.port());
+        } else {
+            throw ValueError("Listener needs an address");
+        }
+        detail::set_cloexec(fd_);
+    }
+    ~Listener() { close(); }
+    Listener(const Listener&) = delete;
+    Listener& operator=(const Listener&) = delete;
+    Listener(Listener&& o) noexcept { *this = std::move(o); }
+    Listener& operator=(Listener&& o) noexcept {
+        if (this != &o) {
+            close();
+            fd_ = std::exchange(o.fd_, -1);
+            address_ = std::move(o.address_);
+            authkey_ = std::move(o.authkey_);
+            unlink_on_close_ = std::exchange(o.unlink_on_close_, false);
+        }
+        return *this;
+    }
+
+    const Address& address() const { return address_; }
+    int fileno() const { return fd_; }
+
+    /// Accepts one connection without authenticating it (the caller runs
+    /// the handshake, in its own thread, so a slow peer cannot stall accept).
+    Connection accept_raw(std::size_t max_frame = default_max_frame) {
+        for (;;) {
+            int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (c >= 0) {
+                if (address_.is_tcp()) detail::tune_tcp(c);
+                return Connection(c, max_frame);
+            }
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            throw detail::sys_error("accept");
+        }
+    }
+
+    /// Python's accept(): the next connection, authenticated if an authkey
+    /// was given.
+    Connection accept() {
+        Connection c = accept_raw();
+        if (authkey_) {
+            c.set_timeout(10.0);
+            deliver_challenge(c, *authkey_);
+            answer_challenge(c, *authkey_);
+            c.set_timeout(std::nullopt);
+        }
+        return c;
+    }
+
+    /// Closes the socket and removes a Unix socket file.
+    void close() {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+        if (unlink_on_close_) ::unlink(address_.path().c_str());
+        unlink_on_close_ = false;
+    }
+    /// Closes without unlinking: for a forked child that does not own it.
+    void abandon() {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+        unlink_on_close_ = false;
+    }
+
+private:
+    int fd_ = -1;
+    Address address_;
+    std::optional<std::string> authkey_;
+    bool unlink_on_close_ = false;
+};
+
+/// Python's Client(address, authkey): connects and, with an authkey, runs
+/// the mutual challenge.
+inline Connection Client(const Address& address, std::optional<std::string> authkey = std::nullopt,
+                         std::size_t max_frame = default_max_frame) {
+    Connection c(detail::connect_fd(address), max_frame);
+    if (authkey) {
+        c.set_timeout(10.0);
+        answer_challenge(c, *authkey);
+        deliver_challenge(c, *authkey);
+        c.set_timeout(std::nullopt);
+    }
+    return c;
+}
+
+/// Python's Pipe(): two connected Connections (always duplex here).
+inline std::pair<Connection, Connection> Pipe() {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw detail::sys_error("socketpair");
+    return {Connection(sv[0]), Connection(sv[1])};
+}
+
+}  // namespace multiprocessing::connection

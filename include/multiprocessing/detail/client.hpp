@@ -1,0 +1,498 @@
+// The client side of every manager: one endpoint per server address, one
+// connection per thread (pooled, reused for every call), and a table of the
+// objects this process references.
+//
+// Reference counting is per process, not per proxy: copying a proxy only
+// bumps a local shared_ptr, and the server hears one incref when a process
+// first holds an object and one decref when it lets go of it.  The server
+// ties those references to the process's session, so when the process ends
+// in any way (its sockets close) the server releases them.  Connections stay
+// open until the process exits, so a thread ending drops nothing.
+#pragma once
+
+#include "multiprocessing/connection.hpp"
+#include "multiprocessing/detail/fork.hpp"
+#include "multiprocessing/detail/protocol.hpp"
+#include "multiprocessing/process.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace multiprocessing::managers::detail {
+
+class endpoint;
+
+/// One object this process references; shared by all its proxies here.
+struct ref_entry {
+    endpoint* ep = nullptr;
+    Token token;
+    std::int64_t server_refs = 0;  // references the server counts for this process
+    unsigned epoch = 0;            // endpoint epoch it was made in
+    ~ref_entry();
+};
+
+struct client_connection {
+    connection::Connection conn;
+    std::vector<char> obuf;
+    std::uint64_t next_id = 1;
+    unsigned epoch = 0;
+    unsigned generation = 0;
+};
+
+inline std::uint64_t new_session_id() {
+    std::uint64_t v = 0;
+    auto r = connection::detail::random_bytes(sizeof v);
+    std::memcpy(&v, r.data(), sizeof v);
+    return v | 1;  // never 0
+}
+
+class client_state;
+
+/// A server this process talks to.  Never destroyed (proxies may outlive
+/// everything else), only reset when its manager shuts down or restarts.
+class endpoint {
+public:
+    endpoint(connection::Address a, std::string key, std::size_t max_frame)
+        : address_(std::move(a)), authkey_(std::move(key)), max_frame_(max_frame) {}
+
+    const connection::Address& address() const { return address_; }
+    const std::string& authkey() const { return authkey_; }
+    void set_authkey(std::string k) { authkey_ = std::move(k); }
+    void set_max_frame(std::size_t n) { max_frame_ = n; }
+    unsigned epoch() const { return epoch_.load(std::memory_order_acquire); }
+    bool dead() const { return dead_.load(std::memory_order_acquire); }
+
+    /// This thread's connection, made (or taken from the pool) on first use.
+    client_connection& thread_connection() {
+        unsigned gen = multiprocessing::detail::fork_state::instance().generation();
+        unsigned ep = epoch();
+        auto& slots = tls().slots;
+        for (auto& s : slots) {
+            if (s.ep != this) continue;
+            if (s.c && s.c->generation == gen && s.c->epoch == ep) return *s.c;
+            discard(std::move(s.c));
+            s.c = take_connection();
+            return *s.c;
+        }
+        slots.push_back({this, take_connection()});
+        return *slots.back().c;
+    }
+
+    /// Forgets this thread's connection after it failed.
+    void drop_thread_connection() {
+        for (auto& s : tls().slots)
+            if (s.ep == this && s.c) discard(std::move(s.c));
+    }
+
+    /// Sends c.obuf and returns the reply body; a server-side error is
+    /// re-thrown here.  A broken connection is closed and reported as
+    /// ConnectionError naming the server.
+    std::pair<const char*, std::size_t> roundtrip(client_connection& c) {
+        std::uint64_t rid;
+        std::memcpy(&rid, c.obuf.data() + connection::Connection::header_room + 8, sizeof rid);
+        std::pair<const char*, std::size_t> f;
+        try {
+            c.conn.send_frame(c.obuf);
+            f = c.conn.recv_frame(max_frame_);
+        } catch (const ConnectionError& e) {
+            c.conn.close();
+            throw lost(e.what());
+        } catch (const ProcessError& e) {
+            c.conn.close();
+            throw lost(e.what());
+        }
+        if (f.second < sizeof(ReplyHeader)) {
+            c.conn.close();
+            throw lost("short reply");
+        }
+        ReplyHeader h;
+        std::memcpy(&h, f.first, sizeof h);
+        if (h.request_id != rid) {
+            c.conn.close();
+            throw lost("reply does not match the request");
+        }
+        reader body{f.first + sizeof h, f.second - sizeof h};
+        if (h.status != static_cast<std::uint8_t>(status::ok)) throw_error(body);
+        return {body.p, body.n};
+    }
+
+    /// A call on this thread's connection.  build(buf, request_id) writes
+    /// the request; returns the reply body view (valid until the next call
+    /// on this thread).
+    template <class Build>
+    std::pair<const char*, std::size_t> call(Build&& build) {
+        client_connection& c = thread_connection();
+        build(c.obuf, c.next_id++);
+        try {
+            return roundtrip(c);
+        } catch (const ConnectionError&) {
+            drop_thread_connection();
+            throw;
+        }
+    }
+
+    /// Holds a reference for token's object in this process, asking the
+    /// server for one only if this process holds none yet.
+    std::shared_ptr<ref_entry> acquire(const Token& t) {
+        std::lock_guard<std::recursive_mutex> g(mu_);
+        attach_locked();
+        if (auto e = find_locked(t.id)) return e;
+        std::vector<char>& buf = control().obuf;
+        begin_request(buf, kind::incref, control().next_id++, 0, 0);
+        put_pod(buf, t.id);
+        control_roundtrip();
+        auto e = make_entry(t);
+        e->server_refs = 1;
+        return e;
+    }
+
+    /// Takes over a reference the server already counted for this process
+    /// (objects returned by create() or by methods returning shared_ptr).
+    std::shared_ptr<ref_entry> adopt(const Token& t) {
+        std::lock_guard<std::recursive_mutex> g(mu_);
+        attach_locked();
+        auto e = find_locked(t.id);
+        if (!e) e = make_entry(t);
+        e->server_refs += 1;
+        return e;
+    }
+
+    /// Python's create: a new shared object; the reply's reference is ours.
+    template <class Body>
+    std::shared_ptr<ref_entry> create(const std::string& typeid_, std::uint64_t fingerprint,
+                                      std::uint64_t ctor_sig, Body&& body) {
+        std::lock_guard<std::recursive_mutex> g(mu_);
+        attach_locked();
+        client_connection& c = control();
+        begin_request(c.obuf, kind::create, c.next_id++, fingerprint, ctor_sig, typeid_.data(), typeid_.size());
+        body(c.obuf);
+        auto r = control_roundtrip();
+        reader rd{r.first, r.second};
+        Token t{typeid_, address_, rd.pod<std::uint64_t>()};
+        auto e = find_locked(t.id);
+        if (!e) e = make_entry(t);
+        e->server_refs += 1;
+        return e;
+    }
+
+    /// A request with no object (number_of_objects, debug_info, shutdown...).
+    std::string simple(kind k) {
+        std::lock_guard<std::recursive_mutex> g(mu_);
+        attach_locked();
+        client_connection& c = control();
+        begin_request(c.obuf, k, c.next_id++, 0, 0);
+        auto r = control_roundtrip();
+        return std::string(r.first, r.second);
+    }
+
+    /// Drops a reference: called when the last proxy of an object in this
+    /// process is destroyed.  Never throws (it runs in destructors).
+    void release(ref_entry* e) noexcept {
+        try {
+            std::lock_guard<std::recursive_mutex> g(mu_);
+            auto it = refs_.find(e->token.id);
+            if (it != refs_.end() && it->second.expired()) refs_.erase(it);
+            if (e->server_refs <= 0 || e->epoch != epoch() || dead()) return;
+            if (attached_generation_ != multiprocessing::detail::fork_state::instance().generation())
+                return;  // a forked child that never attached holds nothing
+            client_connection& c = control();
+            begin_request(c.obuf, kind::decref, c.next_id++, 0, 0);
+            put_pod(c.obuf, e->token.id);
+            put_pod(c.obuf, e->server_refs);
+            e->server_refs = 0;
+            control_roundtrip();
+        } catch (...) {
+            // The server is gone or unreachable; it has released everything already.
+        }
+    }
+
+    /// Makes sure this process (a forked child, possibly) holds its own
+    /// server references for every proxy it inherited.  Returns false if
+    /// the server could not be reached.
+    bool attach() {
+        std::lock_guard<std::recursive_mutex> g(mu_);
+        try {
+            attach_locked();
+            return true;
+        } catch (...) {
+            return false;
+        }
+    }
+
+    bool has_live_refs() {
+        std::lock_guard<std::recursive_mutex> g(mu_);
+        for (auto& kv : refs_)
+            if (!kv.second.expired()) return true;
+        return false;
+    }
+
+    /// The server was shut down (or a new one took this address): every
+    /// connection and reference made so far is void.
+    void reset(bool dead) {
+        std::lock_guard<std::recursive_mutex> g(mu_);
+        epoch_.fetch_add(1, std::memory_order_acq_rel);
+        dead_.store(dead, std::memory_order_release);
+        control_.reset();
+        refs_.clear();
+        std::lock_guard<std::mutex> p(pool_mu_);
+        pool_.clear();
+    }
+
+    // fork handling, called from the atfork hooks of client_state
+    void fork_prepare() { mu_.lock(); pool_mu_.lock(); }
+    void fork_parent() { pool_mu_.unlock(); mu_.unlock(); }
+    void fork_child() {
+        // Close our copies of the parent's sockets (so the server sees EOF
+        // when the parent dies) without touching the parent's use of them.
+        for (int fd : fds_) ::close(fd);
+        fds_.clear();
+        for (auto& c : pool_) c->conn.abandon();
+        pool_.clear();
+        if (control_) control_->conn.abandon();
+        control_.reset();
+        for (auto& kv : refs_)
+            if (auto e = kv.second.lock()) e->server_refs = 0;
+        // The child's thread has a new tid, so a recursive mutex locked in
+        // prepare cannot be unlocked here: make fresh ones instead.
+        new (&pool_mu_) std::mutex;
+        new (&mu_) std::recursive_mutex;
+    }
+
+    void forget_fd(int fd) {
+        std::lock_guard<std::mutex> p(pool_mu_);
+        for (auto it = fds_.begin(); it != fds_.end(); ++it)
+            if (*it == fd) { fds_.erase(it); break; }
+    }
+
+private:
+    struct slot {
+        endpoint* ep;
+        std::unique_ptr<client_connection> c;
+    };
+    struct thread_slots {
+        std::vector<slot> slots;
+        ~thread_slots() {
+            // A thread's connection goes back to the pool, not away: its
+            // process still holds references through the session.
+            for (auto& s : slots)
+                if (s.c) s.ep->give_back(std::move(s.c));
+        }
+    };
+    static thread_slots& tls() {
+        static thread_local thread_slots t;
+        return t;
+    }
+
+    ConnectionError lost(const std::string& why) const {
+        return ConnectionError("lost connection to the manager at " + address_.str() + ": " + why);
+    }
+
+    std::unique_ptr<client_connection> connect_new();
+
+    std::unique_ptr<client_connection> take_connection() {
+        {
+            std::lock_guard<std::mutex> p(pool_mu_);
+            unsigned gen = multiprocessing::detail::fork_state::instance().generation();
+            while (!pool_.empty()) {
+                auto c = std::move(pool_.back());
+                pool_.pop_back();
+                if (c->epoch == epoch() && c->generation == gen && !c->conn.closed()) return c;
+            }
+        }
+        if (dead()) throw ConnectionError("the manager at " + address_.str() + " has shut down");
+        attach();
+        return connect_new();
+    }
+
+    void give_back(std::unique_ptr<client_connection> c) {
+        if (c->generation != multiprocessing::detail::fork_state::instance().generation()) {
+            c->conn.abandon();
+            return;
+        }
+        std::lock_guard<std::mutex> p(pool_mu_);
+        if (c->epoch == epoch() && !c->conn.closed()) pool_.push_back(std::move(c));
+    }
+
+    void discard(std::unique_ptr<client_connection> c) {
+        if (!c) return;
+        if (c->generation != multiprocessing::detail::fork_state::instance().generation()) {
+            c->conn.abandon();  // fork_child closed it already
+            return;
+        }
+        forget_fd(c->conn.fileno());
+        c->conn.close();
+    }
+
+    client_connection& control() {
+        unsigned gen = multiprocessing::detail::fork_state::instance().generation();
+        if (!control_ || control_->conn.closed() || control_->epoch != epoch() || control_->generation != gen) {
+            if (control_) discard(std::move(control_));
+            if (dead()) throw ConnectionError("the manager at " + address_.str() + " has shut down");
+            control_ = connect_new();
+        }
+        return *control_;
+    }
+
+    std::pair<const char*, std::size_t> control_roundtrip() {
+        try {
+            return roundtrip(*control_);
+        } catch (const ConnectionError&) {
+            discard(std::move(control_));
+            throw;
+        }
+    }
+
+    std::shared_ptr<ref_entry> find_locked(std::uint64_t id) {
+        auto it = refs_.find(id);
+        return it == refs_.end() ? nullptr : it->second.lock();
+    }
+
+    std::shared_ptr<ref_entry> make_entry(const Token& t) {
+        auto e = std::make_shared<ref_entry>();
+        e->ep = this;
+        e->token = t;
+        e->epoch = epoch();
+        refs_[t.id] = e;
+        return e;
+    }
+
+    // In a new fork generation, takes this process's own reference on every
+    // object it inherited proxies for, in one round trip.
+    void attach_locked() {
+        unsigned gen = multiprocessing::detail::fork_state::instance().generation();
+        if (attached_generation_ == gen) return;
+        std::vector<std::shared_ptr<ref_entry>> live;
+        for (auto it = refs_.begin(); it != refs_.end();) {
+            if (auto e = it->second.lock()) { live.push_back(std::move(e)); ++it; }
+            else it = refs_.erase(it);
+        }
+        attached_generation_ = gen;
+        if (live.empty() || dead()) return;
+        client_connection& c = control();
+        begin_request(c.obuf, kind::incref, c.next_id++, 0, 1 /* tolerate missing */);
+        for (auto& e : live) put_pod(c.obuf, e->token.id);
+        auto r = control_roundtrip();
+        reader rd{r.first, r.second};
+        for (auto& e : live) e->server_refs = rd.pod<std::uint8_t>() ? 1 : 0;
+    }
+
+    connection::Address address_;
+    std::string authkey_;
+    std::size_t max_frame_;
+    std::atomic<unsigned> epoch_{0};
+    std::atomic<bool> dead_{false};
+
+    std::recursive_mutex mu_;  // refs_, control_, attached_generation_
+    std::unique_ptr<client_connection> control_;
+    std::unordered_map<std::uint64_t, std::weak_ptr<ref_entry>> refs_;
+    unsigned attached_generation_ = 0;
+
+    std::mutex pool_mu_;  // pool_, fds_
+    std::vector<std::unique_ptr<client_connection>> pool_;
+    std::vector<int> fds_;
+};
+
+/// Every endpoint of this process, plus its session id.
+class client_state {
+public:
+    static client_state& instance() {
+        static client_state* s = new client_state;  // leaked: proxies may die during exit
+        return *s;
+    }
+
+    std::uint64_t session_id() const { return session_id_; }
+
+    /// The endpoint for address; authkey (if given) replaces the one it had.
+    endpoint& get(const connection::Address& a, const std::string* authkey = nullptr,
+                  std::size_t max_frame = connection::default_max_frame) {
+        std::lock_guard<std::mutex> g(mu_);
+        std::string key = a.str();
+        auto it = endpoints_.find(key);
+        if (it == endpoints_.end()) {
+            std::string k = authkey ? *authkey : multiprocessing::current_process().authkey();
+            it = endpoints_.emplace(key, new endpoint(a, k, max_frame)).first;
+        } else {
+            if (authkey) it->second->set_authkey(*authkey);
+            it->second->set_max_frame(max_frame);
+        }
+        return *it->second;
+    }
+
+    /// Whether a new child must re-register inherited proxies before its
+    /// parent may go on (see Process::start).
+    bool any_live_refs() {
+        std::lock_guard<std::mutex> g(mu_);
+        for (auto& kv : endpoints_)
+            if (kv.second->has_live_refs()) return true;
+        return false;
+    }
+
+    void attach_all() {
+        std::vector<endpoint*> eps;
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            for (auto& kv : endpoints_) eps.push_back(kv.second);
+        }
+        for (auto* e : eps)
+            if (e->has_live_refs()) e->attach();
+    }
+
+private:
+    client_state() : session_id_(new_session_id()) {
+        auto& fs = multiprocessing::detail::fork_state::instance();
+        fs.add({[this] {
+                    mu_.lock();
+                    for (auto& kv : endpoints_) kv.second->fork_prepare();
+                },
+                [this] {
+                    for (auto& kv : endpoints_) kv.second->fork_parent();
+                    mu_.unlock();
+                },
+                [this] {
+                    session_id_ = new_session_id();
+                    for (auto& kv : endpoints_) kv.second->fork_child();
+                    new (&mu_) std::mutex;
+                }});
+        auto& hooks = multiprocessing::detail::child_hooks::instance();
+        hooks.child_needs_sync = [this] { return any_live_refs(); };
+        hooks.in_child = [this] { attach_all(); };
+    }
+
+    std::mutex mu_;
+    std::unordered_map<std::string, endpoint*> endpoints_;
+    std::uint64_t session_id_;
+};
+
+inline std::unique_ptr<client_connection> endpoint::connect_new() {
+    auto c = std::make_unique<client_connection>();
+    c->epoch = epoch();
+    c->generation = multiprocessing::detail::fork_state::instance().generation();
+    try {
+        c->conn = connection::Client(address_, authkey_, max_frame_);
+    } catch (const AuthenticationError&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw ConnectionError("cannot reach the manager at " + address_.str() + ": " + e.what());
+    }
+    {
+        std::lock_guard<std::mutex> p(pool_mu_);
+        fds_.push_back(c->conn.fileno());
+    }
+    auto& cs = client_state::instance();
+    std::uint64_t sig = (std::uint64_t(protocol_version) << 32) | std::uint32_t(::getpid());
+    begin_request(c->obuf, kind::hello, c->next_id++, cs.session_id(), sig);
+    roundtrip(*c);
+    return c;
+}
+
+inline ref_entry::~ref_entry() {
+    if (ep) ep->release(this);
+}
+
+}  // namespace multiprocessing::managers::detail

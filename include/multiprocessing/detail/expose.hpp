@@ -1,0 +1,120 @@
+// MP_EXPOSE and MP_PROXY: declare which methods of a class a proxy exposes.
+//
+// Python lists exposed method names at register() time and checks calls at
+// run time; here the list makes a proxy class whose member functions have
+// those names, so calling a method that is not exposed, or with arguments
+// that do not convert to its parameters, fails to compile.
+//
+// Limits: up to 32 methods; an overloaded method name cannot be exposed
+// (its address is ambiguous); use MP_PROXY for several proxies of one class.
+#pragma once
+
+#include <tuple>
+#include <utility>
+
+#define MP_DETAIL_EXPAND(x) x
+
+#define MP_DETAIL_FE_1(M, T, x) M(T, x)
+#define MP_DETAIL_FE_2(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_1(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_3(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_2(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_4(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_3(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_5(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_4(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_6(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_5(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_7(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_6(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_8(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_7(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_9(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_8(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_10(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_9(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_11(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_10(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_12(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_11(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_13(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_12(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_14(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_13(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_15(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_14(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_16(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_15(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_17(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_16(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_18(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_17(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_19(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_18(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_20(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_19(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_21(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_20(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_22(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_21(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_23(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_22(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_24(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_23(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_25(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_24(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_26(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_25(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_27(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_26(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_28(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_27(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_29(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_28(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_30(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_29(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_31(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_30(M, T, __VA_ARGS__))
+#define MP_DETAIL_FE_32(M, T, x, ...) M(T, x) MP_DETAIL_EXPAND(MP_DETAIL_FE_31(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_1(M, T, x) M(T, x)
+#define MP_DETAIL_FL_2(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_1(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_3(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_2(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_4(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_3(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_5(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_4(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_6(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_5(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_7(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_6(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_8(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_7(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_9(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_8(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_10(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_9(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_11(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_10(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_12(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_11(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_13(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_12(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_14(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_13(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_15(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_14(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_16(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_15(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_17(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_16(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_18(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_17(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_19(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_18(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_20(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_19(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_21(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_20(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_22(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_21(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_23(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_22(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_24(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_23(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_25(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_24(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_26(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_25(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_27(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_26(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_28(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_27(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_29(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_28(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_30(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_29(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_31(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_30(M, T, __VA_ARGS__))
+#define MP_DETAIL_FL_32(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_31(M, T, __VA_ARGS__))
+#define MP_DETAIL_PICK(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30, _31, _32, NAME, ...) NAME
+#define MP_DETAIL_FOR_EACH(M, T, ...) MP_DETAIL_EXPAND(MP_DETAIL_PICK(__VA_ARGS__, MP_DETAIL_FE_32, MP_DETAIL_FE_31, MP_DETAIL_FE_30, MP_DETAIL_FE_29, MP_DETAIL_FE_28, MP_DETAIL_FE_27, MP_DETAIL_FE_26, MP_DETAIL_FE_25, MP_DETAIL_FE_24, MP_DETAIL_FE_23, MP_DETAIL_FE_22, MP_DETAIL_FE_21, MP_DETAIL_FE_20, MP_DETAIL_FE_19, MP_DETAIL_FE_18, MP_DETAIL_FE_17, MP_DETAIL_FE_16, MP_DETAIL_FE_15, MP_DETAIL_FE_14, MP_DETAIL_FE_13, MP_DETAIL_FE_12, MP_DETAIL_FE_11, MP_DETAIL_FE_10, MP_DETAIL_FE_9, MP_DETAIL_FE_8, MP_DETAIL_FE_7, MP_DETAIL_FE_6, MP_DETAIL_FE_5, MP_DETAIL_FE_4, MP_DETAIL_FE_3, MP_DETAIL_FE_2, MP_DETAIL_FE_1)(M, T, __VA_ARGS__))
+#define MP_DETAIL_FOR_LIST(M, T, ...) MP_DETAIL_EXPAND(MP_DETAIL_PICK(__VA_ARGS__, MP_DETAIL_FL_32, MP_DETAIL_FL_31, MP_DETAIL_FL_30, MP_DETAIL_FL_29, MP_DETAIL_FL_28, MP_DETAIL_FL_27, MP_DETAIL_FL_26, MP_DETAIL_FL_25, MP_DETAIL_FL_24, MP_DETAIL_FL_23, MP_DETAIL_FL_22, MP_DETAIL_FL_21, MP_DETAIL_FL_20, MP_DETAIL_FL_19, MP_DETAIL_FL_18, MP_DETAIL_FL_17, MP_DETAIL_FL_16, MP_DETAIL_FL_15, MP_DETAIL_FL_14, MP_DETAIL_FL_13, MP_DETAIL_FL_12, MP_DETAIL_FL_11, MP_DETAIL_FL_10, MP_DETAIL_FL_9, MP_DETAIL_FL_8, MP_DETAIL_FL_7, MP_DETAIL_FL_6, MP_DETAIL_FL_5, MP_DETAIL_FL_4, MP_DETAIL_FL_3, MP_DETAIL_FL_2, MP_DETAIL_FL_1)(M, T, __VA_ARGS__))
+
+#define MP_DETAIL_PROXY_METHOD(T, name)                                                      \
+    template <class... MpArgs>                                                               \
+    decltype(auto) name(MpArgs&&... mp_args) const {                                         \
+        return this->template _call_exposed_<&T::name>(#name, std::forward<MpArgs>(mp_args)...); \
+    }
+#define MP_DETAIL_METHOD_DESC(T, name) ::multiprocessing::managers::detail::method_desc<&T::name>{#name}
+
+#define MP_DETAIL_PROXY_BODY(T, ...)                                                         \
+    MP_DETAIL_FOR_EACH(MP_DETAIL_PROXY_METHOD, T, __VA_ARGS__)                               \
+    static auto _exposed_() {                                                                \
+        return std::make_tuple(MP_DETAIL_FOR_LIST(MP_DETAIL_METHOD_DESC, T, __VA_ARGS__));   \
+    }
+
+/// Exposes methods of class T through Proxy<T> (Python's `exposed=`).
+/// Use at global scope, after T is complete:  MP_EXPOSE(Counter, increment, value)
+#define MP_EXPOSE(T, ...)                                                                    \
+    namespace multiprocessing {                                                              \
+    namespace managers {                                                                     \
+    template <>                                                                              \
+    class Proxy<T> : public ProxyBase<T> {                                                   \
+    public:                                                                                  \
+        using ProxyBase<T>::ProxyBase;                                                       \
+        MP_DETAIL_PROXY_BODY(T, __VA_ARGS__)                                                 \
+    };                                                                                       \
+    }                                                                                        \
+    }
+
+/// Defines a named proxy class exposing some methods of T (Python's
+/// `proxytype=` with its own `_exposed_`).  Register it with
+/// register_type<T, Name>(typeid).  Usable in any namespace.
+#define MP_PROXY(Name, T, ...)                                                               \
+    class Name : public ::multiprocessing::managers::ProxyBase<T> {                          \
+    public:                                                                                  \
+        using ::multiprocessing::managers::ProxyBase<T>::ProxyBase;                          \
+        MP_DETAIL_PROXY_BODY(T, __VA_ARGS__)                                                 \
+    }

@@ -1,0 +1,263 @@
+// The manager protocol: fixed binary headers around Boost archives, and the
+// codec that carries exceptions across processes.
+//
+// Request:  RequestHeader, name bytes, body (archive or raw ints).
+// Reply:    ReplyHeader, body (archive on success, error record on failure).
+// Headers are native-endian: both ends must share an architecture, as they
+// must for Boost binary archives anyway.
+#pragma once
+
+#include "multiprocessing/connection.hpp"
+#include "multiprocessing/detail/demangle.hpp"
+#include "multiprocessing/exceptions.hpp"
+
+#include <boost/serialization/string.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <typeindex>
+#include <unordered_map>
+#include <vector>
+
+namespace multiprocessing::managers {
+
+/// Python's Token: names one shared object (typeid, server address, id).
+/// `typeid` is a C++ keyword, hence `typeid_`.
+struct Token {
+    std::string typeid_;
+    connection::Address address;
+    std::uint64_t id = 0;
+
+    template <class Ar>
+    void serialize(Ar& ar, unsigned) { ar & typeid_ & address & id; }
+    friend bool operator==(const Token& a, const Token& b) {
+        return a.id == b.id && a.address == b.address && a.typeid_ == b.typeid_;
+    }
+};
+
+/// Python's RemoteError: an exception raised in the server whose type the
+/// caller cannot rebuild (or a protocol-level failure such as calling a
+/// method that is not exposed).  Carries the server-side type name and
+/// message; what() is laid out like Python's, between two rules.
+class RemoteError : public std::runtime_error {
+public:
+    RemoteError(std::string type_name, std::string message)
+        : std::runtime_error(format(type_name, message)),
+          type_name_(std::move(type_name)),
+          message_(std::move(message)) {}
+    const std::string& type_name() const { return type_name_; }
+    const std::string& message() const { return message_; }
+
+private:
+    static std::string format(const std::string& t, const std::string& m) {
+        std::string rule(75, '-');
+        return "\n" + rule + "\n" + t + ": " + m + "\n" + rule;
+    }
+    std::string type_name_, message_;
+};
+
+}  // namespace multiprocessing::managers
+
+namespace multiprocessing::managers::detail {
+
+/// Bumped whenever the wire format changes; checked in HELLO.
+constexpr std::uint32_t protocol_version = 1;
+
+enum class kind : std::uint8_t {
+    hello = 1,      // id = session, sig = (version << 32) | pid
+    call = 2,       // id = object, sig = signature hash, name = method
+    create = 3,     // id = registration fingerprint, sig = constructor hash, name = typeid
+    incref = 4,     // body = n x u64 ids
+    decref = 5,     // body = n x (u64 id, i64 count)
+    number_of_objects = 6,
+    debug_info = 7,
+    shutdown = 8,
+    dummy = 9,
+};
+
+struct RequestHeader {
+    std::uint8_t kind;
+    std::uint8_t flags;
+    std::uint16_t name_len;
+    std::uint32_t reserved;
+    std::uint64_t request_id;
+    std::uint64_t id;
+    std::uint64_t sig;
+};
+static_assert(sizeof(RequestHeader) == 32, "request header layout");
+
+enum class status : std::uint8_t { ok = 0, error = 1 };
+
+struct ReplyHeader {
+    std::uint8_t status;
+    std::uint8_t reserved[7];
+    std::uint64_t request_id;
+};
+static_assert(sizeof(ReplyHeader) == 16, "reply header layout");
+
+inline void put_raw(std::vector<char>& buf, const void* p, std::size_t n) {
+    const char* c = static_cast<const char*>(p);
+    buf.insert(buf.end(), c, c + n);
+}
+
+template <class T>
+void put_pod(std::vector<char>& buf, const T& v) { put_raw(buf, &v, sizeof v); }
+
+/// Reads PODs from a received body, refusing to run past its end.
+struct reader {
+    const char* p;
+    std::size_t n;
+    template <class T>
+    T pod() {
+        if (n < sizeof(T)) throw ProcessError("truncated message");
+        T v;
+        std::memcpy(&v, p, sizeof v);
+        p += sizeof v;
+        n -= sizeof v;
+        return v;
+    }
+    std::string str() {
+        auto len = pod<std::uint32_t>();
+        if (len > n) throw ProcessError("truncated message");
+        std::string s(p, len);
+        p += len;
+        n -= len;
+        return s;
+    }
+};
+
+inline void put_str(std::vector<char>& buf, const std::string& s) {
+    put_pod(buf, static_cast<std::uint32_t>(s.size()));
+    put_raw(buf, s.data(), s.size());
+}
+
+inline void begin_request(std::vector<char>& buf, kind k, std::uint64_t request_id, std::uint64_t id,
+                          std::uint64_t sig, const char* name = "", std::size_t name_len = 0) {
+    connection::Connection::begin_frame(buf);
+    RequestHeader h{static_cast<std::uint8_t>(k), 0, static_cast<std::uint16_t>(name_len), 0,
+                    request_id, id, sig};
+    put_pod(buf, h);
+    put_raw(buf, name, name_len);
+}
+
+inline void begin_reply(std::vector<char>& buf, status s, std::uint64_t request_id) {
+    connection::Connection::begin_frame(buf);
+    ReplyHeader h{static_cast<std::uint8_t>(s), {}, request_id};
+    put_pod(buf, h);
+}
+
+// ---- exceptions across processes ----
+
+/// Exception types rebuilt by name on the receiving side: the library's own
+/// and the standard ones.  Anything else becomes RemoteError.
+class exception_table {
+public:
+    static exception_table& instance() {
+        static exception_table* t = new exception_table;
+        return *t;
+    }
+
+    template <class E>
+    void add() {
+        std::lock_guard<std::mutex> g(mu_);
+        auto name = detail_name<E>();
+        by_type_[std::type_index(typeid(E))] = name;
+        throwers_[name] = [](const std::string& m) { throw E(m); };
+    }
+
+    /// The wire name of e's exact dynamic type, or "" if it is not rebuilt.
+    std::string name_of(const std::exception& e) {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = by_type_.find(std::type_index(typeid(e)));
+        return it == by_type_.end() ? std::string() : it->second;
+    }
+
+    [[noreturn]] void rethrow(const std::string& type, const std::string& message) {
+        std::function<void(const std::string&)> f;
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            auto it = throwers_.find(type);
+            if (it != throwers_.end()) f = it->second;
+        }
+        if (f) f(message);
+        throw RemoteError(type, message);
+    }
+
+private:
+    template <class E>
+    static std::string detail_name() { return multiprocessing::detail::type_name<E>(); }
+
+    exception_table() {
+        add<std::logic_error>();
+        add<std::invalid_argument>();
+        add<std::domain_error>();
+        add<std::length_error>();
+        add<std::out_of_range>();
+        add<std::runtime_error>();
+        add<std::range_error>();
+        add<std::overflow_error>();
+        add<std::underflow_error>();
+        add<ProcessError>();
+        add<BufferTooShort>();
+        add<AuthenticationError>();
+        add<TimeoutError>();
+        add<ConnectionError>();
+        add<EOFError>();
+        add<TypeError>();
+        add<ValueError>();
+        add<KeyError>();
+        add<IndexError>();
+        add<NotImplementedError>();
+        add<StopIteration>();
+        by_type_[std::type_index(typeid(std::exception))] = "std::exception";
+        throwers_["std::exception"] = [](const std::string& m) { throw RemoteError("std::exception", m); };
+    }
+
+    std::mutex mu_;
+    std::unordered_map<std::type_index, std::string> by_type_;
+    std::unordered_map<std::string, std::function<void(const std::string&)>> throwers_;
+};
+
+/// Error record: u8 rebuild flag, type name, message.
+inline void put_error(std::vector<char>& buf, std::uint64_t request_id, bool rebuild,
+                      const std::string& type, const std::string& message) {
+    begin_reply(buf, status::error, request_id);
+    put_pod(buf, static_cast<std::uint8_t>(rebuild));
+    put_str(buf, type);
+    put_str(buf, message);
+}
+
+inline void put_exception(std::vector<char>& buf, std::uint64_t request_id, const std::exception& e) {
+    if (auto* r = dynamic_cast<const RemoteError*>(&e)) {
+        put_error(buf, request_id, false, r->type_name(), r->message());
+        return;
+    }
+    std::string name = exception_table::instance().name_of(e);
+    if (name.empty())
+        put_error(buf, request_id, false, multiprocessing::detail::demangle(typeid(e).name()), e.what());
+    else
+        put_error(buf, request_id, true, name, e.what());
+}
+
+[[noreturn]] inline void throw_error(reader r) {
+    bool rebuild = r.pod<std::uint8_t>() != 0;
+    std::string type = r.str();
+    std::string message = r.str();
+    if (rebuild) exception_table::instance().rethrow(type, message);
+    throw RemoteError(type, message);
+}
+
+}  // namespace multiprocessing::managers::detail
+
+namespace multiprocessing::managers {
+
+/// Lets an exception type of your own cross the process boundary as itself
+/// (it must be constructible from a std::string).  Python pickles any
+/// exception; C++ needs the type named once.  Call it in both programs.
+template <class E>
+void register_exception() { detail::exception_table::instance().add<E>(); }
+
+}  // namespace multiprocessing::managers

@@ -1,0 +1,503 @@
+// What a manager knows about its registered types: for each typeid, how to
+// make the object, which methods are exposed, and how to invoke each one
+// from a received request.
+//
+// Every method and constructor has a signature hash (of its result and
+// parameter types) that travels with each request, so a client built with a
+// different definition gets a clear error instead of a misparsed archive.
+#pragma once
+
+#include "multiprocessing/detail/archive.hpp"
+#include "multiprocessing/detail/demangle.hpp"
+#include "multiprocessing/detail/protocol.hpp"
+
+#include <boost/serialization/string.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <deque>
+#include <list>
+#include <map>
+#include <optional>
+#include <set>
+#include <unordered_set>
+#include <variant>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <typeindex>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace multiprocessing::managers {
+
+template <class T>
+class Proxy;
+class BaseProxy;
+
+/// Declare `template <> struct self_locking<T> : std::true_type {};` for a
+/// type that does its own locking: the server then lets several calls on
+/// one object run at once (a blocking queue needs that).  By default calls
+/// on one object are serialized, so every method call is atomic.
+template <class T>
+struct self_locking : std::false_type {};
+
+namespace detail {
+
+template <class T> struct is_shared_ptr : std::false_type {};
+template <class T> struct is_shared_ptr<std::shared_ptr<T>> : std::true_type {};
+
+/// The type a value travels as: decayed, with C strings as std::string.
+template <class T>
+struct wire { using type = std::decay_t<T>; };
+template <> struct wire<const char*> { using type = std::string; };
+template <> struct wire<char*> { using type = std::string; };
+template <class T>
+using wire_t = typename wire<std::decay_t<T>>::type;
+
+/// Converts an argument to its wire type without copying when it already is.
+template <class W, class A>
+decltype(auto) to_wire(A&& a) {
+    if constexpr (std::is_same_v<std::decay_t<A>, W>) return static_cast<const W&>(a);
+    else return W(std::forward<A>(a));
+}
+
+template <class... T>
+struct type_list {};
+
+template <class... T>
+std::string type_names() {
+    std::string s;
+    ((s += (s.empty() ? "" : ", ") + multiprocessing::detail::type_name<T>()), ...);
+    return s;
+}
+
+/// Hash of a signature: salt, result and parameter wire types.
+template <class R, class... P>
+std::uint64_t signature_hash(const char* salt) {
+    std::string s = salt;
+    s += '|';
+    s += typeid(R).name();
+    ((s += '|', s += typeid(P).name()), ...);
+    return multiprocessing::detail::fnv1a(s);
+}
+
+template <class M>
+struct method_traits;
+
+#define MP_DETAIL_METHOD_TRAITS(CV, NOEXCEPT)                                         \
+    template <class R, class C, class... P>                                          \
+    struct method_traits<R (C::*)(P...) CV NOEXCEPT> {                               \
+        using result_type = R;                                                       \
+        using class_type = C;                                                        \
+        using params = type_list<P...>;                                              \
+        using wire_params = type_list<wire_t<P>...>;                                 \
+        using args_tuple = std::tuple<wire_t<P>...>;                                 \
+        static constexpr std::size_t arity = sizeof...(P);                           \
+        template <class... A>                                                        \
+        static constexpr bool accepts() {                                            \
+            if constexpr (sizeof...(A) != sizeof...(P)) return false;                \
+            else return (std::is_constructible_v<wire_t<P>, A&&> && ...);            \
+        }                                                                            \
+        template <class... A>                                                        \
+        static constexpr bool arity_ok() { return sizeof...(A) == sizeof...(P); }   \
+        static constexpr bool no_out_params =                                        \
+            !((std::is_lvalue_reference_v<P> &&                                      \
+               !std::is_const_v<std::remove_reference_t<P>>) || ...);                \
+    };
+MP_DETAIL_METHOD_TRAITS(, )
+MP_DETAIL_METHOD_TRAITS(const, )
+MP_DETAIL_METHOD_TRAITS(, noexcept)
+MP_DETAIL_METHOD_TRAITS(const, noexcept)
+#undef MP_DETAIL_METHOD_TRAITS
+
+/// What a returned R travels as: a shared_ptr becomes a Token.
+template <class R>
+struct result_wire { using type = wire_t<R>; };
+template <class U>
+struct result_wire<std::shared_ptr<U>> { using type = Token; };
+
+template <class M, class R, class... P>
+std::uint64_t method_signature_impl(type_list<P...>) {
+    return signature_hash<typename result_wire<R>::type, P...>("method");
+}
+
+/// Signature hash of an exposed member function.
+template <auto M>
+std::uint64_t method_signature() {
+    using tr = method_traits<decltype(M)>;
+    static const std::uint64_t h =
+        method_signature_impl<decltype(M), typename tr::result_type>(typename tr::wire_params{});
+    return h;
+}
+
+/// Server side of a call: registers a returned shared object and makes the
+/// token for it; set for the duration of each dispatched call.
+struct call_context {
+    virtual ~call_context() = default;
+    virtual Token share(std::shared_ptr<void> obj, const void* raw, std::type_index referent) = 0;
+};
+inline call_context*& current_call() {
+    static thread_local call_context* c = nullptr;
+    return c;
+}
+
+/// Writes a method's result into the reply buffer.
+template <class R>
+void save_result(std::vector<char>& out, R&& r) {
+    using D = std::decay_t<R>;
+    multiprocessing::detail::vector_sink sink(out);
+    multiprocessing::detail::oarchive oa(sink);
+    if constexpr (is_shared_ptr<D>::value) {
+        if (!r) throw ValueError("method returned a null shared_ptr");
+        using U = typename D::element_type;
+        Token t = current_call()->share(std::static_pointer_cast<void>(std::const_pointer_cast<std::remove_const_t<U>>(r)),
+                                        r.get(), std::type_index(typeid(std::remove_const_t<U>)));
+        oa << t;
+    } else {
+        const D& cr = r;
+        oa << cr;
+    }
+}
+
+template <class Tuple>
+void load_args(const char* body, std::size_t n, Tuple& args) {
+    if constexpr (std::tuple_size_v<Tuple> > 0) {
+        multiprocessing::detail::memory_source src(body, n);
+        multiprocessing::detail::iarchive ia(src);
+        std::apply([&](auto&... a) { (ia >> ... >> a); }, args);
+    } else {
+        (void)body;
+        (void)n;
+    }
+}
+
+/// (object, request body, reply buffer, lock or null)
+using invoke_fn = void (*)(void*, const char*, std::size_t, std::vector<char>&, std::mutex*);
+
+template <auto M, class C, class R, class... P, std::size_t... I>
+void invoke_impl(void* obj, const char* body, std::size_t n, std::vector<char>& out, std::mutex* mu,
+                 type_list<P...>, std::index_sequence<I...>) {
+    std::tuple<wire_t<P>...> args;
+    load_args(body, n, args);
+    std::unique_lock<std::mutex> lock;
+    if (mu) lock = std::unique_lock<std::mutex>(*mu);
+    C& self = *static_cast<C*>(obj);
+    if constexpr (std::is_void_v<R>) {
+        (self.*M)(static_cast<P&&>(std::get<I>(args))...);
+    } else {
+        save_result(out, (self.*M)(static_cast<P&&>(std::get<I>(args))...));
+    }
+}
+
+/// Server side of one exposed method: read arguments, lock, call, reply.
+template <auto M>
+void invoke_method(void* obj, const char* body, std::size_t n, std::vector<char>& out, std::mutex* mu) {
+    using tr = method_traits<decltype(M)>;
+    invoke_impl<M, typename tr::class_type, typename tr::result_type>(
+        obj, body, n, out, mu, typename tr::params{}, std::make_index_sequence<tr::arity>{});
+}
+
+struct method_entry {
+    std::string_view name;
+    std::uint64_t sig;
+    invoke_fn invoke;
+};
+
+/// One exposed method as written in MP_EXPOSE: its name and pointer.
+template <auto M>
+struct method_desc {
+    const char* name;
+    method_entry entry() const {
+        using tr = method_traits<decltype(M)>;
+        static_assert(tr::no_out_params,
+                      "multiprocessing: an exposed method cannot take a non-const reference "
+                      "(out-parameters do not travel back); return the value instead");
+        return {name, method_signature<M>(), &invoke_method<M>};
+    }
+};
+
+// ---- optional capabilities of a referent type ----
+
+template <class T, class = void>
+struct is_ostreamable : std::false_type {};
+template <class T>
+struct is_ostreamable<T, std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
+    : std::true_type {};
+
+template <class T, class = void>
+struct has_member_serialize : std::false_type {};
+template <class T>
+struct has_member_serialize<T, std::void_t<decltype(std::declval<T&>().serialize(
+                                   std::declval<multiprocessing::detail::oarchive&>(), 0u))>>
+    : std::true_type {};
+
+}  // namespace detail
+
+/// Whether T can be copied out of the server (Python's _getvalue()).  True
+/// for arithmetic types, std::string, types with a serialize() member and
+/// the std containers of such; specialize it for types serialized by free
+/// functions.
+template <class T, class = void>
+struct serializable
+    : std::bool_constant<std::is_arithmetic_v<T> || std::is_enum_v<T> ||
+                         detail::has_member_serialize<T>::value> {};
+template <>
+struct serializable<std::string> : std::true_type {};
+template <class T, class A>
+struct serializable<std::vector<T, A>> : serializable<T> {};
+template <class T, class A>
+struct serializable<std::deque<T, A>> : serializable<T> {};
+template <class T, class A>
+struct serializable<std::list<T, A>> : serializable<T> {};
+template <class T, class C, class A>
+struct serializable<std::set<T, C, A>> : serializable<T> {};
+template <class T, class H, class E, class A>
+struct serializable<std::unordered_set<T, H, E, A>> : serializable<T> {};
+template <class K, class V, class C, class A>
+struct serializable<std::map<K, V, C, A>> : std::bool_constant<serializable<K>::value && serializable<V>::value> {};
+template <class K, class V, class H, class E, class A>
+struct serializable<std::unordered_map<K, V, H, E, A>>
+    : std::bool_constant<serializable<K>::value && serializable<V>::value> {};
+template <class A, class B>
+struct serializable<std::pair<A, B>> : std::bool_constant<serializable<A>::value && serializable<B>::value> {};
+template <class... T>
+struct serializable<std::tuple<T...>> : std::bool_constant<(serializable<T>::value && ...)> {};
+template <class T>
+struct serializable<std::optional<T>> : serializable<T> {};
+template <class... T>
+struct serializable<std::variant<T...>> : std::bool_constant<(serializable<T>::value && ...)> {};
+
+namespace detail {
+
+template <class T>
+void getvalue_impl(void* obj, const char*, std::size_t, std::vector<char>& out, std::mutex* mu) {
+    std::unique_lock<std::mutex> lock;
+    if (mu) lock = std::unique_lock<std::mutex>(*mu);
+    save_result(out, *static_cast<const T*>(obj));
+}
+
+template <class T>
+void str_impl(void* obj, const char*, std::size_t, std::vector<char>& out, std::mutex* mu) {
+    std::unique_lock<std::mutex> lock;
+    if (mu) lock = std::unique_lock<std::mutex>(*mu);
+    std::ostringstream os;
+    os << *static_cast<const T*>(obj);
+    save_result(out, os.str());
+}
+
+template <class T>
+std::uint64_t getvalue_signature() { return signature_hash<T>("#getvalue"); }
+inline std::uint64_t str_signature() { return signature_hash<std::string>("#str"); }
+
+using factory_fn = std::function<std::shared_ptr<void>(const char*, std::size_t)>;
+
+/// Constructors that create<T>(args...) calls in this program may need,
+/// keyed by the hash of (T, argument wire types).  Each create<T>(A...)
+/// instantiation adds its own entry before main(), so a forked server knows
+/// every constructor its clients can ask for.
+class constructor_table {
+public:
+    static constructor_table& instance() {
+        static constructor_table* t = new constructor_table;
+        return *t;
+    }
+    void add(std::uint64_t sig, std::type_index referent, std::string text, factory_fn f) {
+        std::lock_guard<std::mutex> g(mu_);
+        table_.emplace(sig, entry{referent, std::move(text), std::move(f)});
+    }
+    struct entry {
+        std::type_index referent;
+        std::string text;
+        factory_fn make;
+    };
+    const entry* find(std::uint64_t sig) {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = table_.find(sig);
+        return it == table_.end() ? nullptr : &it->second;
+    }
+    std::vector<std::string> signatures_for(std::type_index referent) {
+        std::lock_guard<std::mutex> g(mu_);
+        std::vector<std::string> v;
+        for (auto& kv : table_)
+            if (kv.second.referent == referent) v.push_back(kv.second.text);
+        return v;
+    }
+
+private:
+    std::mutex mu_;
+    std::unordered_map<std::uint64_t, entry> table_;
+};
+
+template <class T, class... A>
+std::uint64_t constructor_signature() {
+    static const std::uint64_t h = signature_hash<T, A...>("ctor");
+    return h;
+}
+
+template <class T, class... A>
+struct constructor_registrar {
+    static std::shared_ptr<void> make(const char* body, std::size_t n) {
+        std::tuple<A...> args;
+        load_args(body, n, args);
+        return std::apply([](auto&... a) { return std::make_shared<T>(std::move(a)...); }, args);
+    }
+    static bool add() {
+        constructor_table::instance().add(constructor_signature<T, A...>(), std::type_index(typeid(T)),
+                                          multiprocessing::detail::type_name<T>() + "(" + type_names<A...>() + ")",
+                                          &make);
+        return true;
+    }
+    static const bool registered;
+};
+template <class T, class... A>
+const bool constructor_registrar<T, A...>::registered = constructor_registrar<T, A...>::add();
+
+/// Everything the server needs to serve one typeid.
+struct type_entry {
+    std::string typeid_;
+    std::type_index referent = std::type_index(typeid(void));
+    std::type_index proxy = std::type_index(typeid(void));
+    std::string referent_name;
+    std::uint64_t fingerprint = 0;
+    std::vector<method_entry> methods;
+    std::unordered_map<std::string_view, const method_entry*> by_name;
+    factory_fn factory;        // from a registered callable; empty = use constructors
+    std::uint64_t factory_sig = 0;
+    std::string factory_text;
+    bool self_locking = false;
+    invoke_fn getvalue = nullptr;
+    std::uint64_t getvalue_sig = 0;
+    invoke_fn str = nullptr;
+
+    const method_entry* find(std::string_view name) const {
+        auto it = by_name.find(name);
+        return it == by_name.end() ? nullptr : it->second;
+    }
+    std::string exposed_list() const {
+        std::string s = "(";
+        for (std::size_t i = 0; i < methods.size(); ++i)
+            s += (i ? ", '" : "'") + std::string(methods[i].name) + "'";
+        if (methods.size() == 1) s += ",";
+        return s + ")";
+    }
+};
+
+template <class ProxyT>
+std::vector<method_entry> exposed_entries() {
+    std::vector<method_entry> v;
+    std::apply([&](auto... d) { (v.push_back(d.entry()), ...); }, ProxyT::_exposed_());
+    return v;
+}
+
+/// Fingerprint of a registration: the referent type and every exposed
+/// method's name and signature, as the proxy type sees them.
+template <class ProxyT>
+std::uint64_t fingerprint() {
+    static const std::uint64_t h = [] {
+        std::string s = multiprocessing::detail::type_name<typename ProxyT::referent_type>();
+        for (auto& m : exposed_entries<ProxyT>()) {
+            s += '|';
+            s += m.name;
+            s += ':';
+            s += std::to_string(m.sig);
+        }
+        return multiprocessing::detail::fnv1a(s);
+    }();
+    return h;
+}
+
+/// A manager class's registry (Python's BaseManager._registry).
+class registry {
+public:
+    void add(std::shared_ptr<type_entry> e) {
+        std::lock_guard<std::mutex> g(mu_);
+        typeid_by_proxy_.emplace(e->proxy, e->typeid_);
+        typeid_by_referent_.emplace(e->referent, e->typeid_);
+        by_typeid_[e->typeid_] = std::move(e);
+    }
+    std::shared_ptr<const type_entry> find(const std::string& typeid_) const {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = by_typeid_.find(typeid_);
+        return it == by_typeid_.end() ? nullptr : it->second;
+    }
+    std::string typeid_for_proxy(std::type_index t) const {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = typeid_by_proxy_.find(t);
+        return it == typeid_by_proxy_.end() ? std::string() : it->second;
+    }
+    std::string typeid_for_referent(std::type_index t) const {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = typeid_by_referent_.find(t);
+        return it == typeid_by_referent_.end() ? std::string() : it->second;
+    }
+    std::vector<std::string> typeids() const {
+        std::lock_guard<std::mutex> g(mu_);
+        std::vector<std::string> v;
+        for (auto& kv : by_typeid_) v.push_back(kv.first);
+        return v;
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::map<std::string, std::shared_ptr<type_entry>> by_typeid_;
+    std::unordered_map<std::type_index, std::string> typeid_by_proxy_;
+    std::unordered_map<std::type_index, std::string> typeid_by_referent_;
+};
+
+template <class F, class R, class... P>
+factory_fn make_factory(F f, type_list<P...>) {
+    return [f = std::move(f)](const char* body, std::size_t n) -> std::shared_ptr<void> {
+        std::tuple<wire_t<P>...> args;
+        load_args(body, n, args);
+        auto r = std::apply(f, std::move(args));
+        if constexpr (is_shared_ptr<decltype(r)>::value) return std::static_pointer_cast<void>(r);
+        else return std::make_shared<R>(std::move(r));
+    };
+}
+
+template <class F>
+struct callable_traits : callable_traits<decltype(&F::operator())> {};
+template <class R, class... P>
+struct callable_traits<R (*)(P...)> {
+    using result_type = R;
+    using wire_params = type_list<wire_t<P>...>;
+};
+template <class R, class C, class... P>
+struct callable_traits<R (C::*)(P...) const> : callable_traits<R (*)(P...)> {};
+template <class R, class C, class... P>
+struct callable_traits<R (C::*)(P...)> : callable_traits<R (*)(P...)> {};
+
+template <class T, class... P>
+std::uint64_t factory_signature(type_list<P...>) { return constructor_signature<T, P...>(); }
+template <class... P>
+std::string factory_text(type_list<P...>) { return type_names<P...>(); }
+
+/// Builds the registry entry for referent T served through proxy type ProxyT.
+template <class T, class ProxyT>
+std::shared_ptr<type_entry> make_entry(const std::string& typeid_) {
+    auto e = std::make_shared<type_entry>();
+    e->typeid_ = typeid_;
+    e->referent = std::type_index(typeid(T));
+    e->proxy = std::type_index(typeid(ProxyT));
+    e->referent_name = multiprocessing::detail::type_name<T>();
+    e->fingerprint = fingerprint<ProxyT>();
+    e->methods = exposed_entries<ProxyT>();
+    for (auto& m : e->methods) e->by_name.emplace(m.name, &m);
+    e->self_locking = self_locking<T>::value;
+    if constexpr (serializable<T>::value) {
+        e->getvalue = &getvalue_impl<T>;
+        e->getvalue_sig = getvalue_signature<T>();
+    }
+    if constexpr (is_ostreamable<T>::value) e->str = &str_impl<T>;
+    return e;
+}
+
+}  // namespace detail
+}  // namespace multiprocessing::managers

@@ -1,0 +1,89 @@
+// Exception types named after the Python ones they stand for.
+//
+// Each derives from the std exception closest in meaning, so code that
+// catches std::out_of_range also catches KeyError and IndexError.  All of
+// them cross the process boundary: an exception of one of these exact types
+// thrown by a method in the server is re-thrown as the same type in the
+// caller (see managers::RemoteError for every other type).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace multiprocessing {
+
+/// Python's ProcessError: base of the errors this library raises itself.
+class ProcessError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Python's BufferTooShort: a receive buffer was smaller than the message.
+class BufferTooShort : public ProcessError {
+public:
+    using ProcessError::ProcessError;
+};
+
+/// Python's AuthenticationError: the HMAC challenge on the authkey failed.
+class AuthenticationError : public ProcessError {
+public:
+    using ProcessError::ProcessError;
+};
+
+/// Python's TimeoutError: a wait with a timeout ran out.
+class TimeoutError : public ProcessError {
+public:
+    using ProcessError::ProcessError;
+};
+
+/// Python's ConnectionError (and EOFError/BrokenPipeError): the peer is gone
+/// or the connection failed.  Calls on a dead server throw this.
+class ConnectionError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Python's EOFError: the peer closed the connection.
+class EOFError : public ConnectionError {
+public:
+    using ConnectionError::ConnectionError;
+};
+
+/// Python's TypeError: an operation got a value of the wrong type.
+class TypeError : public std::invalid_argument {
+public:
+    using std::invalid_argument::invalid_argument;
+};
+
+/// Python's ValueError: right type, bad value.
+class ValueError : public std::invalid_argument {
+public:
+    using std::invalid_argument::invalid_argument;
+};
+
+/// Python's KeyError: a missing key.
+class KeyError : public std::out_of_range {
+public:
+    using std::out_of_range::out_of_range;
+};
+
+/// Python's IndexError: a sequence index out of range.
+class IndexError : public std::out_of_range {
+public:
+    using std::out_of_range::out_of_range;
+};
+
+/// Python's NotImplementedError.
+class NotImplementedError : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+/// Python's StopIteration: an iterator is exhausted.
+class StopIteration : public std::runtime_error {
+public:
+    StopIteration() : std::runtime_error("StopIteration") {}
+    using std::runtime_error::runtime_error;
+};
+
+}  // namespace multiprocessing

@@ -1,0 +1,550 @@
+// multiprocessing.managers: a server process owns shared objects; other
+// processes call their methods through typed proxies.
+//
+//   class Counter { public: int increment(); int value() const; ... };
+//   MP_EXPOSE(Counter, increment, value)
+//   struct MyManager : mp::managers::BaseManager<MyManager> {};
+//   MyManager::register_type<Counter>("Counter");
+//   MyManager m; m.start();
+//   auto c = m.create<Counter>(0);   // Python: m.Counter(0)
+//   c.increment();                   // runs in the server, atomically
+#pragma once
+
+#include "multiprocessing/connection.hpp"
+#include "multiprocessing/detail/archive.hpp"
+#include "multiprocessing/detail/client.hpp"
+#include "multiprocessing/detail/expose.hpp"
+#include "multiprocessing/detail/protocol.hpp"
+#include "multiprocessing/detail/registry.hpp"
+#include "multiprocessing/detail/server.hpp"
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/process.hpp"
+
+#include <boost/serialization/split_member.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+namespace multiprocessing::managers {
+
+namespace detail {
+struct from_ref_t {};
+constexpr from_ref_t from_ref{};
+
+template <class R>
+struct client_result { using type = wire_t<R>; };
+template <>
+struct client_result<void> { using type = void; };
+template <class U>
+struct client_result<std::shared_ptr<U>> { using type = Proxy<std::remove_const_t<U>>; };
+/// What a proxy call returns for a method returning R.
+template <class R>
+using client_result_t = typename client_result<R>::type;
+}  // namespace detail
+
+/// Python's BaseProxy: a handle on one shared object.  Copies share one
+/// reference; the object lives while any proxy to it exists in any process.
+///
+/// Differs from Python: reference counting is per process (copying a proxy
+/// costs no round trip), a proxy works in forked children over the child's
+/// own connection, and it is serialized with Boost (as its Token) instead of
+/// pickled.  Members keep Python's leading underscore so they never clash
+/// with exposed method names.
+class BaseProxy {
+public:
+    BaseProxy() = default;
+    BaseProxy(detail::from_ref_t, std::shared_ptr<detail::ref_entry> r) : ref_(std::move(r)) {}
+
+    /// False for a default-constructed (empty) proxy.
+    explicit operator bool() const { return ref_ != nullptr; }
+
+    /// Python's _token: typeid, server address and object id.
+    const Token& _token() const { return entry().token; }
+
+    /// Python's _callmethod(name, args): calls a method by name, checked only
+    /// at run time.  R must be the method's exact result type and the
+    /// arguments its exact parameter types, or the server refuses the call.
+    template <class R = void, class... A>
+    detail::client_result_t<R> _callmethod(std::string_view name, A&&... args) const {
+        std::uint64_t sig = detail::signature_hash<typename detail::result_wire<R>::type, detail::wire_t<A>...>("method");
+        return _invoke<R>(name, sig, detail::type_list<detail::wire_t<A>...>{}, std::forward<A>(args)...);
+    }
+
+    /// Python's repr(proxy): <Proxy object, typeid 'Counter' at 0x1>.
+    std::string _repr() const {
+        if (!ref_) return "<empty proxy>";
+        std::ostringstream os;
+        os << "<Proxy object, typeid '" << ref_->token.typeid_ << "' at 0x" << std::hex << ref_->token.id << ">";
+        return os.str();
+    }
+
+    friend bool operator==(const BaseProxy& a, const BaseProxy& b) {
+        if (!a.ref_ || !b.ref_) return a.ref_ == b.ref_;
+        return a.ref_->token == b.ref_->token;
+    }
+    friend bool operator!=(const BaseProxy& a, const BaseProxy& b) { return !(a == b); }
+
+    // Travels as its Token; the receiving process takes its own reference.
+    template <class Ar>
+    void save(Ar& ar, unsigned) const {
+        Token t = ref_ ? ref_->token : Token{};
+        ar << t;
+    }
+    template <class Ar>
+    void load(Ar& ar, unsigned) {
+        Token t;
+        ar >> t;
+        if (t.id == 0) { ref_.reset(); return; }
+        ref_ = detail::client_state::instance().get(t.address).acquire(t);
+    }
+    BOOST_SERIALIZATION_SPLIT_MEMBER()
+
+protected:
+    const detail::ref_entry& entry() const {
+        if (!ref_) throw ValueError("empty proxy");
+        if (ref_->epoch != ref_->ep->epoch())
+            throw ConnectionError("the manager at " + ref_->token.address.str() + " that owned this object has shut down");
+        return *ref_;
+    }
+
+    template <class R, class... W, class... A>
+    detail::client_result_t<R> _invoke(std::string_view name, std::uint64_t sig, detail::type_list<W...>,
+                                       A&&... args) const {
+        const detail::ref_entry& e = entry();
+        auto body = e.ep->call([&](std::vector<char>& buf, std::uint64_t rid) {
+            detail::begin_request(buf, detail::kind::call, rid, e.token.id, sig, name.data(), name.size());
+            if constexpr (sizeof...(W) > 0) {
+                multiprocessing::detail::vector_sink sink(buf);
+                multiprocessing::detail::oarchive oa(sink);
+                (oa << ... << detail::to_wire<W>(std::forward<A>(args)));
+            }
+        });
+        return read_result<R>(body.first, body.second);
+    }
+
+    template <class R>
+    static detail::client_result_t<R> read_result(const char* p, std::size_t n) {
+        using Res = detail::client_result_t<R>;
+        if constexpr (std::is_void_v<Res>) {
+            (void)p;
+            (void)n;
+        } else {
+            multiprocessing::detail::memory_source src(p, n);
+            multiprocessing::detail::iarchive ia(src);
+            if constexpr (detail::is_shared_ptr<std::decay_t<R>>::value) {
+                Token t;
+                ia >> t;
+                return Res(detail::from_ref, detail::client_state::instance().get(t.address).adopt(t));
+            } else {
+                Res r{};
+                ia >> r;
+                return r;
+            }
+        }
+    }
+
+    std::shared_ptr<detail::ref_entry> ref_;
+};
+
+/// Base of every typed proxy of T: typed calls, _getvalue() and printing.
+template <class T>
+class ProxyBase : public BaseProxy {
+public:
+    using referent_type = T;
+    using BaseProxy::BaseProxy;
+
+    /// Python's _getvalue(): a copy of the referent (T must be serializable).
+    T _getvalue() const {
+        static_assert(serializable<T>::value,
+                      "multiprocessing: _getvalue() needs a Boost-serializable referent type");
+        return this->template _invoke<T>("#getvalue", detail::getvalue_signature<T>(), detail::type_list<>{});
+    }
+
+    /// Python's str(proxy): the referent printed with its operator<< when it
+    /// has one, else the proxy's repr.
+    friend std::ostream& operator<<(std::ostream& os, const ProxyBase& p) {
+        if constexpr (detail::is_ostreamable<T>::value) {
+            if (p) return os << p.template _invoke<std::string>("#str", detail::str_signature(), detail::type_list<>{});
+        }
+        return os << p._repr();
+    }
+
+protected:
+    // Called by the member functions MP_EXPOSE generates.
+    template <auto M, class... A>
+    decltype(auto) _call_exposed_(std::string_view name, A&&... args) const {
+        using tr = detail::method_traits<decltype(M)>;
+        static_assert(tr::template arity_ok<A...>(),
+                      "multiprocessing: wrong number of arguments for this exposed method");
+        static_assert(!tr::template arity_ok<A...>() || tr::template accepts<A...>(),
+                      "multiprocessing: argument types do not match the exposed method's parameters");
+        if constexpr (tr::template accepts<A...>())
+            return this->template _invoke<typename tr::result_type>(name, detail::method_signature<M>(),
+                                                                    typename tr::wire_params{},
+                                                                    std::forward<A>(args)...);
+    }
+};
+
+/// Python's AutoProxy: the proxy of T.  Without MP_EXPOSE(T, ...) it exposes
+/// no methods (only _callmethod and _getvalue); MP_EXPOSE specializes it.
+template <class T>
+class Proxy : public ProxyBase<T> {
+public:
+    using ProxyBase<T>::ProxyBase;
+    static std::tuple<> _exposed_() { return {}; }
+};
+
+namespace detail {
+
+template <class T>
+using proxy_for_t = std::conditional_t<std::is_base_of_v<BaseProxy, T>, T, Proxy<T>>;
+
+inline std::string random_hex(std::size_t bytes) {
+    static const char* digits = "0123456789abcdef";
+    std::string r = connection::detail::random_bytes(bytes), s;
+    for (unsigned char c : r) { s += digits[c >> 4]; s += digits[c & 15]; }
+    return s;
+}
+
+/// A fresh private directory (mode 0700) and a socket path inside it,
+/// like Python's pymp-XXXX/listener-XXXX.
+inline connection::Address private_address(std::string& dir) {
+    const char* tmp = ::getenv("TMPDIR");
+    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/pymp-XXXXXX";
+    if (!::mkdtemp(&tmpl[0])) throw connection::detail::sys_error("mkdtemp");
+    dir = tmpl;
+    return connection::Address(dir + "/listener-" + random_hex(4));
+}
+
+/// Waits up to timeout seconds for pid to end; its wait status, if it did.
+inline std::optional<int> wait_pid(pid_t pid, double timeout) {
+    int pfd = multiprocessing::detail::pidfd_open(pid);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+    for (;;) {
+        int status = 0;
+        pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid || (r < 0 && errno == ECHILD)) {
+            if (pfd >= 0) ::close(pfd);
+            return r == pid ? std::optional<int>(status) : std::optional<int>(0);
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        if (left <= 0) break;
+        if (pfd >= 0) {
+            pollfd p{pfd, POLLIN, 0};
+            ::poll(&p, 1, static_cast<int>(left));
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(left < 5 ? left : 5));
+        }
+    }
+    if (pfd >= 0) ::close(pfd);
+    return std::nullopt;
+}
+
+inline std::string encode_address(const connection::Address& a) {
+    if (a.is_tcp()) return "T" + std::to_string(a.port()) + "|" + a.host();
+    return "U" + a.path();
+}
+inline connection::Address decode_address(const std::string& s) {
+    if (!s.empty() && s[0] == 'T') {
+        auto bar = s.find('|');
+        return connection::Address(s.substr(bar + 1), static_cast<unsigned short>(std::stoi(s.substr(1, bar - 1))));
+    }
+    return connection::Address(s.substr(1));
+}
+
+}  // namespace detail
+
+/// Python's BaseManager.  Derive with your class as the template argument
+/// (`struct M : BaseManager<M> {}`) so each manager class has its own
+/// registry, as Python keeps one per class; `BaseManager<>` is the plain one.
+///
+/// Differs from Python: `register` is `register_type` (a C++ keyword);
+/// objects are made with `create<T>(args...)` instead of a method named
+/// after the typeid; the server exits when the owner process dies; the
+/// destructor shuts down a server this process started (RAII for `with`).
+template <class Derived = void>
+class BaseManager {
+public:
+    using Address = connection::Address;
+    /// Python's State values.
+    enum class State { initial, started, shutdown };
+
+    /// Python's BaseManager(address, authkey).  An empty address picks a
+    /// private Unix socket; no authkey means current_process().authkey().
+    explicit BaseManager(Address address = {}, std::optional<std::string> authkey = std::nullopt,
+                         ServerOptions options = {}, double shutdown_timeout = 1.0)
+        : address_(std::move(address)),
+          authkey_(authkey ? *authkey : multiprocessing::current_process().authkey()),
+          options_(options),
+          shutdown_timeout_(shutdown_timeout) {}
+
+    ~BaseManager() {
+        try {
+            if (state_ == State::started && owner_pid_ == ::getpid()) shutdown();
+        } catch (...) {
+        }
+    }
+    BaseManager(const BaseManager&) = delete;
+    BaseManager& operator=(const BaseManager&) = delete;
+
+    /// This manager class's registry (Python's _registry).
+    static std::shared_ptr<detail::registry> registry() {
+        static auto r = std::make_shared<detail::registry>();
+        return r;
+    }
+
+    /// Python's register(typeid, proxytype=...): objects of T made with T's
+    /// constructors.  T may be a referent class (served through Proxy<T>)
+    /// or a proxy class made with MP_PROXY.
+    template <class T, class ProxyT = detail::proxy_for_t<T>>
+    static void register_type(const std::string& typeid_) {
+        using R = typename ProxyT::referent_type;
+        registry()->add(detail::make_entry<R, ProxyT>(typeid_));
+    }
+
+    /// Python's register(typeid, callable=...): objects made by callable,
+    /// which returns a T or a std::shared_ptr<T> (the same shared_ptr each
+    /// time hands out one shared object, as `lambda: queue` does in Python).
+    template <class T, class ProxyT = detail::proxy_for_t<T>, class F>
+    static void register_type(const std::string& typeid_, F callable) {
+        using R = typename ProxyT::referent_type;
+        using ct = detail::callable_traits<std::decay_t<F>>;
+        auto e = detail::make_entry<R, ProxyT>(typeid_);
+        e->factory = detail::make_factory<F, R>(std::move(callable), typename ct::wire_params{});
+        e->factory_sig = detail::factory_signature<R>(typename ct::wire_params{});
+        e->factory_text = detail::factory_text(typename ct::wire_params{});
+        registry()->add(std::move(e));
+    }
+
+    /// Python's start(initializer): forks the server process and waits until
+    /// it listens.
+    void start(std::function<void()> initializer = {}) {
+        if (state_ == State::started) throw ProcessError("Already started server");
+        if (state_ == State::shutdown) throw ProcessError("Manager has shut down");
+        int ready[2], alive[2];
+        if (::pipe2(ready, O_CLOEXEC) != 0) throw connection::detail::sys_error("pipe");
+        if (::pipe2(alive, O_CLOEXEC) != 0) {
+            ::close(ready[0]);
+            ::close(ready[1]);
+            throw connection::detail::sys_error("pipe");
+        }
+        auto reg = registry();
+        std::cout.flush();
+        std::cerr.flush();
+        std::fflush(nullptr);
+        pid_t pid = ::fork();
+        if (pid < 0) throw ProcessError("fork failed");
+        if (pid == 0) run_server_child(ready, alive, initializer, reg);
+        ::close(ready[1]);
+        ::close(alive[0]);
+        std::string msg = read_all(ready[0], 30.0);
+        ::close(ready[0]);
+        if (msg.size() < 2 || msg.compare(0, 2, "OK") != 0) {
+            ::close(alive[1]);
+            ::kill(pid, SIGKILL);
+            detail::wait_pid(pid, 5.0);
+            state_ = State::shutdown;
+            throw ProcessError("manager server failed to start" + (msg.size() > 2 ? ": " + msg.substr(2) : std::string()));
+        }
+        if (address_.empty()) {
+            Address a = detail::decode_address(msg.substr(2));
+            auto_dir_ = a.path().substr(0, a.path().rfind('/'));
+            address_ = a;
+        } else {
+            address_ = detail::decode_address(msg.substr(2));
+        }
+        alive_fd_ = alive[1];
+        multiprocessing::detail::fork_state::instance().add_owner_fd(alive_fd_);
+        server_pid_ = pid;
+        owner_pid_ = ::getpid();
+        state_ = State::started;
+        ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame);
+        ep_->reset(false);  // a new server at this address: forget any old one
+    }
+
+    /// Python's connect(): attaches to a running manager at address().
+    void connect() {
+        ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame);
+        if (ep_->dead()) ep_->reset(false);
+        ep_->simple(detail::kind::dummy);
+        state_ = State::started;
+    }
+
+    /// Python's shutdown(): stops the server and reaps it (terminating it if
+    /// it does not exit within shutdown_timeout).  A connected manager asks
+    /// the server to stop.  A no-op in a forked copy of the owner.
+    void shutdown() {
+        if (state_ != State::started) return;
+        if (server_pid_ > 0 && owner_pid_ != ::getpid()) return;
+        try {
+            ep_->simple(detail::kind::shutdown);
+        } catch (...) {
+        }
+        ep_->reset(true);
+        state_ = State::shutdown;
+        if (server_pid_ <= 0) return;
+        auto st = detail::wait_pid(server_pid_, shutdown_timeout_);
+        if (!st) {
+            ::kill(server_pid_, SIGTERM);
+            st = detail::wait_pid(server_pid_, 1.0);
+        }
+        if (!st) {
+            ::kill(server_pid_, SIGKILL);
+            st = detail::wait_pid(server_pid_, 5.0);
+        }
+        if (st) exitcode_ = WIFSIGNALED(*st) ? -WTERMSIG(*st) : WEXITSTATUS(*st);
+        multiprocessing::detail::fork_state::instance().remove_owner_fd(alive_fd_);
+        ::close(alive_fd_);
+        alive_fd_ = -1;
+        // A server killed before it could clean up leaves its socket behind.
+        if (address_.is_unix() && !auto_dir_.empty()) {
+            ::unlink(address_.path().c_str());
+            ::rmdir(auto_dir_.c_str());
+        }
+    }
+
+    /// Python's join(timeout): waits for the server process to end.
+    bool join(std::optional<double> timeout = std::nullopt) {
+        if (server_pid_ <= 0 || exitcode_) return true;
+        auto st = detail::wait_pid(server_pid_, timeout.value_or(1e9));
+        if (st) exitcode_ = WIFSIGNALED(*st) ? -WTERMSIG(*st) : WEXITSTATUS(*st);
+        return st.has_value();
+    }
+
+    /// Python's get_server(): a Server for this manager's registry, in this
+    /// process; call serve_forever() on it.
+    Server get_server() {
+        if (state_ != State::initial) throw ProcessError("manager already started or connected");
+        std::string dir;
+        Address a = address_.empty() ? detail::private_address(dir) : address_;
+        return Server(registry(), a, authkey_, options_, dir);
+    }
+
+    /// Where the server listens (known after start()).
+    const Address& address() const { return address_; }
+    const std::string& authkey() const { return authkey_; }
+    State state() const { return state_; }
+    /// The server process's pid, or -1 if this object did not start it.
+    pid_t pid() const { return server_pid_; }
+    /// The server's exit code once it has been reaped (Python's _process.exitcode).
+    std::optional<int> exitcode() const { return exitcode_; }
+
+    /// Live objects in the server (Python's private _number_of_objects()).
+    std::size_t number_of_objects() { return std::stoul(endpoint().simple(detail::kind::number_of_objects)); }
+    /// One line per object and client session (Python's _debug_info()).
+    std::string debug_info() { return endpoint().simple(detail::kind::debug_info); }
+
+    /// Python's manager.<typeid>(args): makes a shared object in the server
+    /// and returns its proxy.  T is the referent or proxy type registered;
+    /// the constructor (or registered callable) gets args.
+    template <class T, class... A>
+    detail::proxy_for_t<T> create(A&&... args) {
+        using P = detail::proxy_for_t<T>;
+        std::string tid = registry()->typeid_for_proxy(std::type_index(typeid(P)));
+        if (tid.empty())
+            throw ValueError(multiprocessing::detail::type_name<P>() + " is not registered with this manager");
+        return create_as<T>(tid, std::forward<A>(args)...);
+    }
+
+    /// create() for a typeid given by name, for classes registered under
+    /// several typeids.
+    template <class T, class... A>
+    detail::proxy_for_t<T> create_as(const std::string& typeid_, A&&... args) {
+        using P = detail::proxy_for_t<T>;
+        using R = typename P::referent_type;
+        if constexpr (std::is_constructible_v<R, detail::wire_t<A>...>)
+            (void)&detail::constructor_registrar<R, detail::wire_t<A>...>::registered;
+        auto e = endpoint().create(typeid_, detail::fingerprint<P>(),
+                                   detail::constructor_signature<R, detail::wire_t<A>...>(),
+                                   [&](std::vector<char>& buf) {
+                                       if constexpr (sizeof...(A) > 0) {
+                                           multiprocessing::detail::vector_sink sink(buf);
+                                           multiprocessing::detail::oarchive oa(sink);
+                                           (oa << ... << detail::to_wire<detail::wire_t<A>>(std::forward<A>(args)));
+                                       }
+                                   });
+        return P(detail::from_ref, std::move(e));
+    }
+
+protected:
+    detail::endpoint& endpoint() {
+        if (state_ != State::started || !ep_) throw ProcessError("manager is not started or connected");
+        return *ep_;
+    }
+
+private:
+    [[noreturn]] void run_server_child(int ready[2], int alive[2], const std::function<void()>& initializer,
+                                       std::shared_ptr<detail::registry> reg) {
+        ::close(ready[0]);
+        ::close(alive[1]);
+        ::signal(SIGINT, SIG_IGN);  // Ctrl-C is the owner's; the server ends with it
+        int code = 0;
+        try {
+            if (initializer) initializer();
+            std::string dir;
+            Address a = address_.empty() ? detail::private_address(dir) : address_;
+            Server server(reg, a, authkey_, options_, dir);
+            server.set_owner_fd(alive[0]);
+            std::string msg = "OK" + detail::encode_address(server.address());
+            [[maybe_unused]] auto w = ::write(ready[1], msg.data(), msg.size());
+            ::close(ready[1]);
+            server.serve_forever(true);
+        } catch (const std::exception& e) {
+            std::string msg = std::string("ER") + e.what();
+            [[maybe_unused]] auto w = ::write(ready[1], msg.data(), msg.size());
+            code = 1;
+        }
+        std::fflush(nullptr);
+        ::_exit(code);
+    }
+
+    static std::string read_all(int fd, double timeout) {
+        std::string s;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+        char buf[4096];
+        for (;;) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+            if (left <= 0) return s;
+            pollfd p{fd, POLLIN, 0};
+            int r = ::poll(&p, 1, static_cast<int>(left));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) return s;
+            ssize_t n = ::read(fd, buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return s;
+            s.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+
+    Address address_;
+    std::string authkey_;
+    ServerOptions options_;
+    double shutdown_timeout_;
+    State state_ = State::initial;
+    detail::endpoint* ep_ = nullptr;
+    pid_t server_pid_ = -1;
+    pid_t owner_pid_ = -1;
+    int alive_fd_ = -1;
+    std::optional<int> exitcode_;
+    std::string auto_dir_;
+};
+
+}  // namespace multiprocessing::managers

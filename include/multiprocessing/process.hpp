@@ -1,0 +1,282 @@
+// multiprocessing.Process and current_process(), fork-based.
+#pragma once
+
+#include "multiprocessing/detail/demangle.hpp"
+#include "multiprocessing/detail/fork.hpp"
+#include "multiprocessing/exceptions.hpp"
+
+#include <openssl/rand.h>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace multiprocessing {
+
+/// Throw from a Process target to end the child with this exit code, like
+/// Python's sys.exit(code); nothing is printed.
+struct SystemExit {
+    int code = 0;
+};
+
+/// What Python's current_process() tells about this process: its name, pid
+/// and authkey.  The authkey is 32 random bytes made once in the main
+/// process and inherited by forked children, as in Python.
+class CurrentProcess {
+public:
+    const std::string& name() const { return name_; }
+    void set_name(std::string n) { name_ = std::move(n); }
+    pid_t pid() const { return ::getpid(); }
+    const std::string& authkey() {
+        if (authkey_.empty()) {
+            authkey_.resize(32);
+            if (RAND_bytes(reinterpret_cast<unsigned char*>(&authkey_[0]), 32) != 1)
+                throw ProcessError("RAND_bytes failed");
+        }
+        return authkey_;
+    }
+    void set_authkey(std::string k) { authkey_ = std::move(k); }
+
+    /// Python's _identity: (1,) for Process-1, (1, 2) for its second child.
+    const std::vector<int>& identity() const { return identity_; }
+
+private:
+    friend class Process;
+    std::string name_ = "MainProcess";
+    std::string authkey_;
+    std::vector<int> identity_;
+    int children_started_ = 0;
+};
+
+/// Python's current_process().
+inline CurrentProcess& current_process() {
+    static CurrentProcess* p = new CurrentProcess;  // leaked: used during exit
+    return *p;
+}
+
+namespace detail {
+
+/// Lets the managers layer make a new child re-register the proxies it
+/// inherited before the parent may drop its own (no race on lifetime).
+struct child_hooks {
+    std::function<bool()> child_needs_sync;  // parent side, before fork
+    std::function<void()> in_child;          // child side, before the target runs
+    static child_hooks& instance() {
+        static child_hooks* h = new child_hooks;
+        return *h;
+    }
+};
+
+inline int pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+}  // namespace detail
+
+/// Python's Process(target, args), always with the fork start method.
+///
+/// Differs from Python: the target is any callable plus arguments, bound at
+/// construction; there is no run() to override.  A child ends with _exit(),
+/// so it never runs the parent's destructors or atexit handlers.  An
+/// exception escaping the target is printed to stderr and gives exit code 1.
+/// Destroying a started, unjoined Process leaves the child running unless it
+/// is a daemon, which is then terminated and reaped.
+class Process {
+public:
+    template <class F, class... A,
+              class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, Process>>>
+    explicit Process(F&& f, A&&... args)
+        : target_([f = std::forward<F>(f), tup = std::make_tuple(std::forward<A>(args)...)]() mutable {
+              std::apply(f, tup);
+          }) {}
+
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+    Process(Process&& o) noexcept { *this = std::move(o); }
+    Process& operator=(Process&& o) noexcept {
+        if (this != &o) {
+            cleanup();
+            target_ = std::move(o.target_);
+            name_ = std::move(o.name_);
+            pid_ = std::exchange(o.pid_, -1);
+            pidfd_ = std::exchange(o.pidfd_, -1);
+            exitcode_ = o.exitcode_;
+            daemon_ = o.daemon_;
+        }
+        return *this;
+    }
+    ~Process() { cleanup(); }
+
+    const std::string& name() const { return name_; }
+    void set_name(std::string n) { name_ = std::move(n); }
+    bool daemon() const { return daemon_; }
+    /// A daemon child is terminated when its Process object is destroyed.
+    void set_daemon(bool d) { daemon_ = d; }
+    /// The child's pid, or -1 before start().
+    pid_t pid() const { return pid_; }
+
+    /// Forks and runs the target in the child.
+    void start() {
+        if (pid_ != -1) throw ProcessError("cannot start a process twice");
+        auto& cp = current_process();
+        std::vector<int> ident = cp.identity_;
+        ident.push_back(++cp.children_started_);
+        if (name_.empty()) {
+            name_ = "Process-";
+            for (std::size_t i = 0; i < ident.size(); ++i)
+                name_ += (i ? ":" : "") + std::to_string(ident[i]);
+        }
+        auto& hooks = detail::child_hooks::instance();
+        bool sync = hooks.child_needs_sync && hooks.child_needs_sync();
+        int ready[2] = {-1, -1};
+        if (sync && ::pipe2(ready, O_CLOEXEC) != 0) sync = false;
+
+        std::cout.flush();
+        std::cerr.flush();
+        std::fflush(nullptr);  // or the child would print the parent's buffered output again
+        pid_t pid = ::fork();
+        if (pid < 0) throw ProcessError("fork failed");
+        if (pid == 0) {
+            cp.name_ = name_;
+            cp.identity_ = ident;
+            cp.children_started_ = 0;
+            int code = 0;
+            try {
+                if (hooks.in_child) hooks.in_child();
+            } catch (...) {
+            }
+            if (sync) {
+                char b = 1;
+                [[maybe_unused]] auto w = ::write(ready[1], &b, 1);
+                ::close(ready[0]);
+                ::close(ready[1]);
+            }
+            try {
+                target_();
+            } catch (const SystemExit& e) {
+                code = e.code;
+            } catch (const std::exception& e) {
+                std::cerr << "Process " << name_ << ":\n"
+                          << detail::demangle(typeid(e).name()) << ": " << e.what() << std::endl;
+                code = 1;
+            } catch (...) {
+                std::cerr << "Process " << name_ << ":\nunknown exception" << std::endl;
+                code = 1;
+            }
+            std::cout.flush();
+            std::cerr.flush();
+            std::fflush(nullptr);
+            ::_exit(code);
+        }
+        pid_ = pid;
+        pidfd_ = detail::pidfd_open(pid);
+        if (sync) {
+            ::close(ready[1]);
+            pollfd p{ready[0], POLLIN, 0};
+            ::poll(&p, 1, 10000);  // the child writes once it holds its references
+            ::close(ready[0]);
+        }
+    }
+
+    /// Python's join(timeout): waits for the child to end, at most timeout
+    /// seconds.  Returns true if it has ended.
+    bool join(std::optional<double> timeout = std::nullopt) {
+        if (pid_ == -1) throw ProcessError("can only join a started process");
+        if (exitcode_) return true;
+        auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(timeout.value_or(0)));
+        for (;;) {
+            if (poll_exit()) return true;
+            int ms = -1;
+            if (timeout) {
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                deadline - std::chrono::steady_clock::now()).count();
+                if (left <= 0) return poll_exit();
+                ms = static_cast<int>(left);
+            }
+            if (pidfd_ >= 0) {
+                pollfd p{pidfd_, POLLIN, 0};
+                ::poll(&p, 1, ms);
+            } else {
+                std::this_thread::sleep_for(std::chrono::milliseconds(ms < 0 || ms > 5 ? 5 : ms));
+            }
+        }
+    }
+
+    bool is_alive() {
+        if (pid_ == -1) return false;
+        return !poll_exit();
+    }
+
+    /// Python's exitcode: nullopt while running, the exit status when done,
+    /// or minus the signal number if a signal ended it.
+    std::optional<int> exitcode() {
+        if (pid_ != -1) poll_exit();
+        return exitcode_;
+    }
+
+    /// Sends SIGTERM.
+    void terminate() { signal(SIGTERM); }
+    /// Sends SIGKILL.
+    void kill() { signal(SIGKILL); }
+
+private:
+    void signal(int sig) {
+        if (pid_ != -1 && !exitcode_) ::kill(pid_, sig);
+    }
+
+    bool poll_exit() {
+        if (exitcode_) return true;
+        int status = 0;
+        pid_t r;
+        do { r = ::waitpid(pid_, &status, WNOHANG); } while (r < 0 && errno == EINTR);
+        if (r == pid_) {
+            exitcode_ = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+            if (pidfd_ >= 0) ::close(pidfd_);
+            pidfd_ = -1;
+            return true;
+        }
+        return false;
+    }
+
+    void cleanup() {
+        if (pid_ != -1 && !exitcode_ && daemon_) {
+            terminate();
+            if (!join(1.0)) { kill(); join(5.0); }
+        }
+        if (pidfd_ >= 0) ::close(pidfd_);
+        pidfd_ = -1;
+    }
+
+    std::function<void()> target_;
+    std::string name_;
+    pid_t pid_ = -1;
+    int pidfd_ = -1;
+    std::optional<int> exitcode_;
+    bool daemon_ = false;
+};
+
+}  // namespace multiprocessing

@@ -1,0 +1,10 @@
+# Compiles SRC and passes only if that fails with output matching EXPECT.
+execute_process(COMMAND ${CXX} -std=c++17 -fsyntax-only -I${INC} ${SRC}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "${SRC} compiled, but it must not")
+endif()
+if(NOT "${out}${err}" MATCHES "${EXPECT}")
+  message(FATAL_ERROR "${SRC} failed to compile, but not for the expected reason '${EXPECT}':\n${err}")
+endif()
+message(STATUS "failed to compile as expected: ${EXPECT}")
