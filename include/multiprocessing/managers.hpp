@@ -213,9 +213,20 @@ public:
 };
 
 namespace detail {
-
 template <class T>
 using proxy_for_t = std::conditional_t<std::is_base_of_v<BaseProxy, T>, T, Proxy<T>>;
+}  // namespace detail
+
+/// Python's RebuildProxy: the proxy for a Token received from another
+/// process (over a pipe, a file, the network).  This process takes its own
+/// reference; connect() a manager to the token's address first when the
+/// authkey is not current_process().authkey().
+template <class T>
+detail::proxy_for_t<T> RebuildProxy(const Token& token) {
+    return detail::proxy_for_t<T>(detail::from_ref, detail::client_state::instance().get(token.address).acquire(token));
+}
+
+namespace detail {
 
 inline std::string random_hex(std::size_t bytes) {
     static const char* digits = "0123456789abcdef";

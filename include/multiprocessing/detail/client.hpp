@@ -43,6 +43,8 @@ struct client_connection {
     std::uint64_t next_id = 1;
     unsigned epoch = 0;
     unsigned generation = 0;
+    endpoint* owner = nullptr;  // tracks every live connection for fork_child
+    ~client_connection();
 };
 
 inline std::uint64_t new_session_id() {
@@ -240,8 +242,9 @@ public:
         dead_.store(dead, std::memory_order_release);
         control_.reset();
         refs_.clear();
+        decltype(pool_) doomed;  // destroyed after unlocking: ~client_connection locks pool_mu_
         std::lock_guard<std::mutex> p(pool_mu_);
-        pool_.clear();
+        doomed.swap(pool_);
     }
 
     // fork handling, called from the atfork hooks of client_state
@@ -249,12 +252,14 @@ public:
     void fork_parent() { pool_mu_.unlock(); mu_.unlock(); }
     void fork_child() {
         // Close our copies of the parent's sockets (so the server sees EOF
-        // when the parent dies) without touching the parent's use of them.
-        for (int fd : fds_) ::close(fd);
-        fds_.clear();
-        for (auto& c : pool_) c->conn.abandon();
+        // when the parent dies) without touching the parent's use of them;
+        // this includes connections of threads that do not exist here.
+        for (auto* c : all_) {
+            c->conn.close();
+            c->owner = nullptr;
+        }
+        all_.clear();
         pool_.clear();
-        if (control_) control_->conn.abandon();
         control_.reset();
         for (auto& kv : refs_)
             if (auto e = kv.second.lock()) e->server_refs = 0;
@@ -264,10 +269,10 @@ public:
         new (&mu_) std::recursive_mutex;
     }
 
-    void forget_fd(int fd) {
+    void forget(client_connection* c) {
         std::lock_guard<std::mutex> p(pool_mu_);
-        for (auto it = fds_.begin(); it != fds_.end(); ++it)
-            if (*it == fd) { fds_.erase(it); break; }
+        for (auto it = all_.begin(); it != all_.end(); ++it)
+            if (*it == c) { all_.erase(it); break; }
     }
 
 private:
@@ -296,6 +301,7 @@ private:
     std::unique_ptr<client_connection> connect_new();
 
     std::unique_ptr<client_connection> take_connection() {
+        decltype(pool_) stale;  // destroyed after unlocking: ~client_connection locks pool_mu_
         {
             std::lock_guard<std::mutex> p(pool_mu_);
             unsigned gen = multiprocessing::detail::fork_state::instance().generation();
@@ -303,6 +309,7 @@ private:
                 auto c = std::move(pool_.back());
                 pool_.pop_back();
                 if (c->epoch == epoch() && c->generation == gen && !c->conn.closed()) return c;
+                stale.push_back(std::move(c));
             }
         }
         if (dead()) throw ConnectionError("the manager at " + address_.str() + " has shut down");
@@ -311,23 +318,14 @@ private:
     }
 
     void give_back(std::unique_ptr<client_connection> c) {
-        if (c->generation != multiprocessing::detail::fork_state::instance().generation()) {
-            c->conn.abandon();
-            return;
-        }
+        if (c->generation != multiprocessing::detail::fork_state::instance().generation() ||
+            c->epoch != epoch() || c->conn.closed())
+            return;  // destroyed; fork_child already closed an inherited one
         std::lock_guard<std::mutex> p(pool_mu_);
-        if (c->epoch == epoch() && !c->conn.closed()) pool_.push_back(std::move(c));
+        pool_.push_back(std::move(c));
     }
 
-    void discard(std::unique_ptr<client_connection> c) {
-        if (!c) return;
-        if (c->generation != multiprocessing::detail::fork_state::instance().generation()) {
-            c->conn.abandon();  // fork_child closed it already
-            return;
-        }
-        forget_fd(c->conn.fileno());
-        c->conn.close();
-    }
+    static void discard(std::unique_ptr<client_connection> c) { c.reset(); }
 
     client_connection& control() {
         unsigned gen = multiprocessing::detail::fork_state::instance().generation();
@@ -393,9 +391,9 @@ private:
     std::unordered_map<std::uint64_t, std::weak_ptr<ref_entry>> refs_;
     unsigned attached_generation_ = 0;
 
-    std::mutex pool_mu_;  // pool_, fds_
+    std::mutex pool_mu_;  // pool_, all_
     std::vector<std::unique_ptr<client_connection>> pool_;
-    std::vector<int> fds_;
+    std::vector<client_connection*> all_;
 };
 
 /// Every endpoint of this process, plus its session id.
@@ -482,13 +480,18 @@ inline std::unique_ptr<client_connection> endpoint::connect_new() {
     }
     {
         std::lock_guard<std::mutex> p(pool_mu_);
-        fds_.push_back(c->conn.fileno());
+        all_.push_back(c.get());
+        c->owner = this;
     }
     auto& cs = client_state::instance();
     std::uint64_t sig = (std::uint64_t(protocol_version) << 32) | std::uint32_t(::getpid());
     begin_request(c->obuf, kind::hello, c->next_id++, cs.session_id(), sig);
     roundtrip(*c);
     return c;
+}
+
+inline client_connection::~client_connection() {
+    if (owner) owner->forget(this);
 }
 
 inline ref_entry::~ref_entry() {

@@ -1,0 +1,76 @@
+// Shared by the tests: bounded waits and reaping, so no test hangs or
+// leaves a process behind.
+#pragma once
+
+#include <multiprocessing.hpp>
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace test {
+
+/// Polls pred until it holds or `seconds` pass; returns its last value.
+inline bool wait_until(const std::function<bool()>& pred, double seconds = 10.0) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return pred();
+}
+
+/// Joins with a timeout; a child still running then is killed and reaped.
+/// Returns the exit code.
+inline int join_or_kill(multiprocessing::Process& p, double seconds = 30.0) {
+    if (!p.join(seconds)) {
+        p.kill();
+        p.join(5.0);
+    }
+    return p.exitcode().value_or(-999);
+}
+
+/// Is a process with this pid still running (not a zombie)?
+inline bool pid_alive(pid_t pid) {
+    int status;
+    if (::waitpid(pid, &status, WNOHANG) == pid) return false;  // reaped it just now
+    return ::kill(pid, 0) == 0;
+}
+
+/// Orphans of this test (a killed owner's server) are re-parented to us,
+/// so pid_alive() can reap them.
+inline void become_subreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 1); }
+
+/// A pipe for a child to report a number or a line to its parent.
+struct Channel {
+    int fd[2];
+    Channel() { if (::pipe(fd) != 0) throw std::runtime_error("pipe"); }
+    ~Channel() { ::close(fd[0]); ::close(fd[1]); }
+    void write_line(const std::string& s) {
+        std::string l = s + "\n";
+        [[maybe_unused]] auto w = ::write(fd[1], l.data(), l.size());
+    }
+    /// Reads one line, waiting at most `seconds`; "" on timeout.
+    std::string read_line(double seconds = 10.0) {
+        std::string s;
+        auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+        char c;
+        while (std::chrono::steady_clock::now() < end) {
+            pollfd p{fd[0], POLLIN, 0};
+            if (::poll(&p, 1, 50) <= 0) continue;
+            if (::read(fd[0], &c, 1) != 1) break;
+            if (c == '\n') return s;
+            s += c;
+        }
+        return s;
+    }
+};
+
+}  // namespace test
