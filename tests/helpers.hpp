@@ -37,6 +37,12 @@ inline int join_or_kill(multiprocessing::Process& p, double seconds = 30.0) {
     return p.exitcode().value_or(-999);
 }
 
+/// A child's body that waits to be killed.  SIGTERM gets its default
+/// action back: the child inherits Catch2's handler, which would report
+/// the signal as a failure of the parent's test.
+struct Channel;
+[[noreturn]] void forever(Channel* up = nullptr);
+
 /// Is a process with this pid still running (not a zombie)?
 inline bool pid_alive(pid_t pid) {
     int status;
@@ -72,5 +78,11 @@ struct Channel {
         return s;
     }
 };
+
+[[noreturn]] inline void forever(Channel* up) {
+    ::signal(SIGTERM, SIG_DFL);
+    if (up) up->write_line("up");
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+}
 
 }  // namespace test

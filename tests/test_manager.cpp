@@ -372,7 +372,7 @@ TEST_CASE("references of a SIGKILLed client are released", "[core][lifetime]") {
         auto root = m.create<Node>(std::string("r"));
         auto kid = root.child("k");
         ch.write_line("ready");
-        for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+        test::forever();
     });
     p.start();
     REQUIRE(ch.read_line() == "ready");
@@ -473,7 +473,7 @@ TEST_CASE("the server exits when its owner process is SIGKILLed", "[core][faults
         TestManager m;
         m.start();
         ch.write_line(std::to_string(m.pid()) + " " + m.address().path());
-        for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+        test::forever();
     });
     owner.start();
     std::istringstream in(ch.read_line());

@@ -1,5 +1,5 @@
 # Compiles SRC and passes only if that fails with output matching EXPECT.
-execute_process(COMMAND ${CXX} -std=c++17 -fsyntax-only -I${INC} ${SRC}
+execute_process(COMMAND ${CMAKE_COMMAND} -E env LC_ALL=C ${CXX} -std=c++17 -fsyntax-only -I${INC} ${SRC}
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(rc EQUAL 0)
   message(FATAL_ERROR "${SRC} compiled, but it must not")
