@@ -147,6 +147,7 @@ public:
             rbeg_ = std::exchange(o.rbeg_, 0);
             rend_ = std::exchange(o.rend_, 0);
             timeout_ = o.timeout_;
+            spin_us_ = o.spin_us_;
         }
         return *this;
     }
@@ -155,6 +156,9 @@ public:
     bool closed() const { return fd_ < 0; }
     std::size_t max_frame() const { return max_frame_; }
     void set_max_frame(std::size_t n) { max_frame_ = n; }
+    /// Busy-poll this many microseconds before sleeping in a receive
+    /// (0, the default, never spins).
+    void set_spin(int microseconds) { spin_us_ = microseconds; }
     /// Receive timeout in seconds for every later read; nullopt waits forever.
     void set_timeout(std::optional<double> seconds) { timeout_ = seconds; }
 
@@ -318,6 +322,11 @@ private:
             rend_ = have;
             if (need > rbuf_.size()) rbuf_.resize(std::max(need, std::size_t(64 * 1024)));
         }
+        if (spin_us_ > 0 && should_spin()) {
+            bool ok = try_spin(need);
+            spin_score_ += ok ? (16 - spin_score_ / 16) : -(spin_score_ / 4);  // moving average
+            if (ok) return;
+        }
         while (rend_ - rbeg_ < need) {
             if (timeout_ && !wait_readable(*timeout_))
                 throw multiprocessing::TimeoutError("timed out waiting for the peer");
@@ -328,6 +337,26 @@ private:
             int e = errno;
             throw ConnectionError(std::string("recv failed: ") + std::strerror(e));
         }
+    }
+
+    // Spin while spinning mostly pays off; otherwise (CPUs oversubscribed,
+    // slow replies) only probe once in 32 receives.
+    bool should_spin() { return spin_score_ >= 64 || (++spin_probe_ & 31) == 0; }
+
+    // Polls without sleeping for up to spin_us_ microseconds: a reply that
+    // comes back that fast then costs no sleep and cross-CPU wake-up.
+    bool try_spin(std::size_t need) {
+        auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
+        do {
+            ssize_t r = ::recv(fd_, rbuf_.data() + rend_, rbuf_.size() - rend_, MSG_DONTWAIT);
+            if (r > 0) {
+                rend_ += static_cast<std::size_t>(r);
+                if (rend_ - rbeg_ >= need) return true;
+                continue;
+            }
+            if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return false;
+        } while (std::chrono::steady_clock::now() < end);
+        return false;
     }
 
     // A huge frame must not pin its buffer for the connection's lifetime.
@@ -346,6 +375,9 @@ private:
     std::vector<char> rbuf_;
     std::size_t rbeg_ = 0, rend_ = 0;
     std::optional<double> timeout_;
+    int spin_us_ = 0;
+    int spin_score_ = 256;  // 0..256: how often spinning found the reply
+    unsigned spin_probe_ = 0;
 };
 
 /// Python's deliver_challenge: proves the peer knows authkey (HMAC-SHA256).

@@ -315,6 +315,18 @@ public:
     }
     BaseManager(const BaseManager&) = delete;
     BaseManager& operator=(const BaseManager&) = delete;
+    /// Moves ownership of the server; the moved-from manager owns nothing.
+    BaseManager(BaseManager&& o) noexcept { take(o); }
+    BaseManager& operator=(BaseManager&& o) noexcept {
+        if (this != &o) {
+            try {
+                if (state_ == State::started && owner_pid_ == ::getpid()) shutdown();
+            } catch (...) {
+            }
+            take(o);
+        }
+        return *this;
+    }
 
     /// This manager class's registry (Python's _registry).
     static std::shared_ptr<detail::registry> registry() {
@@ -387,13 +399,13 @@ public:
         server_pid_ = pid;
         owner_pid_ = ::getpid();
         state_ = State::started;
-        ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame);
+        ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame, options_.spin_us);
         ep_->reset(false);  // a new server at this address: forget any old one
     }
 
     /// Python's connect(): attaches to a running manager at address().
     void connect() {
-        ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame);
+        ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame, options_.spin_us);
         if (ep_->dead()) ep_->reset(false);
         ep_->simple(detail::kind::dummy);
         state_ = State::started;
@@ -502,6 +514,20 @@ protected:
     }
 
 private:
+    void take(BaseManager& o) {
+        address_ = std::move(o.address_);
+        authkey_ = std::move(o.authkey_);
+        options_ = o.options_;
+        shutdown_timeout_ = o.shutdown_timeout_;
+        state_ = std::exchange(o.state_, State::shutdown);
+        ep_ = std::exchange(o.ep_, nullptr);
+        server_pid_ = std::exchange(o.server_pid_, -1);
+        owner_pid_ = std::exchange(o.owner_pid_, -1);
+        alive_fd_ = std::exchange(o.alive_fd_, -1);
+        exitcode_ = o.exitcode_;
+        auto_dir_ = std::move(o.auto_dir_);
+    }
+
     [[noreturn]] void run_server_child(int ready[2], int alive[2], const std::function<void()>& initializer,
                                        std::shared_ptr<detail::registry> reg) {
         ::close(ready[0]);
@@ -559,3 +585,5 @@ private:
 };
 
 }  // namespace multiprocessing::managers
+
+#include "multiprocessing/detail/sync_manager.hpp"

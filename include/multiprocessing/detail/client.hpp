@@ -67,6 +67,7 @@ public:
     const std::string& authkey() const { return authkey_; }
     void set_authkey(std::string k) { authkey_ = std::move(k); }
     void set_max_frame(std::size_t n) { max_frame_ = n; }
+    void set_spin(int us) { spin_us_ = us; }
     unsigned epoch() const { return epoch_.load(std::memory_order_acquire); }
     bool dead() const { return dead_.load(std::memory_order_acquire); }
 
@@ -383,6 +384,7 @@ private:
     connection::Address address_;
     std::string authkey_;
     std::size_t max_frame_;
+    int spin_us_ = 0;
     std::atomic<unsigned> epoch_{0};
     std::atomic<bool> dead_{false};
 
@@ -408,7 +410,7 @@ public:
 
     /// The endpoint for address; authkey (if given) replaces the one it had.
     endpoint& get(const connection::Address& a, const std::string* authkey = nullptr,
-                  std::size_t max_frame = connection::default_max_frame) {
+                  std::size_t max_frame = connection::default_max_frame, int spin_us = -1) {
         std::lock_guard<std::mutex> g(mu_);
         std::string key = a.str();
         auto it = endpoints_.find(key);
@@ -419,6 +421,7 @@ public:
             if (authkey) it->second->set_authkey(*authkey);
             it->second->set_max_frame(max_frame);
         }
+        if (spin_us >= 0) it->second->set_spin(spin_us);
         return *it->second;
     }
 
@@ -473,6 +476,7 @@ inline std::unique_ptr<client_connection> endpoint::connect_new() {
     c->generation = multiprocessing::detail::fork_state::instance().generation();
     try {
         c->conn = connection::Client(address_, authkey_, max_frame_);
+        c->conn.set_spin(spin_us_);
     } catch (const AuthenticationError&) {
         throw;
     } catch (const std::exception& e) {

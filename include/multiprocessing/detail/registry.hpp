@@ -142,6 +142,9 @@ std::uint64_t method_signature() {
 struct call_context {
     virtual ~call_context() = default;
     virtual Token share(std::shared_ptr<void> obj, const void* raw, std::type_index referent) = 0;
+    virtual bool caller_gone() const = 0;
+    std::uint64_t session = 0;     // the calling process
+    std::uint64_t connection = 0;  // the calling thread's connection
 };
 inline call_context*& current_call() {
     static thread_local call_context* c = nullptr;
@@ -229,6 +232,12 @@ template <class T, class = void>
 struct is_ostreamable : std::false_type {};
 template <class T>
 struct is_ostreamable<T, std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
+    : std::true_type {};
+
+template <class T, class = void>
+struct has_disconnect_hook : std::false_type {};
+template <class T>
+struct has_disconnect_hook<T, std::void_t<decltype(std::declval<T&>()._on_disconnect(std::uint64_t(), std::uint64_t()))>>
     : std::true_type {};
 
 template <class T, class = void>
@@ -375,6 +384,7 @@ struct type_entry {
     invoke_fn getvalue = nullptr;
     std::uint64_t getvalue_sig = 0;
     invoke_fn str = nullptr;
+    void (*on_disconnect)(void*, std::uint64_t session, std::uint64_t connection, std::mutex*) = nullptr;
 
     const method_entry* find(std::string_view name) const {
         auto it = by_name.find(name);
@@ -496,8 +506,35 @@ std::shared_ptr<type_entry> make_entry(const std::string& typeid_) {
         e->getvalue_sig = getvalue_signature<T>();
     }
     if constexpr (is_ostreamable<T>::value) e->str = &str_impl<T>;
+    if constexpr (has_disconnect_hook<T>::value)
+        e->on_disconnect = [](void* obj, std::uint64_t sess, std::uint64_t conn, std::mutex* mu) {
+            std::unique_lock<std::mutex> lock;
+            if (mu) lock = std::unique_lock<std::mutex>(*mu);
+            static_cast<T*>(obj)->_on_disconnect(sess, conn);
+        };
     return e;
 }
 
 }  // namespace detail
+
+/// Who is calling, for methods running in the server: the client process
+/// (session) and its calling thread (connection).  Outside a call both are 0.
+/// An RLock uses this as its owner; Python's managers have no equivalent.
+struct Caller {
+    std::uint64_t session = 0;
+    std::uint64_t connection = 0;
+};
+inline Caller current_caller() {
+    auto* c = detail::current_call();
+    return c ? Caller{c->session, c->connection} : Caller{};
+}
+
+/// For methods that block in the server: true once the caller has
+/// disconnected (its process died) or the server is stopping, so a waiter
+/// can give up without taking anything.  Poll it while waiting.
+inline bool caller_gone() {
+    auto* c = detail::current_call();
+    return c && c->caller_gone();
+}
+
 }  // namespace multiprocessing::managers

@@ -1,0 +1,44 @@
+// SyncManager and Manager(): a BaseManager with Python's built-in typeids.
+#pragma once
+
+#include "multiprocessing/detail/containers.hpp"
+#include "multiprocessing/detail/sync.hpp"
+
+namespace multiprocessing::managers {
+
+/// Python's SyncManager: a manager whose registry already holds the shared
+/// containers (dict, list, ...) and synchronization types (Queue, Lock, ...),
+/// made with methods named like Python's typeids.
+class SyncManager : public BaseManager<SyncManager>,
+                    public detail::container_factories<SyncManager>,
+                    public detail::sync_factories<SyncManager> {
+public:
+    explicit SyncManager(Address address = {}, std::optional<std::string> authkey = std::nullopt,
+                         ServerOptions options = {}, double shutdown_timeout = 1.0)
+        : BaseManager(std::move(address), std::move(authkey), options, shutdown_timeout) {
+        register_builtin_types();
+    }
+    SyncManager(SyncManager&&) = default;
+    SyncManager& operator=(SyncManager&&) = default;
+
+    /// Registers the built-in typeids (done by the constructor; a program
+    /// that serves SyncManager types from get_server() gets them the same way).
+    static void register_builtin_types() {
+        static const bool once = (register_container_types(), register_sync_types(), true);
+        (void)once;
+    }
+};
+
+}  // namespace multiprocessing::managers
+
+namespace multiprocessing {
+
+/// Python's multiprocessing.Manager(): a started SyncManager.  It shuts down
+/// when the returned object is destroyed.
+inline managers::SyncManager Manager() {
+    managers::SyncManager m;
+    m.start();
+    return m;
+}
+
+}  // namespace multiprocessing
