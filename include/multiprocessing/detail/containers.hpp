@@ -1,13 +1,780 @@
-// SyncManager's shared data types (dict, list, set, Value, Array, Namespace).
+// SyncManager's shared containers: dict, list, set, Value, Array.
+//
+// Each is a referent class living in the server plus a Proxy
+// specialization with Python's method names where C++ allows and C++
+// spellings (operator[], size(), contains(), erase(), iteration) where its
+// idiom is stronger.  Every method is one atomic call in the server; that
+// includes `d[k] += v`, which in Python is two calls that can lose updates
+// (gh-137233).  Iteration fetches one snapshot in one call.
 #pragma once
 
-namespace multiprocessing::managers::detail {
+#include "multiprocessing/detail/py_repr.hpp"
+#include "multiprocessing/detail/registry.hpp"
+#include "multiprocessing/detail/serialization/optional.hpp"
+#include "multiprocessing/exceptions.hpp"
+
+#include <boost/serialization/string.hpp>
+#include <boost/serialization/utility.hpp>
+#include <boost/serialization/vector.hpp>
+
+#include <algorithm>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace multiprocessing::managers {
+
+namespace detail {
+
+template <class T, class = void>
+struct has_plus_assign : std::false_type {};
+template <class T>
+struct has_plus_assign<T, std::void_t<decltype(std::declval<T&>() += std::declval<const T&>())>> : std::true_type {};
+
+template <class T, class = void>
+struct has_less : std::false_type {};
+template <class T>
+struct has_less<T, std::void_t<decltype(std::declval<const T&>() < std::declval<const T&>())>> : std::true_type {};
+
+template <class T, class = void>
+struct is_hashable : std::false_type {};
+template <class T>
+struct is_hashable<T, std::void_t<decltype(std::hash<T>{}(std::declval<const T&>()))>> : std::true_type {};
+
+/// Python's index rules: negative counts from the end; out of range throws.
+inline std::size_t py_index(long long i, std::size_t n, const char* what) {
+    long long j = i < 0 ? i + static_cast<long long>(n) : i;
+    if (j < 0 || j >= static_cast<long long>(n)) throw IndexError(what);
+    return static_cast<std::size_t>(j);
+}
+
+/// A snapshot iterated without further round trips.
+template <class T>
+class snapshot {
+public:
+    explicit snapshot(std::vector<T> v) : v_(std::make_shared<std::vector<T>>(std::move(v))) {}
+    auto begin() const { return v_->cbegin(); }
+    auto end() const { return v_->cend(); }
+    std::size_t size() const { return v_->size(); }
+
+private:
+    std::shared_ptr<const std::vector<T>> v_;
+};
+
+}  // namespace detail
+
+/// The referent of SyncManager::dict<K, V>(): keeps insertion order like
+/// Python's dict.  K needs std::hash (or operator< if it has none).
+template <class K, class V>
+class Dict {
+    using list_t = std::list<std::pair<K, V>>;
+    using index_t = std::conditional_t<detail::is_hashable<K>::value,
+                                       std::unordered_map<K, typename list_t::iterator>,
+                                       std::map<K, typename list_t::iterator>>;
+
+public:
+    using key_type = K;
+    using mapped_type = V;
+
+    Dict() = default;
+    Dict(const Dict& o) { for (auto& kv : o.items_) setitem(kv.first, kv.second); }
+    Dict& operator=(const Dict& o) {
+        if (this != &o) {
+            clear();
+            for (auto& kv : o.items_) setitem(kv.first, kv.second);
+        }
+        return *this;
+    }
+    explicit Dict(const std::vector<std::pair<K, V>>& items) { update(items); }
+
+    V getitem(const K& k) const { return find(k)->second; }
+    void setitem(const K& k, const V& v) {
+        auto it = index_.find(k);
+        if (it != index_.end()) it->second->second = v;
+        else index_.emplace(k, items_.insert(items_.end(), {k, v}));
+    }
+    void delitem(const K& k) {
+        auto it = index_.find(k);
+        if (it == index_.end()) throw KeyError(multiprocessing::detail::py_repr(k));
+        items_.erase(it->second);
+        index_.erase(it);
+    }
+    bool contains(const K& k) const { return index_.count(k) != 0; }
+    std::size_t len() const { return items_.size(); }
+    std::optional<V> get(const K& k) const {
+        auto it = index_.find(k);
+        return it == index_.end() ? std::nullopt : std::optional<V>(it->second->second);
+    }
+    V get_default(const K& k, const V& d) const {
+        auto it = index_.find(k);
+        return it == index_.end() ? d : it->second->second;
+    }
+    V pop(const K& k) {
+        V v = getitem(k);
+        delitem(k);
+        return v;
+    }
+    V pop_default(const K& k, const V& d) { return contains(k) ? pop(k) : d; }
+    std::pair<K, V> popitem() {
+        if (items_.empty()) throw KeyError("'popitem(): dictionary is empty'");
+        auto kv = items_.back();
+        delitem(kv.first);
+        return kv;
+    }
+    V setdefault(const K& k, const V& d) {
+        if (!contains(k)) setitem(k, d);
+        return getitem(k);
+    }
+    void update(const std::vector<std::pair<K, V>>& kvs) {
+        for (auto& kv : kvs) setitem(kv.first, kv.second);
+    }
+    void clear() {
+        items_.clear();
+        index_.clear();
+    }
+    std::vector<K> keys() const {
+        std::vector<K> v;
+        for (auto& kv : items_) v.push_back(kv.first);
+        return v;
+    }
+    std::vector<V> values() const {
+        std::vector<V> v;
+        for (auto& kv : items_) v.push_back(kv.second);
+        return v;
+    }
+    std::vector<std::pair<K, V>> items() const { return {items_.begin(), items_.end()}; }
+    std::vector<K> reversed() const {
+        auto k = keys();
+        std::reverse(k.begin(), k.end());
+        return k;
+    }
+    Dict copy() const { return *this; }
+    /// d[k] += v in one atomic step (KeyError if k is missing, as in Python).
+    V iadd(const K& k, const V& delta) {
+        auto& v = find(k)->second;
+        if constexpr (detail::has_plus_assign<V>::value) v += delta;
+        else throw TypeError("unsupported operand type(s) for +=");
+        return v;
+    }
+    std::string repr() const {
+        std::string s = "{";
+        bool first = true;
+        for (auto& kv : items_) {
+            if (!first) s += ", ";
+            first = false;
+            s += multiprocessing::detail::py_repr(kv.first) + ": " + multiprocessing::detail::py_repr(kv.second);
+        }
+        return s + "}";
+    }
+    friend std::ostream& operator<<(std::ostream& os, const Dict& d) { return os << d.repr(); }
+    friend bool operator==(const Dict& a, const Dict& b) { return a.items() == b.items(); }
+
+    auto begin() const { return items_.begin(); }
+    auto end() const { return items_.end(); }
+
+    template <class Ar>
+    void save(Ar& ar, unsigned) const {
+        auto v = items();
+        ar << v;
+    }
+    template <class Ar>
+    void load(Ar& ar, unsigned) {
+        std::vector<std::pair<K, V>> v;
+        ar >> v;
+        clear();
+        update(v);
+    }
+    BOOST_SERIALIZATION_SPLIT_MEMBER()
+
+private:
+    typename list_t::iterator find(const K& k) const {
+        auto it = index_.find(k);
+        if (it == index_.end()) throw KeyError(multiprocessing::detail::py_repr(k));
+        return it->second;
+    }
+    mutable list_t items_;
+    index_t index_;
+};
+
+/// The referent of SyncManager::list<T>(): Python's list over std::vector.
+template <class T>
+class List {
+public:
+    using value_type = T;
+    List() = default;
+    explicit List(std::vector<T> v) : v_(std::move(v)) {}
+
+    T getitem(long long i) const { return v_[detail::py_index(i, v_.size(), "list index out of range")]; }
+    void setitem(long long i, const T& x) { v_[detail::py_index(i, v_.size(), "list assignment index out of range")] = x; }
+    void delitem(long long i) {
+        v_.erase(v_.begin() + static_cast<long>(detail::py_index(i, v_.size(), "list assignment index out of range")));
+    }
+    std::size_t len() const { return v_.size(); }
+    bool contains(const T& x) const { return std::find(v_.begin(), v_.end(), x) != v_.end(); }
+    void append(const T& x) { v_.push_back(x); }
+    void extend(const std::vector<T>& xs) { v_.insert(v_.end(), xs.begin(), xs.end()); }
+    void insert(long long i, const T& x) {
+        long long n = static_cast<long long>(v_.size());
+        long long j = i < 0 ? std::max(0LL, i + n) : std::min(i, n);
+        v_.insert(v_.begin() + j, x);
+    }
+    T pop(long long i) {
+        if (v_.empty()) throw IndexError("pop from empty list");
+        std::size_t j = detail::py_index(i, v_.size(), "pop index out of range");
+        T x = v_[j];
+        v_.erase(v_.begin() + static_cast<long>(j));
+        return x;
+    }
+    void remove(const T& x) {
+        auto it = std::find(v_.begin(), v_.end(), x);
+        if (it == v_.end()) throw ValueError("list.remove(x): x not in list");
+        v_.erase(it);
+    }
+    std::size_t index(const T& x) const {
+        auto it = std::find(v_.begin(), v_.end(), x);
+        if (it == v_.end()) throw ValueError(multiprocessing::detail::py_repr(x) + " is not in list");
+        return static_cast<std::size_t>(it - v_.begin());
+    }
+    std::size_t count(const T& x) const { return static_cast<std::size_t>(std::count(v_.begin(), v_.end(), x)); }
+    void reverse() { std::reverse(v_.begin(), v_.end()); }
+    void sort() {
+        if constexpr (detail::has_less<T>::value) std::stable_sort(v_.begin(), v_.end());
+        else throw TypeError("'<' not supported between these elements");
+    }
+    void clear() { v_.clear(); }
+    std::vector<T> copy() const { return v_; }
+    /// Python's l[start:stop] with clamping and negative bounds.
+    std::vector<T> slice(long long start, long long stop) const {
+        long long n = static_cast<long long>(v_.size());
+        auto clamp = [n](long long i) { return i < 0 ? std::max(0LL, i + n) : std::min(i, n); };
+        long long a = clamp(start), b = clamp(stop);
+        return a < b ? std::vector<T>(v_.begin() + a, v_.begin() + b) : std::vector<T>();
+    }
+    void imul(long long times) {
+        std::vector<T> out;
+        for (long long k = 0; k < times; ++k) out.insert(out.end(), v_.begin(), v_.end());
+        v_.swap(out);
+    }
+    std::string repr() const { return multiprocessing::detail::py_repr(v_); }
+    friend std::ostream& operator<<(std::ostream& os, const List& l) { return os << l.repr(); }
+
+    template <class Ar>
+    void serialize(Ar& ar, unsigned) { ar & v_; }
+
+private:
+    std::vector<T> v_;
+};
+
+/// The referent of SyncManager::set<T>() (Python 3.14's SetProxy).  Keeps
+/// insertion order, so its repr may order elements differently from CPython.
+template <class T>
+class Set {
+public:
+    using value_type = T;
+    Set() = default;
+    explicit Set(const std::vector<T>& xs) { update(xs); }
+
+    void add(const T& x) { d_.setitem(x, true); }
+    void discard(const T& x) {
+        if (d_.contains(x)) d_.delitem(x);
+    }
+    void remove(const T& x) { d_.delitem(x); }
+    bool contains(const T& x) const { return d_.contains(x); }
+    std::size_t len() const { return d_.len(); }
+    T pop() {
+        if (!d_.len()) throw KeyError("'pop from an empty set'");
+        return d_.popitem().first;
+    }
+    void clear() { d_.clear(); }
+    std::vector<T> items() const { return d_.keys(); }
+    void update(const std::vector<T>& xs) { for (auto& x : xs) add(x); }
+    void intersection_update(const std::vector<T>& xs) {
+        Set other(xs);
+        for (auto& x : items())
+            if (!other.contains(x)) discard(x);
+    }
+    void difference_update(const std::vector<T>& xs) { for (auto& x : xs) discard(x); }
+    void symmetric_difference_update(const std::vector<T>& xs) {
+        for (auto& x : Set(xs).items()) {
+            if (contains(x)) discard(x);
+            else add(x);
+        }
+    }
+    bool issubset(const std::vector<T>& xs) const {
+        Set other(xs);
+        for (auto& x : items())
+            if (!other.contains(x)) return false;
+        return true;
+    }
+    bool issuperset(const std::vector<T>& xs) const {
+        for (auto& x : xs)
+            if (!contains(x)) return false;
+        return true;
+    }
+    bool isdisjoint(const std::vector<T>& xs) const {
+        for (auto& x : xs)
+            if (contains(x)) return false;
+        return true;
+    }
+    std::string repr() const {
+        if (!len()) return "set()";
+        auto v = items();
+        return multiprocessing::detail::py_seq_repr(v.begin(), v.end(), "{", "}");
+    }
+    friend std::ostream& operator<<(std::ostream& os, const Set& s) { return os << s.repr(); }
+
+    template <class Ar>
+    void save(Ar& ar, unsigned) const {
+        auto v = items();
+        ar << v;
+    }
+    template <class Ar>
+    void load(Ar& ar, unsigned) {
+        std::vector<T> v;
+        ar >> v;
+        clear();
+        update(v);
+    }
+    BOOST_SERIALIZATION_SPLIT_MEMBER()
+
+private:
+    Dict<T, bool> d_;
+};
+
+namespace detail {
+template <class T>
+std::string default_typecode() {
+    if constexpr (std::is_same_v<T, char>) return "c";
+    else if constexpr (std::is_same_v<T, signed char>) return "b";
+    else if constexpr (std::is_same_v<T, unsigned char>) return "B";
+    else if constexpr (std::is_same_v<T, short>) return "h";
+    else if constexpr (std::is_same_v<T, unsigned short>) return "H";
+    else if constexpr (std::is_same_v<T, int>) return "i";
+    else if constexpr (std::is_same_v<T, unsigned>) return "I";
+    else if constexpr (std::is_same_v<T, long>) return "l";
+    else if constexpr (std::is_same_v<T, unsigned long>) return "L";
+    else if constexpr (std::is_same_v<T, long long>) return "q";
+    else if constexpr (std::is_same_v<T, unsigned long long>) return "Q";
+    else if constexpr (std::is_same_v<T, float>) return "f";
+    else if constexpr (std::is_same_v<T, double>) return "d";
+    else return "O";
+}
+}  // namespace detail
+
+/// The referent of SyncManager::Value(): one value and its typecode.
+template <class T>
+class ValueRef {
+public:
+    ValueRef() : typecode_(detail::default_typecode<T>()) {}
+    ValueRef(std::string typecode, T v) : typecode_(std::move(typecode)), v_(std::move(v)) {}
+    explicit ValueRef(T v) : typecode_(detail::default_typecode<T>()), v_(std::move(v)) {}
+    T get() const { return v_; }
+    void set(const T& v) { v_ = v; }
+    std::string repr() const { return "Value(" + multiprocessing::detail::py_str_repr(typecode_) + ", " + multiprocessing::detail::py_repr(v_) + ")"; }
+    friend std::ostream& operator<<(std::ostream& os, const ValueRef& v) { return os << v.repr(); }
+    template <class Ar>
+    void serialize(Ar& ar, unsigned) { ar & typecode_ & v_; }
+
+private:
+    std::string typecode_;
+    T v_{};
+};
+
+/// The referent of SyncManager::Array(): a fixed-length typed array.
+template <class T>
+class ArrayRef {
+public:
+    ArrayRef() : typecode_(detail::default_typecode<T>()) {}
+    ArrayRef(std::string typecode, std::vector<T> v) : typecode_(std::move(typecode)), v_(std::move(v)) {}
+    explicit ArrayRef(std::vector<T> v) : typecode_(detail::default_typecode<T>()), v_(std::move(v)) {}
+    T getitem(long long i) const { return v_[detail::py_index(i, v_.size(), "array index out of range")]; }
+    void setitem(long long i, const T& x) { v_[detail::py_index(i, v_.size(), "array assignment index out of range")] = x; }
+    std::size_t len() const { return v_.size(); }
+    std::vector<T> copy() const { return v_; }
+    std::string repr() const {
+        return "array(" + multiprocessing::detail::py_str_repr(typecode_) + ", " + multiprocessing::detail::py_repr(v_) + ")";
+    }
+    friend std::ostream& operator<<(std::ostream& os, const ArrayRef& a) { return os << a.repr(); }
+    template <class Ar>
+    void serialize(Ar& ar, unsigned) { ar & typecode_ & v_; }
+
+private:
+    std::string typecode_;
+    std::vector<T> v_;
+};
+
+/// Python's DictProxy for Dict<K, V>.
+template <class K, class V>
+class Proxy<Dict<K, V>> : public ProxyBase<Dict<K, V>> {
+    using R = Dict<K, V>;
+
+public:
+    using ProxyBase<R>::ProxyBase;
+
+    /// d[k] reads and writes through the proxy; `d[k] += v` is one atomic call.
+    class reference {
+    public:
+        reference(const Proxy& p, K k) : p_(p), k_(std::move(k)) {}
+        operator V() const { return p_.at(k_); }
+        V get() const { return p_.at(k_); }
+        const reference& operator=(const V& v) const {
+            p_.template _call_exposed_<&R::setitem>("__setitem__", k_, v);
+            return *this;
+        }
+        V operator+=(const V& d) const { return p_.template _call_exposed_<&R::iadd>("__iadd__", k_, d); }
+        friend std::ostream& operator<<(std::ostream& os, const reference& r) {
+            return os << multiprocessing::detail::py_repr(r.get());
+        }
+
+    private:
+        const Proxy& p_;
+        K k_;
+    };
+
+    reference operator[](K k) const { return reference(*this, std::move(k)); }
+    /// d[k]; KeyError if missing.
+    V at(const K& k) const { return this->template _call_exposed_<&R::getitem>("__getitem__", k); }
+    std::size_t size() const { return this->template _call_exposed_<&R::len>("__len__"); }
+    bool empty() const { return size() == 0; }
+    bool contains(const K& k) const { return this->template _call_exposed_<&R::contains>("__contains__", k); }
+    /// del d[k]; KeyError if missing.
+    void erase(const K& k) const { this->template _call_exposed_<&R::delitem>("__delitem__", k); }
+    std::optional<V> get(const K& k) const { return this->template _call_exposed_<&R::get>("get", k); }
+    V get(const K& k, const V& d) const { return this->template _call_exposed_<&R::get_default>("get_default", k, d); }
+    V pop(const K& k) const { return this->template _call_exposed_<&R::pop>("pop", k); }
+    V pop(const K& k, const V& d) const { return this->template _call_exposed_<&R::pop_default>("pop_default", k, d); }
+    std::pair<K, V> popitem() const { return this->template _call_exposed_<&R::popitem>("popitem"); }
+    V setdefault(const K& k, const V& d = V{}) const { return this->template _call_exposed_<&R::setdefault>("setdefault", k, d); }
+    void update(const std::vector<std::pair<K, V>>& kvs) const { this->template _call_exposed_<&R::update>("update", kvs); }
+    void clear() const { this->template _call_exposed_<&R::clear>("clear"); }
+    std::vector<K> keys() const { return this->template _call_exposed_<&R::keys>("keys"); }
+    std::vector<V> values() const { return this->template _call_exposed_<&R::values>("values"); }
+    std::vector<std::pair<K, V>> items() const { return this->template _call_exposed_<&R::items>("items"); }
+    /// Python's reversed(d): the keys, last first.
+    std::vector<K> reversed() const { return this->template _call_exposed_<&R::reversed>("__reversed__"); }
+    /// Python's d.copy(): a plain (unshared) copy.
+    R copy() const { return this->template _call_exposed_<&R::copy>("copy"); }
+    /// Python's dict.fromkeys(keys, value): a plain dict.
+    R fromkeys(const std::vector<K>& keys, const V& value = V{}) const {
+        R r;
+        for (auto& k : keys) r.setitem(k, value);
+        return r;
+    }
+    /// Python's d | other: a plain merged copy.
+    R operator|(const std::vector<std::pair<K, V>>& other) const {
+        R r = copy();
+        r.update(other);
+        return r;
+    }
+    /// Python's d |= other: updates the shared dict.
+    const Proxy& operator|=(const std::vector<std::pair<K, V>>& other) const {
+        update(other);
+        return *this;
+    }
+    /// Iterates the keys, fetched in one call.
+    auto begin() const {
+        snap_ = std::make_shared<detail::snapshot<K>>(keys());
+        return snap_->begin();
+    }
+    auto end() const { return snap_->end(); }
+
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(
+            method_desc<&R::getitem>{"__getitem__"}, method_desc<&R::setitem>{"__setitem__"},
+            method_desc<&R::delitem>{"__delitem__"}, method_desc<&R::contains>{"__contains__"},
+            method_desc<&R::len>{"__len__"}, method_desc<&R::get>{"get"},
+            method_desc<&R::get_default>{"get_default"}, method_desc<&R::pop>{"pop"},
+            method_desc<&R::pop_default>{"pop_default"}, method_desc<&R::popitem>{"popitem"},
+            method_desc<&R::setdefault>{"setdefault"}, method_desc<&R::update>{"update"},
+            method_desc<&R::clear>{"clear"}, method_desc<&R::keys>{"keys"}, method_desc<&R::values>{"values"},
+            method_desc<&R::items>{"items"}, method_desc<&R::reversed>{"__reversed__"},
+            method_desc<&R::copy>{"copy"}, method_desc<&R::iadd>{"__iadd__"});
+    }
+
+private:
+    mutable std::shared_ptr<detail::snapshot<K>> snap_;
+};
+
+/// Python's ListProxy for List<T>.
+template <class T>
+class Proxy<List<T>> : public ProxyBase<List<T>> {
+    using R = List<T>;
+
+public:
+    using ProxyBase<R>::ProxyBase;
+
+    /// l[i] reads and writes through the proxy (negative i counts from the end).
+    class reference {
+    public:
+        reference(const Proxy& p, long long i) : p_(p), i_(i) {}
+        operator T() const { return p_.at(i_); }
+        T get() const { return p_.at(i_); }
+        const reference& operator=(const T& v) const {
+            p_.template _call_exposed_<&R::setitem>("__setitem__", i_, v);
+            return *this;
+        }
+        friend std::ostream& operator<<(std::ostream& os, const reference& r) {
+            return os << multiprocessing::detail::py_repr(r.get());
+        }
+
+    private:
+        const Proxy& p_;
+        long long i_;
+    };
+
+    reference operator[](long long i) const { return reference(*this, i); }
+    T at(long long i) const { return this->template _call_exposed_<&R::getitem>("__getitem__", i); }
+    std::size_t size() const { return this->template _call_exposed_<&R::len>("__len__"); }
+    bool empty() const { return size() == 0; }
+    bool contains(const T& x) const { return this->template _call_exposed_<&R::contains>("__contains__", x); }
+    /// del l[i]
+    void erase(long long i) const { this->template _call_exposed_<&R::delitem>("__delitem__", i); }
+    void append(const T& x) const { this->template _call_exposed_<&R::append>("append", x); }
+    void extend(const std::vector<T>& xs) const { this->template _call_exposed_<&R::extend>("extend", xs); }
+    void insert(long long i, const T& x) const { this->template _call_exposed_<&R::insert>("insert", i, x); }
+    T pop(long long i = -1) const { return this->template _call_exposed_<&R::pop>("pop", i); }
+    void remove(const T& x) const { this->template _call_exposed_<&R::remove>("remove", x); }
+    std::size_t index(const T& x) const { return this->template _call_exposed_<&R::index>("index", x); }
+    std::size_t count(const T& x) const { return this->template _call_exposed_<&R::count>("count", x); }
+    void reverse() const { this->template _call_exposed_<&R::reverse>("reverse"); }
+    void sort() const { this->template _call_exposed_<&R::sort>("sort"); }
+    void clear() const { this->template _call_exposed_<&R::clear>("clear"); }
+    /// Python's l.copy() (and l[:]): a plain std::vector.
+    std::vector<T> copy() const { return this->template _call_exposed_<&R::copy>("copy"); }
+    /// Python's l[start:stop].
+    std::vector<T> slice(long long start, long long stop) const {
+        return this->template _call_exposed_<&R::slice>("__getslice__", start, stop);
+    }
+    /// Python's reversed(l).
+    std::vector<T> reversed() const {
+        auto v = copy();
+        std::reverse(v.begin(), v.end());
+        return v;
+    }
+    const Proxy& operator+=(const std::vector<T>& xs) const {
+        extend(xs);
+        return *this;
+    }
+    const Proxy& operator*=(long long n) const {
+        this->template _call_exposed_<&R::imul>("__imul__", n);
+        return *this;
+    }
+    std::vector<T> operator+(const std::vector<T>& xs) const {
+        auto v = copy();
+        v.insert(v.end(), xs.begin(), xs.end());
+        return v;
+    }
+    std::vector<T> operator*(long long n) const {
+        auto v = copy(), out = std::vector<T>();
+        for (long long k = 0; k < n; ++k) out.insert(out.end(), v.begin(), v.end());
+        return out;
+    }
+    /// Iterates a snapshot fetched in one call.
+    auto begin() const {
+        snap_ = std::make_shared<detail::snapshot<T>>(copy());
+        return snap_->begin();
+    }
+    auto end() const { return snap_->end(); }
+
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(
+            method_desc<&R::getitem>{"__getitem__"}, method_desc<&R::setitem>{"__setitem__"},
+            method_desc<&R::delitem>{"__delitem__"}, method_desc<&R::len>{"__len__"},
+            method_desc<&R::contains>{"__contains__"}, method_desc<&R::append>{"append"},
+            method_desc<&R::extend>{"extend"}, method_desc<&R::insert>{"insert"}, method_desc<&R::pop>{"pop"},
+            method_desc<&R::remove>{"remove"}, method_desc<&R::index>{"index"}, method_desc<&R::count>{"count"},
+            method_desc<&R::reverse>{"reverse"}, method_desc<&R::sort>{"sort"}, method_desc<&R::clear>{"clear"},
+            method_desc<&R::copy>{"copy"}, method_desc<&R::slice>{"__getslice__"},
+            method_desc<&R::imul>{"__imul__"});
+    }
+
+private:
+    mutable std::shared_ptr<detail::snapshot<T>> snap_;
+};
+
+/// Python 3.14's SetProxy for Set<T>.
+template <class T>
+class Proxy<Set<T>> : public ProxyBase<Set<T>> {
+    using R = Set<T>;
+
+public:
+    using ProxyBase<R>::ProxyBase;
+    void add(const T& x) const { this->template _call_exposed_<&R::add>("add", x); }
+    void discard(const T& x) const { this->template _call_exposed_<&R::discard>("discard", x); }
+    /// KeyError if missing.
+    void remove(const T& x) const { this->template _call_exposed_<&R::remove>("remove", x); }
+    bool contains(const T& x) const { return this->template _call_exposed_<&R::contains>("__contains__", x); }
+    std::size_t size() const { return this->template _call_exposed_<&R::len>("__len__"); }
+    bool empty() const { return size() == 0; }
+    T pop() const { return this->template _call_exposed_<&R::pop>("pop"); }
+    void clear() const { this->template _call_exposed_<&R::clear>("clear"); }
+    std::vector<T> items() const { return this->template _call_exposed_<&R::items>("__iter__"); }
+    R copy() const { return this->_getvalue(); }
+    void update(const std::vector<T>& xs) const { this->template _call_exposed_<&R::update>("update", xs); }
+    void intersection_update(const std::vector<T>& xs) const {
+        this->template _call_exposed_<&R::intersection_update>("intersection_update", xs);
+    }
+    void difference_update(const std::vector<T>& xs) const {
+        this->template _call_exposed_<&R::difference_update>("difference_update", xs);
+    }
+    void symmetric_difference_update(const std::vector<T>& xs) const {
+        this->template _call_exposed_<&R::symmetric_difference_update>("symmetric_difference_update", xs);
+    }
+    bool issubset(const std::vector<T>& xs) const { return this->template _call_exposed_<&R::issubset>("issubset", xs); }
+    bool issuperset(const std::vector<T>& xs) const { return this->template _call_exposed_<&R::issuperset>("issuperset", xs); }
+    bool isdisjoint(const std::vector<T>& xs) const { return this->template _call_exposed_<&R::isdisjoint>("isdisjoint", xs); }
+    /// Python's union (a C++ keyword): a plain set.
+    R union_(const std::vector<T>& xs) const { R r = copy(); r.update(xs); return r; }
+    R intersection(const std::vector<T>& xs) const { R r = copy(); r.intersection_update(xs); return r; }
+    R difference(const std::vector<T>& xs) const { R r = copy(); r.difference_update(xs); return r; }
+    R symmetric_difference(const std::vector<T>& xs) const { R r = copy(); r.symmetric_difference_update(xs); return r; }
+    const Proxy& operator|=(const std::vector<T>& xs) const { update(xs); return *this; }
+    const Proxy& operator&=(const std::vector<T>& xs) const { intersection_update(xs); return *this; }
+    const Proxy& operator-=(const std::vector<T>& xs) const { difference_update(xs); return *this; }
+    const Proxy& operator^=(const std::vector<T>& xs) const { symmetric_difference_update(xs); return *this; }
+    auto begin() const {
+        snap_ = std::make_shared<detail::snapshot<T>>(items());
+        return snap_->begin();
+    }
+    auto end() const { return snap_->end(); }
+
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(
+            method_desc<&R::add>{"add"}, method_desc<&R::discard>{"discard"}, method_desc<&R::remove>{"remove"},
+            method_desc<&R::contains>{"__contains__"}, method_desc<&R::len>{"__len__"}, method_desc<&R::pop>{"pop"},
+            method_desc<&R::clear>{"clear"}, method_desc<&R::items>{"__iter__"}, method_desc<&R::update>{"update"},
+            method_desc<&R::intersection_update>{"intersection_update"},
+            method_desc<&R::difference_update>{"difference_update"},
+            method_desc<&R::symmetric_difference_update>{"symmetric_difference_update"},
+            method_desc<&R::issubset>{"issubset"}, method_desc<&R::issuperset>{"issuperset"},
+            method_desc<&R::isdisjoint>{"isdisjoint"});
+    }
+
+private:
+    mutable std::shared_ptr<detail::snapshot<T>> snap_;
+};
+
+/// Python's ValueProxy: get(), set() and value().
+template <class T>
+class Proxy<ValueRef<T>> : public ProxyBase<ValueRef<T>> {
+    using R = ValueRef<T>;
+
+public:
+    using ProxyBase<R>::ProxyBase;
+    T get() const { return this->template _call_exposed_<&R::get>("get"); }
+    void set(const T& v) const { this->template _call_exposed_<&R::set>("set", v); }
+    /// Python's `value` property.
+    T value() const { return get(); }
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(method_desc<&R::get>{"get"}, method_desc<&R::set>{"set"});
+    }
+};
+
+/// Python's ArrayProxy: len, indexing and assignment.
+template <class T>
+class Proxy<ArrayRef<T>> : public ProxyBase<ArrayRef<T>> {
+    using R = ArrayRef<T>;
+
+public:
+    using ProxyBase<R>::ProxyBase;
+    class reference {
+    public:
+        reference(const Proxy& p, long long i) : p_(p), i_(i) {}
+        operator T() const { return p_.at(i_); }
+        const reference& operator=(const T& v) const {
+            p_.template _call_exposed_<&R::setitem>("__setitem__", i_, v);
+            return *this;
+        }
+
+    private:
+        const Proxy& p_;
+        long long i_;
+    };
+    reference operator[](long long i) const { return reference(*this, i); }
+    T at(long long i) const { return this->template _call_exposed_<&R::getitem>("__getitem__", i); }
+    std::size_t size() const { return this->template _call_exposed_<&R::len>("__len__"); }
+    std::vector<T> copy() const { return this->template _call_exposed_<&R::copy>("copy"); }
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(method_desc<&R::getitem>{"__getitem__"}, method_desc<&R::setitem>{"__setitem__"},
+                               method_desc<&R::len>{"__len__"}, method_desc<&R::copy>{"copy"});
+    }
+};
+
+namespace detail {
+
+/// Registers a container type with Manager's registry before main(), so a
+/// server forked later knows every instantiation the program uses.
+template <class Manager, class T>
+struct auto_registered {
+    static bool add(const char* base) {
+        Manager::template register_type<T>(std::string(base) + "[" + multiprocessing::detail::type_name<T>() + "]");
+        return true;
+    }
+    static const bool done;
+};
+
+template <class T> struct container_name;
+template <class K, class V> struct container_name<Dict<K, V>> { static constexpr const char* value = "dict"; };
+template <class T> struct container_name<List<T>> { static constexpr const char* value = "list"; };
+template <class T> struct container_name<Set<T>> { static constexpr const char* value = "set"; };
+template <class T> struct container_name<ValueRef<T>> { static constexpr const char* value = "Value"; };
+template <class T> struct container_name<ArrayRef<T>> { static constexpr const char* value = "Array"; };
+
+template <class Manager, class T>
+const bool auto_registered<Manager, T>::done = auto_registered<Manager, T>::add(container_name<T>::value);
 
 /// Mixin of SyncManager: the factory methods for shared containers.
 template <class Manager>
 class container_factories {
+public:
+    /// Python's manager.dict(): a shared, insertion-ordered dict.
+    template <class K, class V>
+    Proxy<Dict<K, V>> dict(const std::vector<std::pair<K, V>>& items = {}) {
+        return make<Dict<K, V>>(items);
+    }
+    /// Python's manager.list(seq).
+    template <class T>
+    Proxy<List<T>> list(std::vector<T> items = {}) { return make<List<T>>(std::move(items)); }
+    /// Python's manager.set(seq) (3.14).
+    template <class T>
+    Proxy<Set<T>> set(const std::vector<T>& items = {}) { return make<Set<T>>(items); }
+    /// Python's manager.Value(typecode, value).
+    template <class T>
+    Proxy<ValueRef<T>> Value(const std::string& typecode, T v) { return make<ValueRef<T>>(typecode, std::move(v)); }
+    /// Typed Value: the typecode follows from T.
+    template <class T>
+    Proxy<ValueRef<T>> Value(T v) { return make<ValueRef<T>>(default_typecode<T>(), std::move(v)); }
+    /// Python's manager.Array(typecode, sequence).
+    template <class T>
+    Proxy<ArrayRef<T>> Array(const std::string& typecode, std::vector<T> v) {
+        return make<ArrayRef<T>>(typecode, std::move(v));
+    }
+    template <class T>
+    Proxy<ArrayRef<T>> Array(std::vector<T> v) { return make<ArrayRef<T>>(default_typecode<T>(), std::move(v)); }
+
 protected:
     static void register_container_types() {}
+
+private:
+    template <class R, class... A>
+    Proxy<R> make(A&&... args) {
+        (void)&auto_registered<Manager, R>::done;
+        auto& m = static_cast<Manager&>(*this);
+        return m.template create_as<R>(std::string(container_name<R>::value) + "[" + multiprocessing::detail::type_name<R>() + "]",
+                                       std::forward<A>(args)...);
+    }
 };
 
-}  // namespace multiprocessing::managers::detail
+}  // namespace detail
+}  // namespace multiprocessing::managers

@@ -1,0 +1,276 @@
+// SyncManager's shared data: ports of CPython's _TestContainers and
+// TestSyncManagerTypes cases for typed containers.
+#include "helpers.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+namespace mp = multiprocessing;
+using mp::managers::Proxy;
+
+template <class P>
+static std::string str(const P& p) {
+    std::ostringstream os;
+    os << p;
+    return os.str();
+}
+
+static std::vector<int> range(int a, int b) {
+    std::vector<int> v;
+    for (int i = a; i < b; ++i) v.push_back(i);
+    return v;
+}
+
+TEST_CASE("_TestContainers.test_list", "[containers]") {
+    auto manager = mp::Manager();
+    auto a = manager.list(range(0, 10));
+    CHECK(a.copy() == range(0, 10));
+    auto b = manager.list<int>();
+    CHECK(b.copy().empty());
+    b.extend(range(0, 5));
+    CHECK(b.copy() == range(0, 5));
+    CHECK(b.at(2) == 2);
+    CHECK(b.slice(2, 10) == std::vector<int>{2, 3, 4});
+    b *= 2;
+    CHECK(b.copy() == std::vector<int>{0, 1, 2, 3, 4, 0, 1, 2, 3, 4});
+    CHECK(b + std::vector<int>{5, 6} == std::vector<int>{0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6});
+    CHECK(a.copy() == range(0, 10));
+    // a list holding lists: here typed nesting of plain vectors
+    auto d = manager.list<std::vector<int>>({range(0, 3)});
+    CHECK(d.at(0) == range(0, 3));
+    auto e = manager.list<std::vector<int>>();
+    e.append(range(0, 2));
+    e.append(range(0, 2));
+    CHECK(e.copy() == std::vector<std::vector<int>>{{0, 1}, {0, 1}});
+    CHECK(str(e) == "[[0, 1], [0, 1]]");
+    auto f = manager.list<std::string>({std::string("a")});
+    CHECK(str(f) == "['a']");
+}
+
+TEST_CASE("_TestContainers.test_list_iter", "[containers]") {
+    auto manager = mp::Manager();
+    auto a = manager.list(range(0, 10));
+    std::vector<int> seen;
+    for (int x : a) seen.push_back(x);
+    CHECK(seen == range(0, 10));
+    // iterating fetched one snapshot: changes after begin() are not seen
+    a.erase(0);
+    CHECK(seen.size() == 10);
+}
+
+TEST_CASE("_TestContainers.test_list_proxy_in_list", "[containers][nested]") {
+    auto manager = mp::Manager();
+    auto base = manager.number_of_objects();
+    {
+        std::vector<Proxy<mp::managers::List<int>>> inner;
+        for (int i = 0; i < 3; ++i) inner.push_back(manager.list(range(0, 3)));
+        auto a = manager.list(inner);
+        a.at(0).at(-1);
+        a.at(0).append(7);  // a write through a nested proxy is seen everywhere
+        CHECK(inner[0].copy() == std::vector<int>{0, 1, 2, 7});
+        CHECK(a.at(0).copy() == std::vector<int>{0, 1, 2, 7});
+        auto b = manager.list<Proxy<mp::managers::List<int>>>();
+        b.append(inner[1]);
+        auto c = b.at(0);
+        c.append(9);
+        CHECK(inner[1].copy() == std::vector<int>{0, 1, 2, 9});
+        CHECK(manager.number_of_objects() == base + 5);
+    }
+    // no leak: nested proxies go with their holders (CPython gh-103136)
+    CHECK(test::wait_until([&] { return manager.number_of_objects() == base; }, 5));
+}
+
+TEST_CASE("_TestContainers.test_dict", "[containers]") {
+    auto manager = mp::Manager();
+    auto d = manager.dict<int, char>();
+    std::vector<int> indices = range(65, 70);
+    for (int i : indices) d[i] = static_cast<char>(i);
+    CHECK(d.copy().items() == std::vector<std::pair<int, char>>{{65, 'A'}, {66, 'B'}, {67, 'C'}, {68, 'D'}, {69, 'E'}});
+    CHECK(d.keys() == indices);
+    CHECK(d.values() == std::vector<char>{'A', 'B', 'C', 'D', 'E'});
+    CHECK(d.items().size() == 5);
+    CHECK(str(d) == "{65: 'A', 66: 'B', 67: 'C', 68: 'D', 69: 'E'}");
+}
+
+TEST_CASE("_TestContainers.test_dict_iter", "[containers]") {
+    auto manager = mp::Manager();
+    auto d = manager.dict<int, int>();
+    for (int i = 0; i < 10; ++i) d[i] = i * i;
+    std::vector<int> keys;
+    for (int k : d) keys.push_back(k);
+    CHECK(keys == range(0, 10));
+}
+
+TEST_CASE("_TestContainers.test_dict_proxy_nested", "[containers][nested]") {
+    auto manager = mp::Manager();
+    auto pets = manager.dict<std::string, int>({{"ferrets", 2}, {"hamsters", 4}});
+    auto supplies = manager.dict<std::string, int>({{"water", 10}, {"feed", 3}});
+    auto d = manager.dict<std::string, Proxy<mp::managers::Dict<std::string, int>>>({{"pets", pets}, {"supplies", supplies}});
+    CHECK(d.at("pets").at("ferrets") == 2);
+    CHECK(d.at("supplies").at("water") == 10);
+    d.at("pets")["marmots"] = 1;
+    CHECK(pets.at("marmots") == 1);
+    CHECK(d.at("pets").at("marmots") == 1);
+    pets["ferrets"] = 3;
+    CHECK(d.at("pets").at("ferrets") == 3);
+    auto base = manager.number_of_objects();
+    d.clear();
+    pets = {};
+    CHECK(test::wait_until([&] { return manager.number_of_objects() == base - 1; }, 5));
+    CHECK(supplies.at("feed") == 3);
+}
+
+TEST_CASE("dict: Python's methods and errors", "[containers]") {
+    auto manager = mp::Manager();
+    auto d = manager.dict<std::string, int>();
+    CHECK_THROWS_MATCHES(d.at("missing"), mp::KeyError, Catch::Matchers::Message("'missing'"));
+    CHECK_THROWS_AS(d.erase("missing"), mp::KeyError);
+    d["a"] = 1;
+    d["b"] = 2;
+    CHECK(d.contains("a"));
+    CHECK_FALSE(d.contains("z"));
+    CHECK(d.size() == 2);
+    CHECK(d.get("a") == 1);
+    CHECK_FALSE(d.get("z").has_value());
+    CHECK(d.get("z", 9) == 9);
+    CHECK(d.setdefault("c", 3) == 3);
+    CHECK(d.setdefault("c", 4) == 3);
+    CHECK(d.pop("c") == 3);
+    CHECK(d.pop("c", -1) == -1);
+    CHECK(d.popitem() == std::make_pair(std::string("b"), 2));
+    d |= {{"x", 10}, {"y", 20}};
+    CHECK(d.keys() == std::vector<std::string>{"a", "x", "y"});
+    CHECK(d.reversed() == std::vector<std::string>{"y", "x", "a"});
+    auto merged = d | std::vector<std::pair<std::string, int>>{{"a", 100}};
+    CHECK(merged.getitem("a") == 100);
+    CHECK(d.at("a") == 1);  // | makes a copy
+    CHECK(d.fromkeys({"p", "q"}, 0).keys() == std::vector<std::string>{"p", "q"});
+    d["x"] += 5;  // one atomic call
+    CHECK(d.at("x") == 15);
+    CHECK_THROWS_AS(d["nope"] += 1, mp::KeyError);
+    d.erase("x");
+    CHECK(str(d) == "{'a': 1, 'y': 20}");
+    d.clear();
+    CHECK(d.empty());
+    CHECK(str(d) == "{}");
+}
+
+TEST_CASE("dict: d[k] += 1 from many processes loses nothing (gh-137233)", "[containers]") {
+    auto manager = mp::Manager();
+    auto d = manager.dict<std::string, int>({{"n", 0}});
+    std::vector<mp::Process> ps;
+    for (int i = 0; i < 4; ++i)
+        ps.emplace_back([d] {
+            for (int k = 0; k < 250; ++k) d["n"] += 1;
+        });
+    for (auto& p : ps) p.start();
+    for (auto& p : ps) CHECK(test::join_or_kill(p) == 0);
+    CHECK(d.at("n") == 1000);
+}
+
+TEST_CASE("list: Python's methods and errors", "[containers]") {
+    auto manager = mp::Manager();
+    auto l = manager.list<int>({3, 1, 2});
+    CHECK_THROWS_MATCHES(l.at(5), mp::IndexError, Catch::Matchers::Message("list index out of range"));
+    CHECK(l[-1] == 2);
+    l[0] = 30;
+    CHECK(l.at(0) == 30);
+    l.insert(0, 7);
+    l.insert(-100, 6);
+    l.insert(100, 8);
+    CHECK(l.copy() == std::vector<int>{6, 7, 30, 1, 2, 8});
+    CHECK(l.pop() == 8);
+    CHECK(l.pop(0) == 6);
+    CHECK(l.index(30) == 1);
+    CHECK_THROWS_MATCHES(l.index(99), mp::ValueError, Catch::Matchers::Message("99 is not in list"));
+    l.append(1);
+    CHECK(l.count(1) == 2);
+    l.remove(1);
+    CHECK(l.copy() == std::vector<int>{7, 30, 2, 1});
+    CHECK_THROWS_AS(l.remove(99), mp::ValueError);
+    l.sort();
+    CHECK(l.copy() == std::vector<int>{1, 2, 7, 30});
+    l.reverse();
+    CHECK(l.reversed() == std::vector<int>{1, 2, 7, 30});
+    l += {5};
+    CHECK(l.size() == 5);
+    CHECK(l.contains(5));
+    l.erase(-1);
+    CHECK(str(l) == "[30, 7, 2, 1]");
+    CHECK(l * 2 == std::vector<int>{30, 7, 2, 1, 30, 7, 2, 1});
+    l.clear();
+    CHECK_THROWS_MATCHES(l.pop(), mp::IndexError, Catch::Matchers::Message("pop from empty list"));
+}
+
+TEST_CASE("TestSyncManagerTypes: list, dict, set, Value, Array shared with a child", "[containers][fork]") {
+    auto manager = mp::Manager();
+    auto l = manager.list<int>();
+    auto d = manager.dict<int, int>();
+    auto s = manager.set<int>();
+    auto v = manager.Value("i", 0);
+    auto a = manager.Array("i", std::vector<int>{0, 0});
+    mp::Process p([=] {
+        // _test_list / _test_dict / _test_set / _test_value / _test_array
+        l.append(5);
+        d[0] = 5;
+        d[1] = 6;
+        s.add(3);
+        s.add(1);
+        v.set(1);
+        a[0] = 1;
+        a[1] = 2;
+    });
+    p.start();
+    CHECK(test::join_or_kill(p) == 0);
+    CHECK(l.copy() == std::vector<int>{5});
+    CHECK(d.items() == std::vector<std::pair<int, int>>{{0, 5}, {1, 6}});
+    CHECK(s.size() == 2);
+    CHECK(s.contains(1));
+    CHECK(v.value() == 1);
+    CHECK(a.copy() == std::vector<int>{1, 2});
+    CHECK(str(v) == "Value('i', 1)");
+    CHECK(str(a) == "array('i', [1, 2])");
+}
+
+TEST_CASE("set: Python 3.14's SetProxy methods", "[containers]") {
+    auto manager = mp::Manager();
+    auto s = manager.set<int>({1, 2, 3});
+    CHECK(s.size() == 3);
+    s.add(4);
+    s.discard(10);
+    CHECK_THROWS_AS(s.remove(10), mp::KeyError);
+    s.remove(4);
+    CHECK(s.issubset({1, 2, 3, 4}));
+    CHECK(s.issuperset({1, 2}));
+    CHECK(s.isdisjoint({7, 8}));
+    CHECK(s.union_({5}).len() == 4);
+    CHECK(s.intersection({2, 3, 9}).items() == std::vector<int>{2, 3});
+    CHECK(s.difference({1}).items() == std::vector<int>{2, 3});
+    CHECK(s.symmetric_difference({3, 4}).items() == std::vector<int>{1, 2, 4});
+    s |= {9};
+    s -= {1};
+    s &= {2, 3, 9};
+    s ^= {3, 5};
+    std::vector<int> seen;
+    for (int x : s) seen.push_back(x);
+    CHECK(seen == std::vector<int>{2, 9, 5});
+    CHECK(str(s) == "{2, 9, 5}");
+    s.clear();
+    CHECK(str(s) == "set()");
+    CHECK_THROWS_AS(s.pop(), mp::KeyError);
+}
+
+TEST_CASE("Value and Array: typecodes and typed forms", "[containers]") {
+    auto manager = mp::Manager();
+    auto v = manager.Value(2.5);
+    CHECK(str(v) == "Value('d', 2.5)");
+    v.set(1e16);
+    CHECK(str(v) == "Value('d', 1e+16)");
+    auto c = manager.Value("c", 'x');
+    CHECK(c.get() == 'x');
+    auto arr = manager.Array(std::vector<double>{0.25, 1.0});
+    CHECK(arr.size() == 2);
+    CHECK(str(arr) == "array('d', [0.25, 1.0])");
+    CHECK_THROWS_AS(arr.at(2), mp::IndexError);
+}
