@@ -4,4 +4,5 @@
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/managers.hpp"
+#include "multiprocessing/object.hpp"
 #include "multiprocessing/process.hpp"

@@ -73,6 +73,12 @@ public:
     using std::out_of_range::out_of_range;
 };
 
+/// Python's AttributeError: no attribute of that name.
+class AttributeError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 /// Python's NotImplementedError.
 class NotImplementedError : public std::logic_error {
 public:

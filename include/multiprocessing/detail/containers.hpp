@@ -12,6 +12,7 @@
 #include "multiprocessing/detail/registry.hpp"
 #include "multiprocessing/detail/serialization/optional.hpp"
 #include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/object.hpp"
 
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/utility.hpp>
@@ -711,6 +712,76 @@ public:
     }
 };
 
+/// The referent of SyncManager::Namespace(): named attributes holding
+/// dynamic values, printed as Namespace(name='Bob').
+class NamespaceRef {
+public:
+    object getattr(const std::string& name) const {
+        auto v = attrs_.get(name);
+        if (!v) throw AttributeError("'Namespace' object has no attribute " + multiprocessing::detail::py_str_repr(name));
+        return *v;
+    }
+    void setattr(const std::string& name, const object& v) { attrs_.setitem(name, v); }
+    void delattr(const std::string& name) {
+        if (!attrs_.contains(name))
+            throw AttributeError("'Namespace' object has no attribute " + multiprocessing::detail::py_str_repr(name));
+        attrs_.delitem(name);
+    }
+    bool hasattr(const std::string& name) const { return attrs_.contains(name); }
+    std::string repr() const {
+        std::string s = "Namespace(";
+        bool first = true;
+        for (auto& kv : attrs_) {
+            if (kv.first.rfind("_", 0) == 0) continue;  // Python hides private names
+            if (!first) s += ", ";
+            first = false;
+            s += kv.first + "=" + repr_of(kv.second);
+        }
+        return s + ")";
+    }
+    friend std::ostream& operator<<(std::ostream& os, const NamespaceRef& n) { return os << n.repr(); }
+    template <class Ar>
+    void serialize(Ar& ar, unsigned) { ar & attrs_; }
+
+private:
+    static std::string repr_of(const object& o) { return multiprocessing::repr(o); }
+    Dict<std::string, object> attrs_;
+};
+
+/// Python's NamespaceProxy: getattr/setattr/delattr by name.
+template <>
+class Proxy<NamespaceRef> : public ProxyBase<NamespaceRef> {
+    using R = NamespaceRef;
+
+public:
+    using ProxyBase<R>::ProxyBase;
+    /// Python's ns.name; AttributeError if unset.
+    object getattr(const std::string& name) const { return _call_exposed_<&R::getattr>("__getattribute__", name); }
+    /// Python's ns.name = value.
+    void setattr(const std::string& name, const object& v) const { _call_exposed_<&R::setattr>("__setattr__", name, v); }
+    /// Python's del ns.name.
+    void delattr(const std::string& name) const { _call_exposed_<&R::delattr>("__delattr__", name); }
+    bool hasattr(const std::string& name) const { return _call_exposed_<&R::hasattr>("hasattr", name); }
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(method_desc<&R::getattr>{"__getattribute__"}, method_desc<&R::setattr>{"__setattr__"},
+                               method_desc<&R::delattr>{"__delattr__"}, method_desc<&R::hasattr>{"hasattr"});
+    }
+};
+
+/// Python's DictProxy, ListProxy, ...: names for the proxy types.
+template <class K = object, class V = object>
+using DictProxy = Proxy<Dict<K, V>>;
+template <class T = object>
+using ListProxy = Proxy<List<T>>;
+template <class T = object>
+using SetProxy = Proxy<Set<T>>;
+template <class T>
+using ValueProxy = Proxy<ValueRef<T>>;
+template <class T>
+using ArrayProxy = Proxy<ArrayRef<T>>;
+using NamespaceProxy = Proxy<NamespaceRef>;
+
 namespace detail {
 
 /// Registers a container type with Manager's registry before main(), so a
@@ -730,6 +801,7 @@ template <class T> struct container_name<List<T>> { static constexpr const char*
 template <class T> struct container_name<Set<T>> { static constexpr const char* value = "set"; };
 template <class T> struct container_name<ValueRef<T>> { static constexpr const char* value = "Value"; };
 template <class T> struct container_name<ArrayRef<T>> { static constexpr const char* value = "Array"; };
+template <> struct container_name<NamespaceRef> { static constexpr const char* value = "Namespace"; };
 
 template <class Manager, class T>
 const bool auto_registered<Manager, T>::done = auto_registered<Manager, T>::add(container_name<T>::value);
@@ -738,16 +810,17 @@ const bool auto_registered<Manager, T>::done = auto_registered<Manager, T>::add(
 template <class Manager>
 class container_factories {
 public:
-    /// Python's manager.dict(): a shared, insertion-ordered dict.
-    template <class K, class V>
+    /// Python's manager.dict(): a shared, insertion-ordered dict of
+    /// dynamic values; dict<K, V>() is the typed form (no tags on the wire).
+    template <class K = object, class V = object>
     Proxy<Dict<K, V>> dict(const std::vector<std::pair<K, V>>& items = {}) {
         return make<Dict<K, V>>(items);
     }
-    /// Python's manager.list(seq).
-    template <class T>
+    /// Python's manager.list(seq); list<T>() is the typed form.
+    template <class T = object>
     Proxy<List<T>> list(std::vector<T> items = {}) { return make<List<T>>(std::move(items)); }
     /// Python's manager.set(seq) (3.14).
-    template <class T>
+    template <class T = object>
     Proxy<Set<T>> set(const std::vector<T>& items = {}) { return make<Set<T>>(items); }
     /// Python's manager.Value(typecode, value).
     template <class T>
@@ -762,6 +835,9 @@ public:
     }
     template <class T>
     Proxy<ArrayRef<T>> Array(std::vector<T> v) { return make<ArrayRef<T>>(default_typecode<T>(), std::move(v)); }
+
+    /// Python's manager.Namespace().
+    Proxy<NamespaceRef> Namespace() { return make<NamespaceRef>(); }
 
 protected:
     static void register_container_types() {}

@@ -212,6 +212,7 @@ private:
         add<IndexError>();
         add<NotImplementedError>();
         add<StopIteration>();
+        add<AttributeError>();
         by_type_[std::type_index(typeid(std::exception))] = "std::exception";
         throwers_["std::exception"] = [](const std::string& m) { throw RemoteError("std::exception", m); };
     }

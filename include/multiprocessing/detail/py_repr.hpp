@@ -3,6 +3,8 @@
 // Python's shortest round-trip form, True/False, [..], {k: v}.
 #pragma once
 
+#include "multiprocessing/detail/unicode_printable.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -54,23 +56,45 @@ inline std::string py_float_repr(double v) {
     return neg ? "-" + out : out;
 }
 
-/// Python's repr of a str (UTF-8 in, UTF-8 out).  Control characters are
-/// escaped; other non-ASCII text is kept (exact for printable text).
+/// Python's repr of a str (UTF-8 in, UTF-8 out): Python's quote choice,
+/// escapes for control and other non-printable characters (by CPython's
+/// str.isprintable() table), printable non-ASCII text kept as it is.
 inline std::string py_str_repr(const std::string& s) {
     bool has_single = s.find('\'') != std::string::npos;
     bool has_double = s.find('"') != std::string::npos;
     char q = (has_single && !has_double) ? '"' : '\'';
     std::string out(1, q);
-    for (unsigned char c : s) {
-        if (c == static_cast<unsigned char>(q) || c == '\\') { out += '\\'; out += static_cast<char>(c); }
-        else if (c == '\n') out += "\\n";
-        else if (c == '\r') out += "\\r";
-        else if (c == '\t') out += "\\t";
-        else if (c < 0x20 || c == 0x7f) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\x%02x", c);
+    std::size_t i = 0;
+    while (i < s.size()) {
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            if (c == static_cast<unsigned char>(q) || c == '\\') { out += '\\'; out += static_cast<char>(c); }
+            else if (c == '\n') out += "\\n";
+            else if (c == '\r') out += "\\r";
+            else if (c == '\t') out += "\\t";
+            else if (c < 0x20 || c == 0x7f) {
+                char b[8];
+                std::snprintf(b, sizeof b, "\\x%02x", c);
+                out += b;
+            } else out += static_cast<char>(c);
+            ++i;
+            continue;
+        }
+        // Decode one UTF-8 sequence; invalid bytes are kept as they are.
+        std::size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        if (len == 1 || i + len > s.size()) { out += static_cast<char>(c); ++i; continue; }
+        std::uint32_t cp = c & (0x3F >> (len - 1));
+        for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+        if (py_isprintable(cp)) {
+            out.append(s, i, len);
+        } else {
+            char b[16];
+            if (cp < 0x100) std::snprintf(b, sizeof b, "\\x%02x", cp);
+            else if (cp < 0x10000) std::snprintf(b, sizeof b, "\\u%04x", cp);
+            else std::snprintf(b, sizeof b, "\\U%08x", cp);
             out += b;
-        } else out += static_cast<char>(c);
+        }
+        i += len;
     }
     out += q;
     return out;

@@ -1,0 +1,396 @@
+// multiprocessing::object: a dynamic value for programs that mix types the
+// way Python does (the default element type of SyncManager's dict() and
+// list()).  None, bool, int, float, str, bytes, tuple, list and dict, with
+// Python's equality, hashing (1 == 1.0 == True, one dict key), ordering
+// rules and repr().
+#pragma once
+
+#include "multiprocessing/detail/py_repr.hpp"
+#include "multiprocessing/exceptions.hpp"
+
+#include <boost/serialization/level.hpp>
+#include <boost/serialization/split_member.hpp>
+#include <boost/serialization/tracking.hpp>
+#include <boost/serialization/string.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace multiprocessing {
+
+/// Python's bytes: raw bytes that print as b'...'.
+struct bytes {
+    std::string data;
+    friend bool operator==(const bytes& a, const bytes& b) { return a.data == b.data; }
+    friend bool operator<(const bytes& a, const bytes& b) { return a.data < b.data; }
+};
+
+class object;
+
+namespace detail {
+std::size_t hash_object(const object& o);
+}
+
+/// A dynamic, Python-like value.  Differs from Python: int is 64-bit (no
+/// big integers), and a dict keeps insertion order but deletes in O(n).
+class object {
+public:
+    struct tuple_t { std::vector<object> items; };
+    struct list_t { std::vector<object> items; };
+    struct dict_t {
+        std::vector<std::pair<object, object>> items;
+        std::unordered_map<object, std::size_t, std::function<std::size_t(const object&)>> index{
+            0, [](const object& o) { return detail::hash_object(o); }};
+    };
+    enum class kind { none, boolean, integer, floating, str, bytes, tuple, list, dict };
+
+    object() = default;
+    object(std::nullptr_t) {}
+    object(bool b) : v_(b) {}
+    template <class I, std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, bool> && !std::is_same_v<I, char>, int> = 0>
+    object(I i) : v_(static_cast<std::int64_t>(i)) {}
+    object(double d) : v_(d) {}
+    object(float f) : v_(static_cast<double>(f)) {}
+    object(const char* s) : v_(std::string(s)) {}
+    object(std::string s) : v_(std::move(s)) {}
+    object(multiprocessing::bytes b) : v_(std::move(b)) {}
+
+    /// Python's (a, b, ...).
+    static object tuple(std::vector<object> items = {}) { object o; o.v_ = tuple_t{std::move(items)}; return o; }
+    /// Python's [a, b, ...].
+    static object list(std::vector<object> items = {}) { object o; o.v_ = list_t{std::move(items)}; return o; }
+    /// Python's {k: v, ...}; later duplicates of a key win, as in Python.
+    static object dict(std::initializer_list<std::pair<object, object>> items = {}) {
+        object o;
+        o.v_ = dict_t{};
+        for (auto& kv : items) o.setitem(kv.first, kv.second);
+        return o;
+    }
+
+    kind type() const { return static_cast<kind>(v_.index()); }
+    /// Python's type(x).__name__.
+    std::string type_name() const {
+        static const char* names[] = {"NoneType", "bool", "int", "float", "str", "bytes", "tuple", "list", "dict"};
+        return names[v_.index()];
+    }
+    bool is_none() const { return type() == kind::none; }
+    bool is_bool() const { return type() == kind::boolean; }
+    bool is_int() const { return type() == kind::integer; }
+    bool is_float() const { return type() == kind::floating; }
+    bool is_str() const { return type() == kind::str; }
+
+    bool as_bool() const { return get<bool>("bool"); }
+    std::int64_t as_int() const {
+        if (is_bool()) return std::get<bool>(v_);
+        return get<std::int64_t>("int");
+    }
+    double as_float() const {
+        if (is_int() || is_bool()) return static_cast<double>(as_int());
+        return get<double>("float");
+    }
+    const std::string& as_str() const { return get<std::string>("str"); }
+    const multiprocessing::bytes& as_bytes() const { return get<multiprocessing::bytes>("bytes"); }
+    const std::vector<object>& items() const {
+        if (auto* t = std::get_if<tuple_t>(&v_)) return t->items;
+        return get<list_t>("list").items;
+    }
+    std::vector<object>& items() {
+        if (auto* t = std::get_if<tuple_t>(&v_)) return t->items;
+        return get<list_t>("list").items;
+    }
+    const std::vector<std::pair<object, object>>& dict_items() const { return get<dict_t>("dict").items; }
+
+    /// len(x) for str, bytes, tuple, list and dict.
+    std::size_t size() const {
+        switch (type()) {
+        case kind::str: return as_str().size();
+        case kind::bytes: return as_bytes().data.size();
+        case kind::tuple: case kind::list: return items().size();
+        case kind::dict: return dict_items().size();
+        default: throw TypeError("object of type '" + type_name() + "' has no len()");
+        }
+    }
+
+    /// x[k] for a dict (KeyError) or x[i] for a tuple/list (IndexError).
+    const object& operator[](const object& k) const {
+        if (type() == kind::dict) {
+            auto& d = std::get<dict_t>(v_);
+            auto it = d.index.find(k);
+            if (it == d.index.end()) throw KeyError(repr(k));
+            return d.items[it->second].second;
+        }
+        auto& v = items();
+        std::int64_t i = k.as_int(), n = static_cast<std::int64_t>(v.size());
+        if (i < 0) i += n;
+        if (i < 0 || i >= n) throw IndexError(std::string(type() == kind::list ? "list" : "tuple") + " index out of range");
+        return v[static_cast<std::size_t>(i)];
+    }
+    /// d[k] = v on a dict value.
+    void setitem(const object& k, const object& v) {
+        auto& d = get<dict_t>("dict");
+        detail::hash_object(k);  // TypeError for unhashable keys
+        auto it = d.index.find(k);
+        if (it != d.index.end()) d.items[it->second].second = v;
+        else {
+            d.index.emplace(k, d.items.size());
+            d.items.emplace_back(k, v);
+        }
+    }
+
+    friend bool operator==(const object& a, const object& b) { return equal(a, b); }
+    friend bool operator!=(const object& a, const object& b) { return !equal(a, b); }
+    /// Python's ordering; TypeError where Python raises it.
+    friend bool operator<(const object& a, const object& b) { return less(a, b, "<"); }
+    friend bool operator>(const object& a, const object& b) { return less(b, a, ">"); }
+    friend bool operator<=(const object& a, const object& b) { return !less(b, a, "<="); }
+    friend bool operator>=(const object& a, const object& b) { return !less(a, b, ">="); }
+
+    /// Python's repr(x).
+    friend std::string repr(const object& o) { return o.repr_(); }
+    friend std::ostream& operator<<(std::ostream& os, const object& o) { return os << o.repr_(); }
+
+    template <class Ar>
+    void save(Ar& ar, unsigned) const {
+        int tag = static_cast<int>(v_.index());
+        ar << tag;
+        switch (type()) {
+        case kind::none: break;
+        case kind::boolean: { bool b = std::get<bool>(v_); ar << b; break; }
+        case kind::integer: ar << std::get<std::int64_t>(v_); break;
+        case kind::floating: ar << std::get<double>(v_); break;
+        case kind::str: ar << std::get<std::string>(v_); break;
+        case kind::bytes: ar << std::get<multiprocessing::bytes>(v_).data; break;
+        case kind::tuple: case kind::list: {
+            auto& v = items();
+            std::uint64_t n = v.size();
+            ar << n;
+            for (auto& x : v) ar << x;
+            break;
+        }
+        case kind::dict: {
+            auto& d = dict_items();
+            std::uint64_t n = d.size();
+            ar << n;
+            for (auto& kv : d) ar << kv.first << kv.second;
+            break;
+        }
+        }
+    }
+    template <class Ar>
+    void load(Ar& ar, unsigned) {
+        // Nesting is bounded so forged input cannot exhaust the stack.
+        static thread_local int depth = 0;
+        struct guard {
+            guard() { if (++depth > 200) { --depth; throw ValueError("object nested too deeply"); } }
+            ~guard() { --depth; }
+        } g;
+        int tag = 0;
+        ar >> tag;
+        switch (static_cast<kind>(tag)) {
+        case kind::none: v_ = std::monostate{}; break;
+        case kind::boolean: { bool b; ar >> b; v_ = b; break; }
+        case kind::integer: { std::int64_t i; ar >> i; v_ = i; break; }
+        case kind::floating: { double d; ar >> d; v_ = d; break; }
+        case kind::str: { std::string s; ar >> s; v_ = std::move(s); break; }
+        case kind::bytes: { std::string s; ar >> s; v_ = multiprocessing::bytes{std::move(s)}; break; }
+        case kind::tuple: case kind::list: {
+            std::uint64_t n;
+            ar >> n;
+            std::vector<object> v;
+            for (std::uint64_t i = 0; i < n; ++i) { object x; ar >> x; v.push_back(std::move(x)); }
+            if (static_cast<kind>(tag) == kind::tuple) v_ = tuple_t{std::move(v)};
+            else v_ = list_t{std::move(v)};
+            break;
+        }
+        case kind::dict: {
+            std::uint64_t n;
+            ar >> n;
+            v_ = dict_t{};
+            for (std::uint64_t i = 0; i < n; ++i) {
+                object k, v;
+                ar >> k >> v;
+                setitem(k, v);
+            }
+            break;
+        }
+        default: throw ValueError("bad object tag " + std::to_string(tag));
+        }
+    }
+    BOOST_SERIALIZATION_SPLIT_MEMBER()
+
+private:
+    template <class T>
+    const T& get(const char* want) const {
+        if (auto* p = std::get_if<T>(&v_)) return *p;
+        throw TypeError("expected " + std::string(want) + ", got '" + type_name() + "'");
+    }
+    template <class T>
+    T& get(const char* want) {
+        if (auto* p = std::get_if<T>(&v_)) return *p;
+        throw TypeError("expected " + std::string(want) + ", got '" + type_name() + "'");
+    }
+    bool is_number() const { return is_bool() || is_int() || is_float(); }
+
+    static bool equal(const object& a, const object& b) {
+        if (a.is_number() && b.is_number()) {
+            if (a.is_float() || b.is_float()) return a.as_float() == b.as_float();
+            return a.as_int() == b.as_int();
+        }
+        if (a.type() != b.type()) return false;
+        switch (a.type()) {
+        case kind::none: return true;
+        case kind::str: return a.as_str() == b.as_str();
+        case kind::bytes: return a.as_bytes() == b.as_bytes();
+        case kind::tuple: case kind::list: return a.items() == b.items();
+        case kind::dict: {
+            auto& x = std::get<dict_t>(a.v_);
+            auto& y = std::get<dict_t>(b.v_);
+            if (x.items.size() != y.items.size()) return false;
+            for (auto& kv : x.items) {
+                auto it = y.index.find(kv.first);
+                if (it == y.index.end() || !(y.items[it->second].second == kv.second)) return false;
+            }
+            return true;
+        }
+        default: return false;
+        }
+    }
+
+    static bool less(const object& a, const object& b, const char* op) {
+        if (a.is_number() && b.is_number()) {
+            if (a.is_float() || b.is_float()) return a.as_float() < b.as_float();
+            return a.as_int() < b.as_int();
+        }
+        if (a.type() == b.type()) {
+            switch (a.type()) {
+            case kind::str: return a.as_str() < b.as_str();
+            case kind::bytes: return a.as_bytes() < b.as_bytes();
+            case kind::tuple: case kind::list: {
+                auto& x = a.items();
+                auto& y = b.items();
+                for (std::size_t i = 0; i < x.size() && i < y.size(); ++i)
+                    if (!(x[i] == y[i])) return less(x[i], y[i], op);
+                return x.size() < y.size();
+            }
+            default: break;
+            }
+        }
+        throw TypeError(std::string("'") + op + "' not supported between instances of '" + a.type_name() +
+                        "' and '" + b.type_name() + "'");
+    }
+
+    std::string repr_() const {
+        using multiprocessing::detail::py_float_repr;
+        using multiprocessing::detail::py_str_repr;
+        switch (type()) {
+        case kind::none: return "None";
+        case kind::boolean: return std::get<bool>(v_) ? "True" : "False";
+        case kind::integer: return std::to_string(std::get<std::int64_t>(v_));
+        case kind::floating: return py_float_repr(std::get<double>(v_));
+        case kind::str: return py_str_repr(as_str());
+        case kind::bytes: {
+            const std::string& s = as_bytes().data;
+            bool sq = s.find('\'') != std::string::npos, dq = s.find('"') != std::string::npos;
+            char q = (sq && !dq) ? '"' : '\'';
+            std::string out = "b";
+            out += q;
+            for (unsigned char c : s) {
+                if (c == static_cast<unsigned char>(q) || c == '\\') { out += '\\'; out += static_cast<char>(c); }
+                else if (c == '\n') out += "\\n";
+                else if (c == '\r') out += "\\r";
+                else if (c == '\t') out += "\\t";
+                else if (c < 0x20 || c >= 0x7f) {
+                    char b[8];
+                    std::snprintf(b, sizeof b, "\\x%02x", c);
+                    out += b;
+                } else out += static_cast<char>(c);
+            }
+            return out + q;
+        }
+        case kind::tuple: {
+            auto& v = items();
+            if (v.size() == 1) return "(" + v[0].repr_() + ",)";
+            return multiprocessing::detail::py_seq_repr(v.begin(), v.end(), "(", ")");
+        }
+        case kind::list: {
+            auto& v = items();
+            return multiprocessing::detail::py_seq_repr(v.begin(), v.end(), "[", "]");
+        }
+        case kind::dict: {
+            std::string s = "{";
+            bool first = true;
+            for (auto& kv : dict_items()) {
+                if (!first) s += ", ";
+                first = false;
+                s += kv.first.repr_() + ": " + kv.second.repr_();
+            }
+            return s + "}";
+        }
+        }
+        return "?";
+    }
+
+    std::variant<std::monostate, bool, std::int64_t, double, std::string, multiprocessing::bytes, tuple_t, list_t, dict_t> v_;
+};
+
+/// Python's repr(x).
+std::string repr(const object& o);
+
+/// Python's None.
+inline const object None{};
+
+/// Python's range(stop) and range(start, stop): a list of ints.
+inline std::vector<object> range(std::int64_t start, std::int64_t stop) {
+    std::vector<object> v;
+    for (std::int64_t i = start; i < stop; ++i) v.emplace_back(i);
+    return v;
+}
+inline std::vector<object> range(std::int64_t stop) { return range(0, stop); }
+
+namespace detail {
+
+/// Equal values hash equal, across bool, int and float, as in Python;
+/// list and dict are unhashable.
+inline std::size_t hash_object(const object& o) {
+    switch (o.type()) {
+    case object::kind::none: return 0x9e3779b9;
+    case object::kind::boolean: case object::kind::integer: return std::hash<std::int64_t>{}(o.as_int());
+    case object::kind::floating: {
+        double d = o.as_float();
+        if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.2e18)
+            return std::hash<std::int64_t>{}(static_cast<std::int64_t>(d));
+        return std::hash<double>{}(d);
+    }
+    case object::kind::str: return std::hash<std::string>{}(o.as_str());
+    case object::kind::bytes: return std::hash<std::string>{}(o.as_bytes().data) ^ 0x51ed27;
+    case object::kind::tuple: {
+        std::size_t h = 0x345678;
+        for (auto& x : o.items()) h = h * 1000003 ^ hash_object(x);
+        return h;
+    }
+    default: throw TypeError("unhashable type: '" + o.type_name() + "'");
+    }
+}
+
+}  // namespace detail
+}  // namespace multiprocessing
+
+// No class id, version or tracking on the wire: objects are plain values.
+BOOST_CLASS_IMPLEMENTATION(multiprocessing::object, boost::serialization::object_serializable)
+BOOST_CLASS_TRACKING(multiprocessing::object, boost::serialization::track_never)
+
+/// Lets object be a key of std::unordered_map (and of a shared dict).
+template <>
+struct std::hash<multiprocessing::object> {
+    std::size_t operator()(const multiprocessing::object& o) const { return multiprocessing::detail::hash_object(o); }
+};
