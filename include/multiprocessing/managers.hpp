@@ -14,6 +14,7 @@
 #include "multiprocessing/detail/archive.hpp"
 #include "multiprocessing/detail/client.hpp"
 #include "multiprocessing/detail/expose.hpp"
+#include "multiprocessing/detail/serialization/std.hpp"
 #include "multiprocessing/detail/protocol.hpp"
 #include "multiprocessing/detail/registry.hpp"
 #include "multiprocessing/detail/server.hpp"

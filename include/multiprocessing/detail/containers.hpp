@@ -10,7 +10,7 @@
 
 #include "multiprocessing/detail/py_repr.hpp"
 #include "multiprocessing/detail/registry.hpp"
-#include "multiprocessing/detail/serialization/optional.hpp"
+#include "multiprocessing/detail/serialization/std.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/object.hpp"
 
