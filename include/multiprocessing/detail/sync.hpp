@@ -1,13 +1,724 @@
-// SyncManager's queues and synchronization primitives (Queue, Lock, ...).
+// SyncManager's queues and synchronization primitives: Queue,
+// JoinableQueue, Lock, RLock, Semaphore, BoundedSemaphore, Condition,
+// Event, Barrier.
+//
+// They live in the server and do their own locking (self_locking), so a
+// call blocked in one of them holds no lock other calls need.  Waits run in
+// short slices and give up as soon as the caller's process is gone or the
+// server stops, without taking anything: a killed waiter never swallows an
+// item or a permit.
 #pragma once
 
-namespace multiprocessing::managers::detail {
+#include "multiprocessing/detail/registry.hpp"
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/object.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace multiprocessing {
+
+/// Python's queue.Empty.
+class Empty : public std::runtime_error {
+public:
+    Empty() : std::runtime_error("Empty") {}
+    using std::runtime_error::runtime_error;
+};
+/// Python's queue.Full.
+class Full : public std::runtime_error {
+public:
+    Full() : std::runtime_error("Full") {}
+    using std::runtime_error::runtime_error;
+};
+/// Python 3.13's queue.ShutDown.
+class ShutDown : public std::runtime_error {
+public:
+    ShutDown() : std::runtime_error("ShutDown") {}
+    using std::runtime_error::runtime_error;
+};
+/// Python's threading.BrokenBarrierError.
+class BrokenBarrierError : public std::runtime_error {
+public:
+    BrokenBarrierError() : std::runtime_error("BrokenBarrierError") {}
+    using std::runtime_error::runtime_error;
+};
+
+}  // namespace multiprocessing
+
+namespace multiprocessing::managers {
+
+namespace detail {
+
+using clock = std::chrono::steady_clock;
+
+/// Waits on cv until pred holds, the timeout (seconds; < 0 = forever)
+/// passes, or the caller is gone.  Returns pred's final value.  Slices keep
+/// a dead caller from waiting forever.
+template <class Pred>
+bool wait_sliced(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, double timeout, Pred pred) {
+    auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(timeout < 0 ? 0 : timeout));
+    while (!pred()) {
+        if (caller_gone()) throw ConnectionError("the caller is gone");
+        auto slice = clock::now() + std::chrono::milliseconds(50);
+        if (timeout >= 0) {
+            if (clock::now() >= deadline) return pred();
+            if (deadline < slice) slice = deadline;
+        }
+        cv.wait_until(lk, slice);
+    }
+    return true;
+}
+
+}  // namespace detail
+
+/// Referent of SyncManager::Queue<T>() and JoinableQueue<T>(): Python's
+/// queue.Queue (FIFO, optional maxsize, task_done/join, 3.13 shutdown).
+template <class T>
+class QueueRef {
+public:
+    QueueRef() = default;
+    explicit QueueRef(long long maxsize) : maxsize_(maxsize) {}
+
+    /// timeout < 0 waits forever.
+    void put(const T& item, bool block, double timeout) {
+        std::unique_lock<std::mutex> lk(mu_);
+        if (shutdown_) throw ShutDown();
+        if (maxsize_ > 0) {
+            if (!block) {
+                if (full_locked()) throw Full();
+            } else if (!detail::wait_sliced(not_full_, lk, timeout, [&] { return shutdown_ || !full_locked(); })) {
+                throw Full();
+            }
+            if (shutdown_) throw ShutDown();
+        }
+        items_.push_back(item);
+        ++unfinished_;
+        not_empty_.notify_one();
+    }
+    T get(bool block, double timeout) {
+        std::unique_lock<std::mutex> lk(mu_);
+        if (shutdown_ && (immediate_ || items_.empty())) throw ShutDown();
+        if (!block) {
+            if (items_.empty()) throw Empty();
+        } else if (!detail::wait_sliced(not_empty_, lk, timeout, [&] { return shutdown_ || !items_.empty(); })) {
+            throw Empty();
+        }
+        if (items_.empty()) throw ShutDown();
+        T item = std::move(items_.front());
+        items_.pop_front();
+        not_full_.notify_one();
+        return item;
+    }
+    std::size_t qsize() const {
+        std::lock_guard<std::mutex> lk(mu_);
+        return items_.size();
+    }
+    bool empty() const { return qsize() == 0; }
+    bool full() const {
+        std::lock_guard<std::mutex> lk(mu_);
+        return full_locked();
+    }
+    void task_done() {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (unfinished_ <= 0) throw ValueError("task_done() called too many times");
+        if (--unfinished_ == 0) all_done_.notify_all();
+    }
+    void join(double timeout) {
+        std::unique_lock<std::mutex> lk(mu_);
+        detail::wait_sliced(all_done_, lk, timeout, [&] { return unfinished_ == 0; });
+    }
+    /// Python 3.13: puts fail from now on; gets fail once the queue is empty
+    /// (at once with immediate, which also drops what is queued).
+    void shutdown(bool immediate) {
+        std::lock_guard<std::mutex> lk(mu_);
+        shutdown_ = true;
+        if (immediate) {
+            immediate_ = true;
+            unfinished_ -= static_cast<long long>(items_.size());
+            items_.clear();
+            if (unfinished_ <= 0) { unfinished_ = 0; all_done_.notify_all(); }
+        }
+        not_empty_.notify_all();
+        not_full_.notify_all();
+    }
+
+private:
+    bool full_locked() const { return maxsize_ > 0 && static_cast<long long>(items_.size()) >= maxsize_; }
+    mutable std::mutex mu_;
+    std::condition_variable not_empty_, not_full_, all_done_;
+    std::deque<T> items_;
+    long long maxsize_ = 0;
+    long long unfinished_ = 0;
+    bool shutdown_ = false, immediate_ = false;
+};
+
+/// Referent of Lock() and RLock().  The owner is the calling process and
+/// thread (managers::current_caller()).  An RLock is re-entrant and only its
+/// owner may release it.  When the owner's process dies, its connection
+/// closes and the lock is released for the next waiter; Python's managers
+/// leave such a lock held forever.  A plain Lock records its owner only for
+/// that purpose: like Python's, any caller may release it.
+class LockRef {
+public:
+    LockRef() = default;
+    explicit LockRef(bool recursive) : recursive_(recursive) {}
+
+    bool acquire(bool block, double timeout) {
+        Caller me = current_caller();
+        std::unique_lock<std::mutex> lk(mu_);
+        if (recursive_ && count_ > 0 && owner_.connection == me.connection) {
+            ++count_;
+            return true;
+        }
+        if (!block) timeout = 0;
+        if (!detail::wait_sliced(cv_, lk, timeout, [&] { return count_ == 0; })) return false;
+        count_ = 1;
+        owner_ = me;
+        return true;
+    }
+    void release() {
+        Caller me = current_caller();
+        std::lock_guard<std::mutex> lk(mu_);
+        if (recursive_) {
+            if (count_ == 0 || owner_.connection != me.connection) throw std::runtime_error("cannot release un-acquired lock");
+        } else if (count_ == 0) {
+            throw std::runtime_error("release unlocked lock");
+        }
+        if (--count_ == 0) {
+            owner_ = {};
+            cv_.notify_one();
+        }
+    }
+    bool locked() const {
+        std::lock_guard<std::mutex> lk(mu_);
+        return count_ > 0;
+    }
+    /// Called by the server when a client connection closes.
+    void _on_disconnect(std::uint64_t, std::uint64_t connection) {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (count_ > 0 && owner_.connection == connection) {
+            count_ = 0;
+            owner_ = {};
+            cv_.notify_one();
+        }
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    bool recursive_ = false;
+    int count_ = 0;
+    Caller owner_;
+};
+
+/// Referent of Semaphore(n) and BoundedSemaphore(n).  Permits taken by a
+/// process that dies are not given back (a semaphore has no owner, as in
+/// Python).
+class SemaphoreRef {
+public:
+    SemaphoreRef() = default;
+    SemaphoreRef(long long value, bool bounded) : value_(value), initial_(value), bounded_(bounded) {
+        if (value < 0) throw ValueError("semaphore initial value must be >= 0");
+    }
+    bool acquire(bool block, double timeout) {
+        std::unique_lock<std::mutex> lk(mu_);
+        if (!block) timeout = 0;
+        if (!detail::wait_sliced(cv_, lk, timeout, [&] { return value_ > 0; })) return false;
+        --value_;
+        return true;
+    }
+    void release(long long n) {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (n < 1) throw ValueError("n must be one or more");
+        if (bounded_ && value_ + n > initial_) throw ValueError("Semaphore released too many times");
+        value_ += n;
+        cv_.notify_all();
+    }
+    long long get_value() const {
+        std::lock_guard<std::mutex> lk(mu_);
+        return value_;
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    long long value_ = 1, initial_ = 1;
+    bool bounded_ = false;
+};
+
+/// Referent of Event().
+class EventRef {
+public:
+    void set() {
+        std::lock_guard<std::mutex> lk(mu_);
+        flag_ = true;
+        cv_.notify_all();
+    }
+    void clear() {
+        std::lock_guard<std::mutex> lk(mu_);
+        flag_ = false;
+    }
+    bool is_set() const {
+        std::lock_guard<std::mutex> lk(mu_);
+        return flag_;
+    }
+    bool wait(double timeout) {
+        std::unique_lock<std::mutex> lk(mu_);
+        return detail::wait_sliced(cv_, lk, timeout, [&] { return flag_; });
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    bool flag_ = false;
+};
+
+/// Referent of Condition(): its own lock (an RLock, as in Python) plus a
+/// wait queue.  wait() must be called by the lock's owner; it releases the
+/// lock, waits for notify, and takes the lock back.
+class ConditionRef {
+public:
+    bool acquire(bool block, double timeout) { return lock_.acquire(block, timeout); }
+    void release() { lock_.release(); }
+    bool wait(double timeout) {
+        Caller me = current_caller();
+        std::uint64_t ticket;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            ticket = ++tickets_;
+            waiting_.push_back(ticket);
+        }
+        int depth = lock_.release_all(me);
+        bool notified;
+        {
+            std::unique_lock<std::mutex> lk(mu_);
+            try {
+                notified = detail::wait_sliced(cv_, lk, timeout, [&] { return is_notified(ticket); });
+            } catch (...) {
+                forget(ticket);
+                throw;
+            }
+            forget(ticket);
+        }
+        lock_.reacquire(me, depth);
+        return notified;
+    }
+    void notify(long long n) {
+        if (!lock_.owned_by(current_caller())) throw std::runtime_error("cannot notify on un-acquired lock");
+        std::lock_guard<std::mutex> lk(mu_);
+        while (n-- > 0 && !waiting_.empty()) {
+            notified_.push_back(waiting_.front());
+            waiting_.pop_front();
+        }
+        cv_.notify_all();
+    }
+    void notify_all() { notify(std::numeric_limits<long long>::max()); }
+    void _on_disconnect(std::uint64_t session, std::uint64_t connection) { lock_.drop_owner(session, connection); }
+
+private:
+    // An RLock with the extra steps a condition wait needs.
+    struct rlock {
+        std::mutex mu;
+        std::condition_variable cv;
+        int count = 0;
+        Caller owner;
+        bool acquire(bool block, double timeout) {
+            Caller me = current_caller();
+            std::unique_lock<std::mutex> lk(mu);
+            if (count > 0 && owner.connection == me.connection) {
+                ++count;
+                return true;
+            }
+            if (!block) timeout = 0;
+            if (!detail::wait_sliced(cv, lk, timeout, [&] { return count == 0; })) return false;
+            count = 1;
+            owner = me;
+            return true;
+        }
+        void release() {
+            Caller me = current_caller();
+            std::lock_guard<std::mutex> lk(mu);
+            if (count == 0 || owner.connection != me.connection) throw std::runtime_error("cannot release un-acquired lock");
+            if (--count == 0) { owner = {}; cv.notify_one(); }
+        }
+        int release_all(Caller me) {
+            std::lock_guard<std::mutex> lk(mu);
+            if (count == 0 || owner.connection != me.connection) throw std::runtime_error("cannot wait on un-acquired lock");
+            int d = count;
+            count = 0;
+            owner = {};
+            cv.notify_one();
+            return d;
+        }
+        void reacquire(Caller me, int depth) {
+            std::unique_lock<std::mutex> lk(mu);
+            detail::wait_sliced(cv, lk, -1, [&] { return count == 0; });
+            count = depth;
+            owner = me;
+        }
+        bool owned_by(Caller me) {
+            std::lock_guard<std::mutex> lk(mu);
+            return count > 0 && owner.connection == me.connection;
+        }
+        void drop_owner(std::uint64_t, std::uint64_t connection) {
+            std::lock_guard<std::mutex> lk(mu);
+            if (count > 0 && owner.connection == connection) { count = 0; owner = {}; cv.notify_one(); }
+        }
+    };
+
+    bool is_notified(std::uint64_t t) const {
+        for (auto x : notified_) if (x == t) return true;
+        return false;
+    }
+    void forget(std::uint64_t t) {
+        for (auto it = waiting_.begin(); it != waiting_.end(); ++it) if (*it == t) { waiting_.erase(it); break; }
+        for (auto it = notified_.begin(); it != notified_.end(); ++it) if (*it == t) { notified_.erase(it); break; }
+    }
+    rlock lock_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::uint64_t> waiting_, notified_;
+    std::uint64_t tickets_ = 0;
+};
+
+/// Referent of Barrier(parties, timeout): Python's threading.Barrier
+/// without the action callable (code cannot be sent to the server).
+class BarrierRef {
+public:
+    BarrierRef() = default;
+    BarrierRef(long long parties, double timeout) : parties_(parties), timeout_(timeout) {
+        if (parties < 1) throw ValueError("parties must be >= 1");
+    }
+    /// Returns the arrival index, 0 for the first to arrive.
+    long long wait(double timeout) {
+        if (timeout < 0) timeout = timeout_;
+        std::unique_lock<std::mutex> lk(mu_);
+        // Block while the barrier drains or resets.
+        detail::wait_sliced(cv_, lk, -1, [&] { return state_ != draining && state_ != resetting; });
+        if (state_ == broken) throw BrokenBarrierError();
+        long long index = count_++;
+        struct exit_guard {
+            BarrierRef& b;
+            ~exit_guard() {
+                if (--b.count_ == 0 && (b.state_ == resetting || b.state_ == draining)) {
+                    b.state_ = filling;
+                    b.cv_.notify_all();
+                }
+            }
+        } g{*this};
+        if (index + 1 == parties_) {
+            state_ = draining;
+            cv_.notify_all();
+        } else {
+            bool ok;
+            try {
+                ok = detail::wait_sliced(cv_, lk, timeout, [&] { return state_ != filling; });
+            } catch (...) {
+                break_locked();
+                throw;
+            }
+            if (!ok) {
+                break_locked();
+                throw BrokenBarrierError();
+            }
+            if (state_ == broken || state_ == resetting) throw BrokenBarrierError();
+        }
+        return index;
+    }
+    /// Back to the initial state; threads waiting now get BrokenBarrierError.
+    void reset() {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (count_ > 0) {
+            if (state_ == filling || state_ == broken) state_ = resetting;
+        } else {
+            state_ = filling;
+        }
+        cv_.notify_all();
+    }
+    void abort() {
+        std::lock_guard<std::mutex> lk(mu_);
+        break_locked();
+    }
+    long long parties() const { return parties_; }
+    long long n_waiting() const {
+        std::lock_guard<std::mutex> lk(mu_);
+        return state_ == filling ? count_ : 0;
+    }
+    bool broken_() const {
+        std::lock_guard<std::mutex> lk(mu_);
+        return state_ == broken;
+    }
+
+private:
+    // Python's states: filling 0, draining 1, resetting -1, broken -2.
+    enum state_t { filling, draining, resetting, broken };
+    void break_locked() {
+        state_ = broken;
+        cv_.notify_all();
+    }
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    long long parties_ = 1;
+    double timeout_ = -1;
+    long long count_ = 0;
+    state_t state_ = filling;
+};
+
+template <class T> struct self_locking<QueueRef<T>> : std::true_type {};
+template <> struct self_locking<LockRef> : std::true_type {};
+template <> struct self_locking<SemaphoreRef> : std::true_type {};
+template <> struct self_locking<EventRef> : std::true_type {};
+template <> struct self_locking<ConditionRef> : std::true_type {};
+template <> struct self_locking<BarrierRef> : std::true_type {};
+
+/// Python's Queue proxy: put/get with block and timeout (seconds; none =
+/// forever), the _nowait forms, qsize/empty/full, task_done/join (useful on
+/// a JoinableQueue) and 3.13's shutdown().
+template <class T>
+class Proxy<QueueRef<T>> : public ProxyBase<QueueRef<T>> {
+    using R = QueueRef<T>;
+
+public:
+    using ProxyBase<R>::ProxyBase;
+    /// Full if no room within timeout (or at once with block = false).
+    void put(const T& item, bool block = true, std::optional<double> timeout = std::nullopt) const {
+        this->template _call_exposed_<&R::put>("put", item, block, timeout.value_or(-1));
+    }
+    /// Empty if nothing arrives within timeout (or at once with block = false).
+    T get(bool block = true, std::optional<double> timeout = std::nullopt) const {
+        return this->template _call_exposed_<&R::get>("get", block, timeout.value_or(-1));
+    }
+    void put_nowait(const T& item) const { put(item, false); }
+    T get_nowait() const { return get(false); }
+    std::size_t qsize() const { return this->template _call_exposed_<&R::qsize>("qsize"); }
+    bool empty() const { return this->template _call_exposed_<&R::empty>("empty"); }
+    bool full() const { return this->template _call_exposed_<&R::full>("full"); }
+    void task_done() const { this->template _call_exposed_<&R::task_done>("task_done"); }
+    void join(std::optional<double> timeout = std::nullopt) const {
+        this->template _call_exposed_<&R::join>("join", timeout.value_or(-1));
+    }
+    void shutdown(bool immediate = false) const { this->template _call_exposed_<&R::shutdown>("shutdown", immediate); }
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(method_desc<&R::put>{"put"}, method_desc<&R::get>{"get"}, method_desc<&R::qsize>{"qsize"},
+                               method_desc<&R::empty>{"empty"}, method_desc<&R::full>{"full"},
+                               method_desc<&R::task_done>{"task_done"}, method_desc<&R::join>{"join"},
+                               method_desc<&R::shutdown>{"shutdown"});
+    }
+};
+
+/// Python's AcquirerProxy for Lock and RLock; also a C++ Lockable, so
+/// std::lock_guard and std::unique_lock work on it.
+template <>
+class Proxy<LockRef> : public ProxyBase<LockRef> {
+    using R = LockRef;
+
+public:
+    using ProxyBase<R>::ProxyBase;
+    bool acquire(bool block = true, std::optional<double> timeout = std::nullopt) const {
+        return _call_exposed_<&R::acquire>("acquire", block, timeout.value_or(-1));
+    }
+    void release() const { _call_exposed_<&R::release>("release"); }
+    /// Python 3.14's locked().
+    bool locked() const { return _call_exposed_<&R::locked>("locked"); }
+    void lock() const { acquire(); }
+    void unlock() const { release(); }
+    bool try_lock() const { return acquire(false); }
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(method_desc<&R::acquire>{"acquire"}, method_desc<&R::release>{"release"},
+                               method_desc<&R::locked>{"locked"});
+    }
+};
+
+/// Python's AcquirerProxy for Semaphore and BoundedSemaphore.
+template <>
+class Proxy<SemaphoreRef> : public ProxyBase<SemaphoreRef> {
+    using R = SemaphoreRef;
+
+public:
+    using ProxyBase<R>::ProxyBase;
+    bool acquire(bool block = true, std::optional<double> timeout = std::nullopt) const {
+        return _call_exposed_<&R::acquire>("acquire", block, timeout.value_or(-1));
+    }
+    void release(long long n = 1) const { _call_exposed_<&R::release>("release", n); }
+    /// The current counter (Python's private _value; handy in tests).
+    long long get_value() const { return _call_exposed_<&R::get_value>("get_value"); }
+    void lock() const { acquire(); }
+    void unlock() const { release(); }
+    bool try_lock() const { return acquire(false); }
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(method_desc<&R::acquire>{"acquire"}, method_desc<&R::release>{"release"},
+                               method_desc<&R::get_value>{"get_value"});
+    }
+};
+
+/// Python's EventProxy.
+template <>
+class Proxy<EventRef> : public ProxyBase<EventRef> {
+    using R = EventRef;
+
+public:
+    using ProxyBase<R>::ProxyBase;
+    void set() const { _call_exposed_<&R::set>("set"); }
+    void clear() const { _call_exposed_<&R::clear>("clear"); }
+    bool is_set() const { return _call_exposed_<&R::is_set>("is_set"); }
+    bool wait(std::optional<double> timeout = std::nullopt) const {
+        return _call_exposed_<&R::wait>("wait", timeout.value_or(-1));
+    }
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(method_desc<&R::set>{"set"}, method_desc<&R::clear>{"clear"},
+                               method_desc<&R::is_set>{"is_set"}, method_desc<&R::wait>{"wait"});
+    }
+};
+
+/// Python's ConditionProxy: acquire/release, wait, wait_for, notify.
+template <>
+class Proxy<ConditionRef> : public ProxyBase<ConditionRef> {
+    using R = ConditionRef;
+
+public:
+    using ProxyBase<R>::ProxyBase;
+    bool acquire(bool block = true, std::optional<double> timeout = std::nullopt) const {
+        return _call_exposed_<&R::acquire>("acquire", block, timeout.value_or(-1));
+    }
+    void release() const { _call_exposed_<&R::release>("release"); }
+    void lock() const { acquire(); }
+    void unlock() const { release(); }
+    bool try_lock() const { return acquire(false); }
+    /// Releases the lock, waits for a notify (or the timeout), re-acquires.
+    bool wait(std::optional<double> timeout = std::nullopt) const {
+        return _call_exposed_<&R::wait>("wait", timeout.value_or(-1));
+    }
+    /// Python's wait_for: the predicate runs here, re-checked after each wakeup.
+    template <class Pred>
+    bool wait_for(Pred predicate, std::optional<double> timeout = std::nullopt) const {
+        auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout.value_or(0));
+        bool result = predicate();
+        while (!result) {
+            std::optional<double> left;
+            if (timeout) {
+                left = std::chrono::duration<double>(end - std::chrono::steady_clock::now()).count();
+                if (*left <= 0) break;
+            }
+            wait(left);
+            result = predicate();
+        }
+        return result;
+    }
+    void notify(long long n = 1) const { _call_exposed_<&R::notify>("notify", n); }
+    void notify_all() const { _call_exposed_<&R::notify_all>("notify_all"); }
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(method_desc<&R::acquire>{"acquire"}, method_desc<&R::release>{"release"},
+                               method_desc<&R::wait>{"wait"}, method_desc<&R::notify>{"notify"},
+                               method_desc<&R::notify_all>{"notify_all"});
+    }
+};
+
+/// Python's BarrierProxy.
+template <>
+class Proxy<BarrierRef> : public ProxyBase<BarrierRef> {
+    using R = BarrierRef;
+
+public:
+    using ProxyBase<R>::ProxyBase;
+    /// The arrival index; BrokenBarrierError on timeout, abort or reset.
+    long long wait(std::optional<double> timeout = std::nullopt) const {
+        return _call_exposed_<&R::wait>("wait", timeout.value_or(-1));
+    }
+    void reset() const { _call_exposed_<&R::reset>("reset"); }
+    void abort() const { _call_exposed_<&R::abort>("abort"); }
+    long long parties() const { return _call_exposed_<&R::parties>("parties"); }
+    long long n_waiting() const { return _call_exposed_<&R::n_waiting>("n_waiting"); }
+    bool broken() const { return _call_exposed_<&R::broken_>("broken"); }
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(method_desc<&R::wait>{"wait"}, method_desc<&R::reset>{"reset"},
+                               method_desc<&R::abort>{"abort"}, method_desc<&R::parties>{"parties"},
+                               method_desc<&R::n_waiting>{"n_waiting"}, method_desc<&R::broken_>{"broken"});
+    }
+};
+
+template <class T = object>
+using QueueProxy = Proxy<QueueRef<T>>;
+using AcquirerProxy = Proxy<LockRef>;
+using SemaphoreProxy = Proxy<SemaphoreRef>;
+using EventProxy = Proxy<EventRef>;
+using ConditionProxy = Proxy<ConditionRef>;
+using BarrierProxy = Proxy<BarrierRef>;
+
+namespace detail {
+
+template <class R> struct sync_names;
+template <class T> struct sync_names<QueueRef<T>> { static constexpr const char* value[] = {"Queue", "JoinableQueue"}; };
+template <> struct sync_names<LockRef> { static constexpr const char* value[] = {"Lock", "RLock"}; };
+template <> struct sync_names<SemaphoreRef> { static constexpr const char* value[] = {"Semaphore", "BoundedSemaphore"}; };
+template <> struct sync_names<EventRef> { static constexpr const char* value[] = {"Event"}; };
+template <> struct sync_names<ConditionRef> { static constexpr const char* value[] = {"Condition"}; };
+template <> struct sync_names<BarrierRef> { static constexpr const char* value[] = {"Barrier"}; };
 
 /// Mixin of SyncManager: the factory methods for queues and locks.
 template <class Manager>
 class sync_factories {
+public:
+    /// Python's manager.Queue(maxsize); Queue<T>() is the typed form.
+    template <class T = object>
+    Proxy<QueueRef<T>> Queue(long long maxsize = 0) { return make<QueueRef<T>>("Queue", maxsize); }
+    /// Python's manager.JoinableQueue(maxsize): the same queue; use
+    /// task_done() and join().
+    template <class T = object>
+    Proxy<QueueRef<T>> JoinableQueue(long long maxsize = 0) { return make<QueueRef<T>>("JoinableQueue", maxsize); }
+    Proxy<LockRef> Lock() { return make<LockRef>("Lock", false); }
+    Proxy<LockRef> RLock() { return make<LockRef>("RLock", true); }
+    Proxy<SemaphoreRef> Semaphore(long long value = 1) { return make<SemaphoreRef>("Semaphore", value, false); }
+    Proxy<SemaphoreRef> BoundedSemaphore(long long value = 1) { return make<SemaphoreRef>("BoundedSemaphore", value, true); }
+    Proxy<EventRef> Event() { return make<EventRef>("Event"); }
+    Proxy<ConditionRef> Condition() { return make<ConditionRef>("Condition"); }
+    /// Python's manager.Barrier(parties, timeout); the action callable is
+    /// not supported (code cannot be sent to the server).
+    Proxy<BarrierRef> Barrier(long long parties, std::optional<double> timeout = std::nullopt) {
+        return make<BarrierRef>("Barrier", parties, timeout.value_or(-1));
+    }
+
 protected:
-    static void register_sync_types() {}
+    static void register_sync_types() {
+        register_exception<Empty>();
+        register_exception<Full>();
+        register_exception<ShutDown>();
+        register_exception<BrokenBarrierError>();
+    }
+
+private:
+    template <class R, class... A>
+    Proxy<R> make(const char* name, A&&... args) {
+        std::string tid = std::string(name) + "[" + multiprocessing::detail::type_name<R>() + "]";
+        (void)&sync_registered<R>::done;
+        return static_cast<Manager&>(*this).template create_as<R>(tid, std::forward<A>(args)...);
+    }
+    // Registered before main() (like the containers) under every name the
+    // factories use, so a server forked later knows them.
+    template <class R>
+    struct sync_registered {
+        static bool add() {
+            for (const char* n : sync_names<R>::value)
+                Manager::template register_type<R>(std::string(n) + "[" + multiprocessing::detail::type_name<R>() + "]");
+            return true;
+        }
+        static const bool done;
+    };
 };
 
-}  // namespace multiprocessing::managers::detail
+template <class Manager>
+template <class R>
+const bool sync_factories<Manager>::sync_registered<R>::done = sync_factories<Manager>::sync_registered<R>::add();
+
+}  // namespace detail
+}  // namespace multiprocessing::managers
