@@ -1,0 +1,213 @@
+// Figures for scripts/bench: every operation next to a raw Unix-socket
+// ping-pong of the same message size, measured in the same run (this VM is
+// noisy, so only ratios taken together mean anything).  Prints one JSON
+// object; scripts/bench adds CPython's and Redis's numbers.
+//
+//   bench [--quick]
+#include <multiprocessing.hpp>
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace mp = multiprocessing;
+using clk = std::chrono::steady_clock;
+
+class Counter {
+public:
+    int increment() { return ++n_; }
+    int value() const { return n_; }
+
+private:
+    int n_ = 0;
+};
+MP_EXPOSE(Counter, increment, value)
+
+class Blob {
+public:
+    std::vector<double> doubles(std::vector<double> v) const { return v; }
+    std::vector<char> bytes(std::vector<char> v) const { return v; }
+    std::size_t keep(std::vector<char> v) { kept_ = std::move(v); return kept_.size(); }
+    void fill(long long n) { for (long long i = 0; i < n; ++i) map_[i] = i; }
+
+private:
+    std::vector<char> kept_;
+    std::unordered_map<long long, long long> map_;
+};
+MP_EXPOSE(Blob, doubles, bytes, keep, fill)
+
+struct BenchManager : mp::managers::BaseManager<BenchManager> {
+    using BaseManager::BaseManager;
+};
+
+static double now_us() { return std::chrono::duration<double, std::micro>(clk::now().time_since_epoch()).count(); }
+
+// Round trip of `size` bytes each way between two processes, in µs.
+static double raw_pingpong(int iters, std::size_t size) {
+    int sv[2];
+    ::socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    pid_t pid = ::fork();
+    std::vector<char> buf(std::max<std::size_t>(size, 1));
+    auto recv_all = [&](int fd) {
+        std::size_t got = 0;
+        while (got < size) {
+            ssize_t r = ::recv(fd, buf.data() + got, size - got, 0);
+            if (r <= 0) return false;
+            got += static_cast<std::size_t>(r);
+        }
+        return true;
+    };
+    auto send_all = [&](int fd) {
+        std::size_t sent = 0;
+        while (sent < size) {
+            ssize_t w = ::send(fd, buf.data() + sent, size - sent, MSG_NOSIGNAL);
+            if (w <= 0) return;
+            sent += static_cast<std::size_t>(w);
+        }
+    };
+    if (pid == 0) {
+        ::close(sv[0]);
+        while (recv_all(sv[1])) send_all(sv[1]);
+        ::_exit(0);
+    }
+    ::close(sv[1]);
+    double t0 = now_us();
+    for (int i = 0; i < iters; ++i) {
+        send_all(sv[0]);
+        recv_all(sv[0]);
+    }
+    double us = (now_us() - t0) / iters;
+    ::close(sv[0]);
+    ::waitpid(pid, nullptr, 0);
+    return us;
+}
+
+template <class F>
+static double per_op_us(int iters, F&& f) {
+    for (int i = 0; i < std::max(1, iters / 20); ++i) f(i);  // warm up
+    double t0 = now_us();
+    for (int i = 0; i < iters; ++i) f(i);
+    return (now_us() - t0) / iters;
+}
+
+static long rss_kb(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+int main(int argc, char** argv) {
+    bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+    int n = quick ? 200 : 20000;
+    std::ostringstream js;
+    js << "{\n";
+    auto field = [&](const std::string& k, double v, const char* unit, bool last = false) {
+        js << "  \"" << k << "\": {\"value\": " << v << ", \"unit\": \"" << unit << "\"}" << (last ? "\n" : ",\n");
+        std::fprintf(stderr, "%-34s %12.2f %s\n", k.c_str(), v, unit);
+    };
+
+    BenchManager::register_type<Counter>("Counter");
+    BenchManager::register_type<Blob>("Blob");
+
+    for (int spin : {0, 30}) {
+        std::string sfx = spin ? "_spin30" : "";
+        mp::managers::ServerOptions opts;
+        opts.spin_us = spin;
+        BenchManager m({}, std::nullopt, opts);
+        m.start();
+        auto c = m.create<Counter>();
+        mp::managers::SyncManager sm({}, std::nullopt, opts);
+        sm.start();
+        auto td = sm.dict<long long, long long>();
+        auto dd = sm.dict();
+        auto q = sm.Queue<int>();
+
+        double floor1 = raw_pingpong(n, 64);
+        double call = per_op_us(n, [&](int) { c.increment(); });
+        double tset = per_op_us(n, [&](int i) { td[i % 1000] = i; });
+        double tget = per_op_us(n, [&](int i) { (void)td.get(i % 1000); });
+        double dset = per_op_us(n, [&](int i) { dd[i % 1000] = i; });
+        double qpg = per_op_us(n / 2, [&](int i) { q.put(i); q.get(); });
+        double floor2 = raw_pingpong(n, 64);
+        double fl = (floor1 + floor2) / 2;
+        field("raw_pingpong_64B" + sfx, fl, "us");
+        field("custom_call" + sfx, call, "us");
+        field("custom_call_ratio_to_floor" + sfx, call / fl, "x");
+        field("typed_dict_set" + sfx, tset, "us");
+        field("typed_dict_get" + sfx, tget, "us");
+        field("dynamic_dict_set" + sfx, dset, "us");
+        field("dict_set_ratio_to_floor" + sfx, tset / fl, "x");
+        field("queue_put_get" + sfx, qpg, "us");
+        field("queue_put_get_ratio_to_2_floors" + sfx, qpg / (2 * fl), "x");
+    }
+
+    {
+        BenchManager m;
+        m.start();
+        auto blob = m.create<Blob>();
+        std::vector<double> v(quick ? 1000 : 1000000, 1.5);
+        int reps = quick ? 2 : 5;
+        double bulk = per_op_us(reps, [&](int) { blob.doubles(v); }) / 1000.0;
+        field("bulk_1M_doubles_roundtrip", bulk, "ms");
+        std::vector<char> big(quick ? (1 << 16) : (64u << 20), 'x');
+        double b64 = per_op_us(reps, [&](int) { blob.bytes(big); }) / 1000.0;
+        field("bulk_64MB_roundtrip", b64, "ms");
+        double floor64 = raw_pingpong(reps, big.size()) / 1000.0;
+        field("raw_pingpong_64MB", floor64, "ms");
+
+        // latency against payload size, for the plot
+        std::ofstream lat(argc > 2 ? argv[2] : "bench_latency.dat");
+        for (std::size_t size = 8; size <= (quick ? 4096u : (16u << 20)); size *= 4) {
+            std::vector<char> p(size, 'y');
+            int it = size > (1 << 20) ? 5 : quick ? 20 : 500;
+            double lib = per_op_us(it, [&](int) { blob.keep(p); });
+            double raw = raw_pingpong(it, size);
+            lat << size << " " << lib << " " << raw << "\n";
+        }
+
+        field("server_rss_idle", static_cast<double>(rss_kb(m.pid())), "KiB");
+        long long entries = quick ? 10000 : 1000000;
+        blob.fill(entries);
+        field("server_rss_1M_int_map", static_cast<double>(rss_kb(m.pid())), "KiB");
+    }
+
+    {
+        int reps = quick ? 3 : 20;
+        double t0 = now_us();
+        for (int i = 0; i < reps; ++i) {
+            BenchManager m;
+            m.start();
+            m.shutdown();
+        }
+        field("start_shutdown", (now_us() - t0) / reps / 1000.0, "ms");
+    }
+
+    {
+        BenchManager m;
+        m.start();
+        auto c = m.create<Counter>();
+        int per = quick ? 100 : 10000;
+        double t0 = now_us();
+        std::vector<mp::Process> ps;
+        for (int i = 0; i < 4; ++i) ps.emplace_back([c, per] { for (int k = 0; k < per; ++k) c.increment(); });
+        for (auto& p : ps) p.start();
+        for (auto& p : ps) p.join(600);
+        double s = (now_us() - t0) / 1e6;
+        field("four_processes_one_counter", 4 * per / s, "ops/s", true);
+    }
+    js << "}\n";
+    std::cout << js.str();
+}
