@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang-14 (fuzzer + ASan + UBSan) and runs
+# each for a bounded time from its committed seed corpus.
+#   tests/fuzz/run.sh [seconds-per-target] [extra libFuzzer flags...]
+# Env: FUZZ_BUILD_DIR (default <root>/build-fuzz), FUZZ_TARGETS (names).
+# Exits non-zero if a target crashes, leaks or hangs; the reproducer is
+# left in $FUZZ_BUILD_DIR/artifacts.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+SECONDS_EACH="${1:-20}"
+shift || true
+OUT="${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
+TARGETS="${FUZZ_TARGETS:-fuzz_frame fuzz_handshake fuzz_dispatch}"
+CXX="${FUZZ_CXX:-clang++-14}"
+mkdir -p "$OUT/artifacts"
+for t in $TARGETS; do
+  src="$HERE/$t.cpp"
+  bin="$OUT/$t"
+  if [ ! -x "$bin" ] || [ -n "$(find "$HERE" "$ROOT/include" -newer "$bin" -name '*.[ch]pp' -print -quit)" ]; then
+    echo "fuzz: building $t"
+    "$CXX" -std=c++17 -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+      -I"$ROOT/include" -I"$HERE" "$src" -o "$bin" -lboost_serialization -lcrypto -pthread
+  fi
+done
+status=0
+for t in $TARGETS; do
+  work="$OUT/corpus/$t"
+  mkdir -p "$work"
+  echo "fuzz: running $t for ${SECONDS_EACH}s"
+  # New inputs go to $work; the committed seeds are only read.
+  if ! UBSAN_OPTIONS=print_stacktrace=1 "$OUT/$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+       -artifact_prefix="$OUT/artifacts/$t-" -print_final_stats=1 "$@" "$work" "$HERE/corpus/$t" \
+       >"$OUT/$t.log" 2>&1; then
+    echo "fuzz: $t FAILED (log: $OUT/$t.log)"; tail -40 "$OUT/$t.log"; status=1
+  fi
+  grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$OUT/$t.log" | sed "s/^/fuzz: $t /" || true
+done
+exit $status
