@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -101,16 +102,23 @@ static double per_op_us(int iters, F&& f) {
     return (now_us() - t0) / iters;
 }
 
+// Proportional set size: a forked server shares pages with its parent,
+// which RSS would count in full.
 static long rss_kb(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
     std::string line;
     while (std::getline(in, line))
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+        if (line.rfind("Pss:", 0) == 0) return std::stol(line.substr(4));
     return -1;
 }
 
 int main(int argc, char** argv) {
-    bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+    bool quick = false;
+    std::string latfile = "bench_latency.dat";
+    for (int i = 1; i < argc; ++i) {
+        if (std::string(argv[i]) == "--quick") quick = true;
+        else latfile = argv[i];
+    }
     int n = quick ? 200 : 20000;
     std::ostringstream js;
     js << "{\n";
@@ -169,7 +177,7 @@ int main(int argc, char** argv) {
         field("raw_pingpong_64MB", floor64, "ms");
 
         // latency against payload size, for the plot
-        std::ofstream lat(argc > 2 ? argv[2] : "bench_latency.dat");
+        std::ofstream lat(latfile);
         for (std::size_t size = 8; size <= (quick ? 4096u : (16u << 20)); size *= 4) {
             std::vector<char> p(size, 'y');
             int it = size > (1 << 20) ? 5 : quick ? 20 : 500;
@@ -178,10 +186,37 @@ int main(int argc, char** argv) {
             lat << size << " " << lib << " " << raw << "\n";
         }
 
+    }
+
+    {
+        // A fresh server, so buffers from the bulk figures do not count.
+        BenchManager m;
+        m.start();
+        auto blob = m.create<Blob>();
         field("server_rss_idle", static_cast<double>(rss_kb(m.pid())), "KiB");
-        long long entries = quick ? 10000 : 1000000;
-        blob.fill(entries);
+        blob.fill(quick ? 10000 : 1000000);
         field("server_rss_1M_int_map", static_cast<double>(rss_kb(m.pid())), "KiB");
+    }
+
+    {
+        // Pipelined dict sets from one client process, 1000 in flight.
+        mp::managers::SyncManager sm;
+        sm.start();
+        auto d = sm.dict<long long, long long>();
+        using D = mp::managers::Dict<long long, long long>;
+        long long total = quick ? 2000 : 200000;
+        double t0 = now_us();
+        std::vector<std::future<void>> fs;
+        fs.reserve(1000);
+        for (long long i = 0; i < total; ++i) {
+            fs.push_back(mp::managers::call_async<&D::setitem>(d, i % 1000, i));
+            if (fs.size() == 1000) {
+                for (auto& f : fs) f.get();
+                fs.clear();
+            }
+        }
+        for (auto& f : fs) f.get();
+        field("async_dict_sets_per_second", total / ((now_us() - t0) / 1e6), "ops/s");
     }
 
     {

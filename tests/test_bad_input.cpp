@@ -259,14 +259,13 @@ TEST_CASE("the server survives hostile and broken peers", "[bad_input]") {
         check("truncated handshake frame", true, closed ? "closed" : "NOT closed");
     }
     {
-        // 2b. a truncated request frame after hello (the peer then hangs up:
-        // a vanished client, so no log line is required)
+        // 2b. a truncated request frame after hello, then the peer hangs up
         auto c = hello(m);
         write_all(c.fileno(), be32(100) + "only ten b");
         ::shutdown(c.fileno(), SHUT_WR);
         bool closed = closed_by_server(c.fileno());
         CHECK(closed);
-        check("truncated request frame", false, closed ? "closed" : "NOT closed");
+        check("truncated request frame", true, closed ? "closed" : "NOT closed");
     }
     {
         // 3a. length prefix 2^40 before authentication
@@ -295,7 +294,7 @@ TEST_CASE("the server survives hostile and broken peers", "[bad_input]") {
         std::cout << "[bad_input] RSS while a 1 GiB frame is pending: " << pending << " KiB" << std::endl;
         CHECK(pending - rss0 < 64 * 1024);
         c.close();
-        check("1 GiB length prefix, then hang up", false, "closed by us");
+        check("1 GiB length prefix, then hang up", true, "closed by us");
     }
     {
         // 4. wrong authkey

@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -118,6 +119,13 @@ inline std::string hmac_sha256(const std::string& key, const std::string& msg) {
     return std::string(reinterpret_cast<char*>(out), len);
 }
 
+/// EOF after part of a frame: the peer broke off mid-message (a server
+/// logs it; a clean EOF between frames is just a client leaving).
+class truncated_frame : public EOFError {
+public:
+    using EOFError::EOFError;
+};
+
 inline std::system_error sys_error(const char* what) {
     return std::system_error(errno, std::generic_category(), what);
 }
@@ -144,6 +152,8 @@ public:
             fd_ = std::exchange(o.fd_, -1);
             max_frame_ = o.max_frame_;
             rbuf_ = std::move(o.rbuf_);
+            rcap_ = std::exchange(o.rcap_, 0);
+            small_frames_ = o.small_frames_;
             rbeg_ = std::exchange(o.rbeg_, 0);
             rend_ = std::exchange(o.rend_, 0);
             timeout_ = o.timeout_;
@@ -221,8 +231,9 @@ public:
     /// Starts a frame in buf: clears it and reserves the header room.
     static void begin_frame(std::vector<char>& buf) { buf.assign(header_room, '\0'); }
 
-    /// Sends buf (begun with begin_frame) as one frame with one syscall.
-    void send_frame(std::vector<char>& buf) {
+    /// Writes the length into buf (begun with begin_frame); returns the
+    /// frame's bytes, header included.
+    static std::pair<const char*, std::size_t> seal_frame(std::vector<char>& buf) {
         std::size_t n = buf.size() - header_room;
         char* start;
         if (n > 0x7fffffffu) {
@@ -233,19 +244,37 @@ public:
             start = buf.data() + 8;
             put_be32(start, static_cast<std::uint32_t>(n));
         }
-        send_all(start, static_cast<std::size_t>(buf.data() + buf.size() - start));
+        return {start, static_cast<std::size_t>(buf.data() + buf.size() - start)};
+    }
+
+    /// Sends buf (begun with begin_frame) as one frame with one syscall.
+    void send_frame(std::vector<char>& buf) {
+        auto f = seal_frame(buf);
+        send_all(f.first, f.second);
+    }
+
+    /// Sends bytes already framed (several sealed frames back to back).
+    void send_raw(const char* p, std::size_t n) { send_all(p, n); }
+
+    /// True if a whole frame is already buffered, so recv_frame() will not
+    /// block: lets a server batch its replies to pipelined requests.
+    bool frame_ready() const {
+        if (rend_ - rbeg_ < 4) return false;
+        std::uint32_t h = get_be32(rbuf_.get() + rbeg_);
+        if (h & 0x80000000u) return false;
+        return rend_ - rbeg_ >= 4 + static_cast<std::size_t>(h);
     }
 
     /// Receives one frame; the view stays valid until the next receive.
     std::pair<const char*, std::size_t> recv_frame(std::size_t limit) {
         maybe_shrink();
         fill(4);
-        std::uint32_t h = get_be32(rbuf_.data() + rbeg_);
+        std::uint32_t h = get_be32(rbuf_.get() + rbeg_);
         std::size_t hdr = 4;
         std::uint64_t n = h;
         if (h == 0xffffffffu) {
             fill(12);
-            n = get_be64(rbuf_.data() + rbeg_ + 4);
+            n = get_be64(rbuf_.get() + rbeg_ + 4);
             hdr = 12;
         } else if (h & 0x80000000u) {
             throw_bad_frame("negative frame length");
@@ -254,7 +283,8 @@ public:
             throw_bad_frame("frame of " + std::to_string(n) + " bytes exceeds the limit of " +
                             std::to_string(limit));
         fill(hdr + static_cast<std::size_t>(n));
-        const char* p = rbuf_.data() + rbeg_ + hdr;
+        small_frames_ = n > (std::size_t(1) << 20) ? 0 : small_frames_ + 1;
+        const char* p = rbuf_.get() + rbeg_ + hdr;
         rbeg_ += hdr + static_cast<std::size_t>(n);
         return {p, static_cast<std::size_t>(n)};
     }
@@ -311,16 +341,18 @@ private:
         }
     }
 
-    // Makes at least `need` bytes available at rbuf_[rbeg_].
+    // Makes at least `need` bytes available at rbuf_[rbeg_].  The buffer
+    // grows without zero-filling: at 64 MB that memset and its page faults
+    // cost more than the copy itself on this kind of VM.
     void fill(std::size_t need) {
         if (rend_ - rbeg_ >= need) return;
         ensure_open();
-        if (rbeg_ + need > rbuf_.size()) {
+        if (rbeg_ + need > rcap_) {
             std::size_t have = rend_ - rbeg_;
-            if (rbeg_) std::memmove(rbuf_.data(), rbuf_.data() + rbeg_, have);
+            if (rbeg_ && have) std::memmove(rbuf_.get(), rbuf_.get() + rbeg_, have);
             rbeg_ = 0;
             rend_ = have;
-            if (need > rbuf_.size()) rbuf_.resize(std::max(need, std::size_t(64 * 1024)));
+            if (rcap_ < 64 * 1024) grow(64 * 1024);
         }
         if (spin_us_ > 0 && should_spin()) {
             bool ok = try_spin(need);
@@ -328,15 +360,30 @@ private:
             if (ok) return;
         }
         while (rend_ - rbeg_ < need) {
+            // Grow only as bytes arrive: a peer announcing a huge frame and
+            // sending nothing must not make us allocate it.
+            if (rend_ == rcap_) grow(std::min(rbeg_ + need, rcap_ * 2));
             if (timeout_ && !wait_readable(*timeout_))
                 throw multiprocessing::TimeoutError("timed out waiting for the peer");
-            ssize_t r = ::recv(fd_, rbuf_.data() + rend_, rbuf_.size() - rend_, 0);
+            ssize_t r = ::recv(fd_, rbuf_.get() + rend_, rcap_ - rend_, 0);
             if (r > 0) { rend_ += static_cast<std::size_t>(r); continue; }
-            if (r == 0) throw EOFError("connection closed by peer");
+            if (r == 0) {
+                if (rend_ > rbeg_)
+                    throw detail::truncated_frame("connection closed by peer in the middle of a frame");
+                throw EOFError("connection closed by peer");
+            }
             if (errno == EINTR) continue;
             int e = errno;
             throw ConnectionError(std::string("recv failed: ") + std::strerror(e));
         }
+    }
+
+    // Reallocates the receive buffer to cap bytes, keeping [0, rend_).
+    void grow(std::size_t cap) {
+        std::unique_ptr<char[]> bigger(new char[cap]);
+        if (rend_) std::memcpy(bigger.get(), rbuf_.get(), rend_);
+        rbuf_ = std::move(bigger);
+        rcap_ = cap;
     }
 
     // Spin while spinning mostly pays off; otherwise (CPUs oversubscribed,
@@ -348,7 +395,7 @@ private:
     bool try_spin(std::size_t need) {
         auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
         do {
-            ssize_t r = ::recv(fd_, rbuf_.data() + rend_, rbuf_.size() - rend_, MSG_DONTWAIT);
+            ssize_t r = ::recv(fd_, rbuf_.get() + rend_, rcap_ - rend_, MSG_DONTWAIT);
             if (r > 0) {
                 rend_ += static_cast<std::size_t>(r);
                 if (rend_ - rbeg_ >= need) return true;
@@ -359,21 +406,25 @@ private:
         return false;
     }
 
-    // A huge frame must not pin its buffer for the connection's lifetime.
+    // A huge frame must not pin its buffer for the connection's lifetime,
+    // but a run of bulk calls should not pay for a new one each time.
     void maybe_shrink() {
-        if (rbuf_.size() > (std::size_t(4) << 20) && rend_ - rbeg_ < (64 * 1024)) {
-            std::vector<char> small(64 * 1024);
-            std::memcpy(small.data(), rbuf_.data() + rbeg_, rend_ - rbeg_);
+        if (rcap_ > (std::size_t(4) << 20) && small_frames_ >= 16 && rend_ - rbeg_ < (64 * 1024)) {
+            std::unique_ptr<char[]> small(new char[64 * 1024]);
+            std::memcpy(small.get(), rbuf_.get() + rbeg_, rend_ - rbeg_);
             rend_ -= rbeg_;
             rbeg_ = 0;
-            rbuf_.swap(small);
+            rbuf_ = std::move(small);
+            rcap_ = 64 * 1024;
         }
     }
 
     int fd_ = -1;
     std::size_t max_frame_ = default_max_frame;
-    std::vector<char> rbuf_;
+    std::unique_ptr<char[]> rbuf_;
+    std::size_t rcap_ = 0;
     std::size_t rbeg_ = 0, rend_ = 0;
+    unsigned small_frames_ = 0;
     std::optional<double> timeout_;
     int spin_us_ = 0;
     int spin_score_ = 256;  // 0..256: how often spinning found the reply

@@ -12,6 +12,7 @@
 
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/detail/archive.hpp"
+#include "multiprocessing/detail/async.hpp"
 #include "multiprocessing/detail/client.hpp"
 #include "multiprocessing/detail/expose.hpp"
 #include "multiprocessing/detail/serialization/std.hpp"
@@ -132,17 +133,17 @@ protected:
         const detail::ref_entry& e = entry();
         auto body = e.ep->call([&](std::vector<char>& buf, std::uint64_t rid) {
             detail::begin_request(buf, detail::kind::call, rid, e.token.id, sig, name.data(), name.size());
-            if constexpr (sizeof...(W) > 0) {
-                multiprocessing::detail::vector_sink sink(buf);
-                multiprocessing::detail::oarchive oa(sink);
-                (oa << ... << detail::to_wire<W>(std::forward<A>(args)));
-            }
+            detail::write_args(buf, detail::type_list<W...>{}, std::forward<A>(args)...);
         });
-        return read_result<R>(body.first, body.second);
+        return _read_result<R>(body.first, body.second);
     }
 
+protected:
+
+public:
+    // Internal: decodes a reply body as the result of a method returning R.
     template <class R>
-    static detail::client_result_t<R> read_result(const char* p, std::size_t n) {
+    static detail::client_result_t<R> _read_result(const char* p, std::size_t n) {
         using Res = detail::client_result_t<R>;
         if constexpr (std::is_void_v<Res>) {
             (void)p;
@@ -216,7 +217,67 @@ public:
 namespace detail {
 template <class T>
 using proxy_for_t = std::conditional_t<std::is_base_of_v<BaseProxy, T>, T, Proxy<T>>;
+
+template <auto M, class P>
+const char* exposed_name() {
+    const char* found = nullptr;
+    std::apply([&](auto... d) {
+        ((found = (!found && std::is_same_v<std::remove_const_t<decltype(d.pointer)>, decltype(M)> &&
+                   [&] {
+                       if constexpr (std::is_same_v<std::remove_const_t<decltype(d.pointer)>, decltype(M)>) return d.pointer == M;
+                       else return false;
+                   }())
+                      ? d.name
+                      : found),
+         ...);
+    }, P::_exposed_());
+    return found;
+}
 }  // namespace detail
+
+/// A pipelined call: sends at once and returns a std::future for the
+/// result, so many calls can be in flight on one connection (Python has no
+/// equivalent).  Checked at compile time like a normal call:
+///   auto f = call_async<&Counter::add>(counter, 5);  f.get();
+/// Calls through one proxy run in the order they were made; an exception
+/// (or a lost server) arrives through the future.
+template <auto M, class P, class... A>
+auto call_async(const P& proxy, A&&... args) {
+    using tr = detail::method_traits<decltype(M)>;
+    static_assert(tr::template arity_ok<A...>(), "multiprocessing: wrong number of arguments for this exposed method");
+    static_assert(!tr::template arity_ok<A...>() || tr::template accepts<A...>(),
+                  "multiprocessing: argument types do not match the exposed method's parameters");
+    using R = typename tr::result_type;
+    using Res = detail::client_result_t<R>;
+    const char* name = detail::exposed_name<M, P>();
+    if (!name) throw ValueError("call_async: the method is not exposed by this proxy type");
+    const Token& t = proxy._token();
+    auto& ep = detail::client_state::instance().get(t.address);
+    auto pr = std::make_shared<std::promise<Res>>();
+    auto fut = pr->get_future();
+    std::uint64_t sig = detail::method_signature<M>();
+    detail::async_for(ep).submit(
+        [&](std::vector<char>& buf, std::uint64_t rid) {
+            detail::begin_request(buf, detail::kind::call, rid, t.id, sig, name, std::strlen(name));
+            detail::write_args(buf, typename tr::wire_params{}, std::forward<A>(args)...);
+        },
+        [pr, keep = proxy](const char* body, std::size_t n, std::exception_ptr err) {
+            if (err) {
+                pr->set_exception(err);
+                return;
+            }
+            try {
+                if constexpr (std::is_void_v<Res>) {
+                    pr->set_value();
+                } else {
+                    pr->set_value(BaseProxy::_read_result<R>(body, n));
+                }
+            } catch (...) {
+                pr->set_exception(std::current_exception());
+            }
+        });
+    return fut;
+}
 
 /// Python's RebuildProxy: the proxy for a Token received from another
 /// process (over a pipe, a file, the network).  This process takes its own
@@ -499,11 +560,8 @@ public:
         auto e = endpoint().create(typeid_, detail::fingerprint<P>(),
                                    detail::constructor_signature<R, detail::wire_t<A>...>(),
                                    [&](std::vector<char>& buf) {
-                                       if constexpr (sizeof...(A) > 0) {
-                                           multiprocessing::detail::vector_sink sink(buf);
-                                           multiprocessing::detail::oarchive oa(sink);
-                                           (oa << ... << detail::to_wire<detail::wire_t<A>>(std::forward<A>(args)));
-                                       }
+                                       detail::write_args(buf, detail::type_list<detail::wire_t<A>...>{},
+                                                          std::forward<A>(args)...);
                                    });
         return P(detail::from_ref, std::move(e));
     }

@@ -16,6 +16,7 @@
 #include <boost/archive/impl/basic_binary_iprimitive.ipp>
 #include <boost/archive/impl/basic_binary_oarchive.ipp>
 #include <boost/archive/impl/basic_binary_oprimitive.ipp>
+#include <boost/serialization/array_optimization.hpp>
 #include <boost/serialization/collection_size_type.hpp>
 
 #include <cstddef>
@@ -113,3 +114,6 @@ private:
 
 BOOST_SERIALIZATION_REGISTER_ARCHIVE(multiprocessing::detail::oarchive)
 BOOST_SERIALIZATION_REGISTER_ARCHIVE(multiprocessing::detail::iarchive)
+// Vectors of arithmetic types go as one memcpy, not element by element.
+BOOST_SERIALIZATION_USE_ARRAY_OPTIMIZATION(multiprocessing::detail::oarchive)
+BOOST_SERIALIZATION_USE_ARRAY_OPTIMIZATION(multiprocessing::detail::iarchive)

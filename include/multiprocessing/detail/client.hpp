@@ -228,6 +228,14 @@ public:
         }
     }
 
+    /// A new connection in this process's session, not pooled (the async
+    /// channel owns it).
+    std::unique_ptr<client_connection> new_connection() {
+        if (dead()) throw ConnectionError("the manager at " + address_.str() + " has shut down");
+        attach();
+        return connect_new();
+    }
+
     bool has_live_refs() {
         std::lock_guard<std::recursive_mutex> g(mu_);
         for (auto& kv : refs_)

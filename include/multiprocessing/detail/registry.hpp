@@ -71,6 +71,18 @@ decltype(auto) to_wire(A&& a) {
 template <class... T>
 struct type_list {};
 
+/// Appends the arguments, converted to their wire types W, as one archive.
+template <class... W, class... A>
+void write_args(std::vector<char>& buf, type_list<W...>, A&&... args) {
+    if constexpr (sizeof...(W) > 0) {
+        multiprocessing::detail::vector_sink sink(buf);
+        multiprocessing::detail::oarchive oa(sink);
+        (oa << ... << to_wire<W>(std::forward<A>(args)));
+    } else {
+        (void)buf;
+    }
+}
+
 template <class... T>
 std::string type_names() {
     std::string s;
@@ -216,6 +228,7 @@ struct method_entry {
 /// One exposed method as written in MP_EXPOSE: its name and pointer.
 template <auto M>
 struct method_desc {
+    static constexpr auto pointer = M;
     const char* name;
     method_entry entry() const {
         using tr = method_traits<decltype(M)>;

@@ -301,7 +301,7 @@ private:
             log(std::string("refused a connection: ") + e.what());
             return;
         }
-        std::vector<char> out;
+        std::vector<char> out, batch;
         try {
             for (;;) {
                 auto f = c.recv_frame(opts_.max_frame);
@@ -341,12 +341,26 @@ private:
                 } catch (...) {
                     detail::put_error(out, h.request_id, false, "unknown", "non-standard exception");
                 }
-                c.send_frame(out);
+                // Replies to pipelined requests go out together, in one write.
+                auto sealed = connection::Connection::seal_frame(out);
+                if (!stop && c.frame_ready() && batch.size() < (256u << 10)) {
+                    batch.insert(batch.end(), sealed.first, sealed.first + sealed.second);
+                    continue;
+                }
+                if (!batch.empty()) {
+                    batch.insert(batch.end(), sealed.first, sealed.first + sealed.second);
+                    c.send_raw(batch.data(), batch.size());
+                    batch.clear();
+                } else {
+                    c.send_raw(sealed.first, sealed.second);
+                }
                 if (stop) {
                     shutdown();
                     break;
                 }
             }
+        } catch (const connection::detail::truncated_frame& e) {
+            if (!stopping_.load()) log(std::string("dropped a connection: ") + e.what());
         } catch (const EOFError&) {
             // the client went away
         } catch (const std::exception& e) {
