@@ -1,7 +1,8 @@
 // Python's remote-manager pattern, client side: connect to remote_server
 // and use its queue.
 //   remote_client HOST PORT AUTHKEY put ITEM...
-//   remote_client HOST PORT AUTHKEY get COUNT
+//   remote_client HOST PORT AUTHKEY get COUNT [TIMEOUT]
+//   remote_client HOST PORT AUTHKEY info        (the server's debug_info)
 //   remote_client HOST PORT AUTHKEY shutdown
 #include <multiprocessing.hpp>
 
@@ -9,7 +10,20 @@
 #include <string>
 
 namespace mp = multiprocessing;
-using Queue = mp::managers::QueueRef<std::string>;
+
+/// The same class as in remote_server.cpp: the typeid and every exposed
+/// signature must match, or create() and calls fail with a TypeError.
+class StringQueue {
+public:
+    void put(const std::string&) { unused(); }
+    std::string get(double) { return unused(); }
+    std::size_t qsize() const { return 0; }
+
+private:
+    // Only the server runs these; the client needs the signatures.
+    [[noreturn]] static std::string unused() { throw mp::NotImplementedError("runs in the server"); }
+};
+MP_EXPOSE(StringQueue, put, get, qsize)
 
 struct QueueManager : mp::managers::BaseManager<QueueManager> {
     using BaseManager::BaseManager;
@@ -17,10 +31,10 @@ struct QueueManager : mp::managers::BaseManager<QueueManager> {
 
 int run(int argc, char** argv) {
     if (argc < 5) {
-        std::cerr << "usage: remote_client HOST PORT AUTHKEY put ITEM... | get COUNT | shutdown\n";
+        std::cerr << "usage: remote_client HOST PORT AUTHKEY put ITEM... | get COUNT [TIMEOUT] | info | shutdown\n";
         return 2;
     }
-    QueueManager::register_type<Queue>("get_queue");  // no callable: the server makes it
+    QueueManager::register_type<StringQueue>("get_queue");  // no callable: the server makes it
     QueueManager m(mp::connection::Address(argv[1], static_cast<unsigned short>(std::stoi(argv[2]))), std::string(argv[3]));
     m.connect();
     std::string mode = argv[4];
@@ -28,15 +42,26 @@ int run(int argc, char** argv) {
         m.shutdown();
         return 0;
     }
-    auto queue = m.create<Queue>();  // Python: m.get_queue()
+    if (mode == "info") {
+        std::cout << m.debug_info() << std::flush;
+        return 0;
+    }
+    auto queue = m.create<StringQueue>();  // Python: m.get_queue()
     if (mode == "put") {
         for (int i = 5; i < argc; ++i) {
-            queue.put(argv[i]);
+            queue.put(std::string(argv[i]));
             std::cout << "put " << argv[i] << std::endl;
         }
     } else if (mode == "get") {
         int n = argc > 5 ? std::stoi(argv[5]) : 1;
-        for (int i = 0; i < n; ++i) std::cout << "got " << queue.get(true, 10.0) << std::endl;
+        double timeout = argc > 6 ? std::stod(argv[6]) : 10.0;
+        for (int i = 0; i < n; ++i) {
+            std::string item = queue.get(timeout);
+            std::cout << "got " << item << std::endl;
+        }
+    } else {
+        std::cerr << "unknown mode " << mode << "\n";
+        return 2;
     }
     return 0;
 }

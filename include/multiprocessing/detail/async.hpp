@@ -25,6 +25,7 @@ public:
 
     explicit async_channel(std::unique_ptr<client_connection> c) : conn_(std::move(c)) {
         reader_ = std::thread([this] { read_loop(); });
+        reader_.detach();  // channels live as long as the process; never joined
     }
 
     /// Sends one request (written by build) and registers its completion.

@@ -485,6 +485,9 @@ inline std::unique_ptr<client_connection> endpoint::connect_new() {
     try {
         c->conn = connection::Client(address_, authkey_, max_frame_);
         c->conn.set_spin(spin_us_);
+        // A server host that vanished must fail our calls, not hang them
+        // (ServerOptions' default keepalive: about 16 s).
+        if (address_.is_tcp()) connection::detail::set_keepalive(c->conn.fileno(), 10, 2, 3);
     } catch (const AuthenticationError&) {
         throw;
     } catch (const std::exception& e) {
