@@ -6,3 +6,5 @@
 #include "multiprocessing/managers.hpp"
 #include "multiprocessing/object.hpp"
 #include "multiprocessing/process.hpp"
+#include "multiprocessing/shared_memory.hpp"
+#include "multiprocessing/sharedctypes.hpp"

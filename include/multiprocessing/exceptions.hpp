@@ -93,3 +93,22 @@ public:
 };
 
 }  // namespace multiprocessing
+
+namespace multiprocessing {
+
+/// Python's FileNotFoundError: attaching to (or unlinking) a shared memory
+/// name that does not exist.  Python's derives from OSError; there is no
+/// OSError here, so it derives from std::runtime_error.
+class FileNotFoundError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Python's FileExistsError: creating a shared memory segment under a name
+/// already in use.
+class FileExistsError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+}  // namespace multiprocessing
