@@ -121,8 +121,17 @@ TEST_CASE("our Client authenticates against CPython's Listener", "[connection][a
                       "l = Listener('" + path + "', authkey=b'sesame'); c = l.accept(); "
                       "c.send_bytes(c.recv_bytes() + b' seen')\" &";
     REQUIRE(std::system(cmd.c_str()) == 0);
-    REQUIRE(test::wait_until([&] { return ::access(path.c_str(), F_OK) == 0; }, 15));
-    auto c = conn::Client(conn::Address(path), std::string("sesame"));
+    // Python binds before it listens: until then a connect is refused.
+    std::optional<conn::Connection> made;
+    REQUIRE(test::wait_until([&] {
+        try {
+            made.emplace(conn::Client(conn::Address(path), std::string("sesame")));
+            return true;
+        } catch (const mp::ConnectionError&) {
+            return false;
+        }
+    }, 30));
+    auto& c = *made;
     c.send_bytes("cpp");
     CHECK(c.recv_bytes() == "cpp seen");
 }
