@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <future>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <unordered_map>
@@ -228,6 +230,92 @@ int main(int argc, char** argv) {
             m.shutdown();
         }
         field("start_shutdown", (now_us() - t0) / reps / 1000.0, "ms");
+    }
+
+    {
+        // Moving 64 MB of doubles from one process to another: through a
+        // SharedMemoryManager segment (the source writes it in, the
+        // destination copies it out), once in a new segment each time
+        // (creation, attach and first-touch page faults included) and once
+        // in one segment both keep mapped; and through a ListProxy
+        // (extend() in the source, copy() out).
+        std::size_t count = (quick ? (1u << 20) : (64u << 20)) / sizeof(double);
+        int reps = quick ? 2 : 5;
+        mp::managers::SharedMemoryManager smm;
+        smm.start();
+        mp::managers::SyncManager sm;
+        sm.start();
+        auto lst = sm.list<double>();
+        int cmd[2], ack[2];
+        if (::pipe(cmd) != 0 || ::pipe(ack) != 0) return 1;
+        mp::Process source([&] {
+            ::close(cmd[1]);  // so the parent closing its end is our EOF
+            ::close(ack[0]);
+            std::vector<double> data(count, 2.5);
+            std::optional<mp::shared_memory::SharedMemory> kept;
+            char op;
+            while (::read(cmd[0], &op, 1) == 1) {
+                if (op == 'S' || op == 'R') {
+                    char name[64] = {};
+                    if (::read(cmd[0], name, sizeof name) <= 0) break;
+                    if (op == 'S') {  // a fresh segment: attach, fill, close
+                        mp::shared_memory::SharedMemory seg(std::string{name});
+                        std::memcpy(seg.buf().data(), data.data(), count * sizeof(double));
+                    } else {  // the same segment every time, mapped once
+                        if (!kept) kept.emplace(std::string{name});
+                        std::memcpy(kept->buf().data(), data.data(), count * sizeof(double));
+                    }
+                } else {
+                    lst.extend(data);
+                }
+                [[maybe_unused]] auto w = ::write(ack[1], "k", 1);
+            }
+        });
+        source.start();
+        std::vector<double> dest(count);
+        auto median = [](std::vector<double> v) { std::sort(v.begin(), v.end()); return v[v.size() / 2]; };
+        std::vector<double> shm_ms, reused_ms, list_ms;
+        double check = 0;
+        char k;
+        auto ask = [&](char op, const std::string& name) {
+            char msg[65] = {op};
+            std::strncpy(msg + 1, name.c_str(), 63);
+            return ::write(cmd[1], msg, sizeof msg) == sizeof msg && ::read(ack[0], &k, 1) == 1;
+        };
+        auto kept = smm.SharedMemory(count * sizeof(double));
+        if (!ask('R', kept.name())) return 1;  // first use: the pages are allocated here
+        std::memcpy(dest.data(), kept.buf().data(), count * sizeof(double));
+        for (int r = 0; r < reps; ++r) {
+            double t0 = now_us();
+            auto seg = smm.SharedMemory(count * sizeof(double));
+            if (!ask('S', seg.name())) return 1;
+            std::memcpy(dest.data(), seg.buf().data(), count * sizeof(double));
+            shm_ms.push_back((now_us() - t0) / 1000.0);
+            check += dest[count - 1];
+            smm.release_segment(seg.name());
+
+            t0 = now_us();
+            if (!ask('R', kept.name())) return 1;
+            std::memcpy(dest.data(), kept.buf().data(), count * sizeof(double));
+            reused_ms.push_back((now_us() - t0) / 1000.0);
+            check += dest[count - 1];
+
+            lst.clear();
+            t0 = now_us();
+            if (::write(cmd[1], "L", 1) != 1 || ::read(ack[0], &k, 1) != 1) return 1;
+            dest = lst.copy();
+            list_ms.push_back((now_us() - t0) / 1000.0);
+            check += dest[count - 1];
+        }
+        ::close(cmd[1]);
+        if (!source.join(60)) source.kill(), source.join(5);
+        ::close(cmd[0]);
+        ::close(ack[0]);
+        ::close(ack[1]);
+        if (check != 3 * reps * 2.5) std::fprintf(stderr, "move_64MB: wrong data\n");
+        field("move_64MB_shared_memory", median(shm_ms), "ms");
+        field("move_64MB_shared_memory_reused", median(reused_ms), "ms");
+        field("move_64MB_list_proxy", median(list_ms), "ms");
     }
 
     {

@@ -567,6 +567,9 @@ public:
     }
 
 protected:
+    /// True in the process that start()ed the server (not in forked copies).
+    bool owns_server() const { return server_pid_ > 0 && owner_pid_ == ::getpid(); }
+
     detail::endpoint& endpoint() {
         if (state_ != State::started || !ep_) throw ProcessError("manager is not started or connected");
         return *ep_;
@@ -646,3 +649,4 @@ private:
 }  // namespace multiprocessing::managers
 
 #include "multiprocessing/detail/sync_manager.hpp"
+#include "multiprocessing/detail/shared_memory_manager.hpp"

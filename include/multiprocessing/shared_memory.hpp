@@ -5,6 +5,7 @@
 //  - There is no resource tracker.  A segment that nobody unlink()s stays
 //    in /dev/shm until reboot, even after every process holding it exits;
 //    Python's tracker would unlink it (and warn) when the creator exits.
+//    managers::SharedMemoryManager owns segments for you and unlinks them.
 //  - POSIX only (Linux /dev/shm); no Windows named mappings.
 //  - Nothing here is synchronized, as in Python: concurrent writers to one
 //    block or list need their own lock.
@@ -484,6 +485,16 @@ public:
         return ShareableList(SharedMemory::attach(std::move(name)));
     }
 
+    /// A new list holding `sequence` in a zero-filled block that
+    /// `make_block(bytes)` returns (at least `bytes` long).  This is how
+    /// SharedMemoryManager lays a list into a segment its server made.
+    template <class MakeBlock>
+    static ShareableList in_block(const std::vector<Item>& sequence, MakeBlock&& make_block) {
+        ShareableList sl{unbuilt{}};
+        sl.build(sequence, std::forward<MakeBlock>(make_block));
+        return sl;
+    }
+
     ShareableList(ShareableList&&) noexcept = default;
     ShareableList& operator=(ShareableList&&) noexcept = default;
 
@@ -582,6 +593,9 @@ private:
     static constexpr const char* fmt_none = "xxxxxx?x";
     static constexpr std::size_t align = 8;
 
+    struct unbuilt {};
+    explicit ShareableList(unbuilt) noexcept {}
+
     explicit ShareableList(SharedMemory shm) : shm_(std::move(shm)) {
         auto b = shm_.buf();
         if (b.size() < 16) throw ValueError("shared memory block too small for a ShareableList");
@@ -602,6 +616,13 @@ private:
     }
 
     void create(const std::vector<Item>& seq, std::optional<std::string> name) {
+        build(seq, [&](std::size_t total) {
+            return SharedMemory(std::move(name), true, static_cast<std::ptrdiff_t>(total));
+        });
+    }
+
+    template <class MakeBlock>
+    void build(const std::vector<Item>& seq, MakeBlock&& make_block) {
         n_ = seq.size();
         std::vector<std::string> fmts;
         fmts.reserve(n_);
@@ -623,7 +644,8 @@ private:
             offsets_.push_back(offsets_.back() + static_cast<std::int64_t>(room));
         }
         std::size_t total = data_start() + static_cast<std::size_t>(offsets_.back()) + 9 * n_;
-        shm_ = SharedMemory(std::move(name), true, static_cast<std::ptrdiff_t>(total));
+        shm_ = make_block(total);
+        if (shm_.size() < total) throw ValueError("shared memory block too small for this ShareableList");
         auto* b = base();
         auto n64 = static_cast<std::int64_t>(n_);
         std::memcpy(b, &n64, 8);

@@ -467,8 +467,25 @@ public:
         return v;
     }
 
+    /// Work for the server process to do as its Server is destroyed, e.g.
+    /// SharedMemoryManager's unlinking (Python overrides Server.shutdown).
+    /// Hooks must not throw.
+    void add_exit_hook(std::function<void()> f) {
+        std::lock_guard<std::mutex> g(mu_);
+        exit_hooks_.push_back(std::move(f));
+    }
+    void run_exit_hooks() const {
+        std::vector<std::function<void()>> hooks;
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            hooks = exit_hooks_;
+        }
+        for (auto& h : hooks) h();
+    }
+
 private:
     mutable std::mutex mu_;
+    std::vector<std::function<void()>> exit_hooks_;
     std::map<std::string, std::shared_ptr<type_entry>> by_typeid_;
     std::unordered_map<std::type_index, std::string> typeid_by_proxy_;
     std::unordered_map<std::type_index, std::string> typeid_by_referent_;

@@ -67,6 +67,7 @@ public:
     }
     ~Server() {
         shutdown();
+        registry_->run_exit_hooks();  // before the wait: a slow exit may be cut short by SIGKILL
         wait_for_threads(std::chrono::seconds(5));
         decltype(objects_) doomed;
         {
@@ -98,7 +99,10 @@ public:
         if (handle_signals) {
             sigset_t set;
             sigemptyset(&set);
-            sigaddset(&set, SIGINT);
+            // An ignored SIGINT (a forked manager server's: Ctrl-C belongs to
+            // the owner) stays ignored; blocking it would queue it for us.
+            struct sigaction cur {};
+            if (::sigaction(SIGINT, nullptr, &cur) != 0 || cur.sa_handler != SIG_IGN) sigaddset(&set, SIGINT);
             sigaddset(&set, SIGTERM);
             sigaddset(&set, SIGHUP);
             pthread_sigmask(SIG_BLOCK, &set, &old);  // connection threads inherit it
