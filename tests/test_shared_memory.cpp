@@ -5,6 +5,8 @@
 // Every named segment a test makes is tracked: each test unlinks what it
 // made and checks /dev/shm no longer has it; a scope guard removes the
 // leftovers of a failed test; the last test checks the whole run's names.
+#include "helpers.hpp"
+
 #include <multiprocessing/exceptions.hpp>
 #include <multiprocessing/process.hpp>
 #include <multiprocessing/shared_memory.hpp>
@@ -64,14 +66,7 @@ struct ShmScope {
     }
 };
 
-/// Joins with a timeout; a child still running then is killed and reaped.
-int join_or_kill(mp::Process& p, double seconds = 30.0) {
-    if (!p.join(seconds)) {
-        p.kill();
-        p.join(10.0);
-    }
-    return p.exitcode().value_or(-999);
-}
+using test::join_or_kill;
 
 struct RunResult {
     int rc = -1;

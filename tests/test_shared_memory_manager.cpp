@@ -7,7 +7,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -25,16 +24,7 @@ namespace {
 
 bool shm_exists(const std::string& name) { return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0; }
 
-/// Names in /dev/shm that start with prefix.
-std::vector<std::string> shm_with_prefix(const std::string& prefix) {
-    std::vector<std::string> out;
-    if (DIR* d = ::opendir("/dev/shm")) {
-        while (dirent* e = ::readdir(d))
-            if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) out.emplace_back(e->d_name);
-        ::closedir(d);
-    }
-    return out;
-}
+using mp::managers::detail::segments_with_prefix;
 
 /// "psm_1234abcd_" from "psm_1234abcd_5678ef01": the manager's part.
 std::string manager_prefix(const std::string& name) { return name.substr(0, 13); }
@@ -70,7 +60,7 @@ TEST_CASE("SharedMemoryManager basics (CPython test_shared_memory_SharedMemoryMa
         CHECK(tracked.size() == 11);
         prefix = manager_prefix(tracked.front());
         for (auto& n : tracked) CHECK(n.rfind(prefix, 0) == 0);
-        CHECK(shm_with_prefix(prefix).size() == 11);
+        CHECK(segments_with_prefix(prefix).size() == 11);
 
         std::string held_name = lom[0].name();
         smm1.shutdown();
@@ -80,7 +70,7 @@ TEST_CASE("SharedMemoryManager basics (CPython test_shared_memory_SharedMemoryMa
         CHECK(lom[2].buf()[0] == 7);
         CHECK(lol[1][3] == Item(3));
     }
-    CHECK(shm_with_prefix(prefix).empty());
+    CHECK(segments_with_prefix(prefix).empty());
 
     std::string held_name;
     {
@@ -93,7 +83,7 @@ TEST_CASE("SharedMemoryManager basics (CPython test_shared_memory_SharedMemoryMa
         prefix = manager_prefix(held_name);
     }
     CHECK_THROWS_AS(sm::ShareableList::attach(held_name), mp::FileNotFoundError);
-    CHECK(shm_with_prefix(prefix).empty());
+    CHECK(segments_with_prefix(prefix).empty());
 }
 
 TEST_CASE("SharedMemoryManager ShareableList keeps Python's semantics", "[smm]") {
@@ -115,7 +105,7 @@ TEST_CASE("SharedMemoryManager ShareableList keeps Python's semantics", "[smm]")
     CHECK(smm.list_segments().size() == 2);
     std::string prefix = manager_prefix(sl.shm().name());
     smm.shutdown();
-    CHECK(shm_with_prefix(prefix).empty());
+    CHECK(segments_with_prefix(prefix).empty());
 }
 
 TEST_CASE("SharedMemoryManager segments re-attach by name in other processes", "[smm]") {
@@ -156,7 +146,7 @@ TEST_CASE("SharedMemoryManager segments re-attach by name in other processes", "
     std::string prefix = manager_prefix(shm_name);
     smm.shutdown();
     CHECK_FALSE(shm_exists(child_made));
-    CHECK(shm_with_prefix(prefix).empty());
+    CHECK(segments_with_prefix(prefix).empty());
 }
 
 TEST_CASE("SharedMemoryManager release_segment unlinks one segment now", "[smm]") {
@@ -175,7 +165,7 @@ TEST_CASE("SharedMemoryManager release_segment unlinks one segment now", "[smm]"
     CHECK_THROWS_AS(smm.SharedMemory(0), mp::ValueError);
     std::string prefix = manager_prefix(b.name());
     smm.shutdown();
-    CHECK(shm_with_prefix(prefix).empty());
+    CHECK(segments_with_prefix(prefix).empty());
 }
 
 TEST_CASE("SharedMemoryManager server ignores SIGINT (CPython bpo-36368)", "[smm]") {
@@ -190,7 +180,7 @@ TEST_CASE("SharedMemoryManager server ignores SIGINT (CPython bpo-36368)", "[smm
     std::string prefix = manager_prefix(sl.shm().name());
     smm.shutdown();
     CHECK(smm.exitcode() == 0);
-    CHECK(shm_with_prefix(prefix).empty());
+    CHECK(segments_with_prefix(prefix).empty());
 }
 
 TEST_CASE("SharedMemoryManager keeps a SIGKILLed creator's segments until shutdown", "[smm][faults]") {
@@ -238,11 +228,11 @@ TEST_CASE("SharedMemoryManager owner SIGKILLed: the server unlinks everything an
     REQUIRE(line.find(' ') != std::string::npos);
     pid_t server = static_cast<pid_t>(std::stol(line.substr(0, line.find(' '))));
     std::string prefix = line.substr(line.find(' ') + 1);
-    CHECK(shm_with_prefix(prefix).size() == 3);
+    CHECK(segments_with_prefix(prefix).size() == 3);
 
     owner.kill();
     CHECK(test::join_or_kill(owner, 10.0) == -SIGKILL);
-    CHECK(test::wait_until([&] { return shm_with_prefix(prefix).empty(); }, 10.0));
+    CHECK(test::wait_until([&] { return segments_with_prefix(prefix).empty(); }, 10.0));
     CHECK(test::wait_until([&] { return !test::pid_alive(server); }, 10.0));
     if (test::pid_alive(server)) ::kill(server, SIGKILL);
     mp::managers::detail::unlink_prefixed(prefix);  // only matters if the checks above failed
@@ -254,12 +244,12 @@ TEST_CASE("SharedMemoryManager server SIGKILLed: the owner's shutdown unlinks it
     auto a = smm.SharedMemory(4096);
     auto b = smm.ShareableList({1, 2});
     std::string prefix = manager_prefix(a.name());
-    CHECK(shm_with_prefix(prefix).size() == 2);
+    CHECK(segments_with_prefix(prefix).size() == 2);
     ::kill(smm.pid(), SIGKILL);
     CHECK_THROWS(smm.list_segments());  // the server is gone
     smm.shutdown();
     CHECK(smm.exitcode() == -SIGKILL);
-    CHECK(shm_with_prefix(prefix).empty());
+    CHECK(segments_with_prefix(prefix).empty());
 }
 
 TEST_CASE("SharedMemoryManager connect(): another process's segments are the manager's", "[smm]") {

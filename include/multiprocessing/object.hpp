@@ -298,25 +298,7 @@ private:
         case kind::integer: return std::to_string(std::get<std::int64_t>(v_));
         case kind::floating: return py_float_repr(std::get<double>(v_));
         case kind::str: return py_str_repr(as_str());
-        case kind::bytes: {
-            const std::string& s = as_bytes().data;
-            bool sq = s.find('\'') != std::string::npos, dq = s.find('"') != std::string::npos;
-            char q = (sq && !dq) ? '"' : '\'';
-            std::string out = "b";
-            out += q;
-            for (unsigned char c : s) {
-                if (c == static_cast<unsigned char>(q) || c == '\\') { out += '\\'; out += static_cast<char>(c); }
-                else if (c == '\n') out += "\\n";
-                else if (c == '\r') out += "\\r";
-                else if (c == '\t') out += "\\t";
-                else if (c < 0x20 || c >= 0x7f) {
-                    char b[8];
-                    std::snprintf(b, sizeof b, "\\x%02x", c);
-                    out += b;
-                } else out += static_cast<char>(c);
-            }
-            return out + q;
-        }
+        case kind::bytes: return detail::py_bytes_repr(as_bytes().data);
         case kind::tuple: {
             auto& v = items();
             if (v.size() == 1) return "(" + v[0].repr_() + ",)";

@@ -268,29 +268,6 @@ struct bytes {
     friend bool operator!=(const bytes& a, const bytes& b) { return !(a == b); }
 };
 
-/// Python's repr of bytes: b'...' with Python's quoting and \xNN escapes.
-inline std::string bytes_repr(std::string_view s) {
-    bool has_single = s.find('\'') != std::string_view::npos;
-    bool has_double = s.find('"') != std::string_view::npos;
-    char q = (has_single && !has_double) ? '"' : '\'';
-    std::string out = "b";
-    out += q;
-    for (char ch : s) {
-        auto c = static_cast<unsigned char>(ch);
-        if (c == static_cast<unsigned char>(q) || c == '\\') { out += '\\'; out += ch; }
-        else if (c == '\n') out += "\\n";
-        else if (c == '\r') out += "\\r";
-        else if (c == '\t') out += "\\t";
-        else if (c < 0x20 || c >= 0x7f) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\x%02x", c);
-            out += b;
-        } else out += ch;
-    }
-    out += q;
-    return out;
-}
-
 /// One ShareableList value: None, int (64-bit), float (double), bool, str
 /// (UTF-8) or bytes, the six types Python's ShareableList stores.
 ///
@@ -348,7 +325,7 @@ public:
         case kind::floating: return multiprocessing::detail::py_float_repr(std::get<double>(v_));
         case kind::boolean: return std::get<bool>(v_) ? "True" : "False";
         case kind::str: return multiprocessing::detail::py_str_repr(std::get<std::string>(v_));
-        case kind::bytes: return bytes_repr(std::get<shared_memory::bytes>(v_).data);
+        case kind::bytes: return multiprocessing::detail::py_bytes_repr(std::get<shared_memory::bytes>(v_).data);
         }
         return "?";
     }

@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -54,6 +55,30 @@ inline std::string py_float_repr(double v) {
         else out = digits.substr(0, intlen) + "." + digits.substr(intlen);
     }
     return neg ? "-" + out : out;
+}
+
+/// Python's repr of bytes: b'...' with Python's quote choice and \xNN
+/// escapes for everything outside printable ASCII.
+inline std::string py_bytes_repr(std::string_view s) {
+    bool has_single = s.find('\'') != std::string_view::npos;
+    bool has_double = s.find('"') != std::string_view::npos;
+    char q = (has_single && !has_double) ? '"' : '\'';
+    std::string out = "b";
+    out += q;
+    for (char ch : s) {
+        auto c = static_cast<unsigned char>(ch);
+        if (c == static_cast<unsigned char>(q) || c == '\\') { out += '\\'; out += ch; }
+        else if (c == '\n') out += "\\n";
+        else if (c == '\r') out += "\\r";
+        else if (c == '\t') out += "\\t";
+        else if (c < 0x20 || c >= 0x7f) {
+            char b[8];
+            std::snprintf(b, sizeof b, "\\x%02x", c);
+            out += b;
+        } else out += ch;
+    }
+    out += q;
+    return out;
 }
 
 /// Python's repr of a str (UTF-8 in, UTF-8 out): Python's quote choice,

@@ -13,23 +13,32 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace multiprocessing::managers {
 
 namespace detail {
 
-/// shm_unlink()s every segment in /dev/shm whose name starts with prefix.
-/// The owner's last resort for a server that was killed before its cleanup.
+/// Names in /dev/shm that start with prefix.
+inline std::vector<std::string> segments_with_prefix(const std::string& prefix) {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir("/dev/shm")) {
+        while (dirent* e = ::readdir(d))
+            if (std::string_view(e->d_name).substr(0, prefix.size()) == prefix) out.emplace_back(e->d_name);
+        ::closedir(d);
+    }
+    return out;
+}
+
+/// shm_unlink()s every segment whose name starts with prefix: the owner's
+/// last resort for a server that was killed before its cleanup.
 inline void unlink_prefixed(const std::string& prefix) noexcept {
     if (prefix.empty()) return;
-    DIR* d = ::opendir("/dev/shm");
-    if (!d) return;
-    std::vector<std::string> doomed;
-    while (dirent* e = ::readdir(d))
-        if (std::string_view(e->d_name).substr(0, prefix.size()) == prefix) doomed.emplace_back(e->d_name);
-    ::closedir(d);
-    for (auto& n : doomed) ::shm_unlink(("/" + n).c_str());
+    try {
+        for (auto& n : segments_with_prefix(prefix)) ::shm_unlink(("/" + n).c_str());
+    } catch (...) {  // out of memory: nothing better to do in a destructor's path
+    }
 }
 
 /// In the server process: the segments clients asked for (Python's
