@@ -194,6 +194,7 @@ TEST_CASE("SharedMemoryManager keeps a SIGKILLed creator's segments until shutdo
         ch.write_line(s.name() + " " + l.shm().name());
         test::forever();
     });
+    creator.set_daemon(true);  // reaped by its destructor if a check below fails first
     creator.start();
     std::string line = ch.read_line(10.0);
     creator.kill();
@@ -223,6 +224,7 @@ TEST_CASE("SharedMemoryManager owner SIGKILLed: the server unlinks everything an
         ch.write_line(std::to_string(smm.pid()) + " " + manager_prefix(a.name()));
         test::forever();
     });
+    owner.set_daemon(true);  // reaped by its destructor if a check below fails first
     owner.start();
     std::string line = ch.read_line(10.0);
     REQUIRE(line.find(' ') != std::string::npos);
