@@ -4,7 +4,8 @@
 #   tests/fuzz/run.sh [seconds-per-target] [extra libFuzzer flags...]
 # Env: FUZZ_BUILD_DIR (default <root>/build-fuzz), FUZZ_TARGETS (names).
 # Exits non-zero if a target crashes, leaks or hangs; the reproducer is
-# left in $FUZZ_BUILD_DIR/artifacts.
+# left in $FUZZ_BUILD_DIR/artifacts.  Once its cause is fixed, copy it into
+# tests/fuzz/regressions/<target>/: every run replays those first.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -27,10 +28,21 @@ status=0
 for t in $TARGETS; do
   work="$OUT/corpus/$t"
   mkdir -p "$work"
+  # Inputs that once failed, replayed exactly (no mutation) before the
+  # random run: a fixed defect that comes back fails here every time.
+  reg="$HERE/regressions/$t"
+  if [ -d "$reg" ] && [ -n "$(ls -A "$reg")" ]; then
+    if ! "$OUT/$t" -runs=0 -timeout=10 -rss_limit_mb=2048 "$reg" >"$OUT/$t.replay.log" 2>&1; then
+      echo "fuzz: $t regression replay FAILED (log: $OUT/$t.replay.log)"; tail -40 "$OUT/$t.replay.log"; status=1
+      continue
+    fi
+    echo "fuzz: $t replayed $(ls "$reg" | wc -l) regression inputs"
+  fi
   echo "fuzz: running $t for ${SECONDS_EACH}s"
   # New inputs go to $work; the committed seeds are only read.
   if ! UBSAN_OPTIONS=print_stacktrace=1 "$OUT/$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
        -artifact_prefix="$OUT/artifacts/$t-" -print_final_stats=1 "$@" "$work" "$HERE/corpus/$t" \
+       $( [ -d "$reg" ] && echo "$reg" ) \
        >"$OUT/$t.log" 2>&1; then
     echo "fuzz: $t FAILED (log: $OUT/$t.log)"; tail -40 "$OUT/$t.log"; status=1
   fi
