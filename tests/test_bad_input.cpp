@@ -12,6 +12,7 @@
 #include <sys/un.h>
 
 #include <fstream>
+#include <limits>
 #include <iostream>
 #include <random>
 
@@ -398,4 +399,37 @@ TEST_CASE("the server survives hostile and broken peers", "[bad_input]") {
               << rss0 << " KiB -> " << rss1 << " KiB (growth " << (rss1 - rss0) << " KiB)" << std::endl;
     CHECK(survived == tried);
     CHECK(rss1 - rss0 < 64 * 1024);
+}
+
+TEST_CASE("decref refuses counts below 1 and never releases another session's references", "[bad_input]") {
+    BadManager m({}, std::nullopt, [] {
+        mp::managers::ServerOptions o;
+        o.log_errors = false;
+        return o;
+    }());
+    m.start();
+    auto sink = m.create<Sink>();  // this process's reference, in its own session
+    sink.put("abc");
+    auto id = sink._token().id;
+    auto c = hello(m);
+    // The raw session takes one reference of its own.
+    std::vector<char> ids;
+    md::put_pod(ids, id);
+    CHECK(outcome(c, request(md::kind::incref, 0, 0, "", std::string(ids.begin(), ids.end()))) == "ok");
+    for (std::int64_t bad : {std::int64_t(0), std::int64_t(-1), std::int64_t(-1000000),
+                             std::numeric_limits<std::int64_t>::min()}) {
+        std::vector<char> b;
+        md::put_pod(b, id);
+        md::put_pod(b, bad);
+        CHECK(outcome(c, request(md::kind::decref, 0, 0, "", std::string(b.begin(), b.end()))).find("ValueError: decref") != std::string::npos);
+    }
+    CHECK(m.debug_info().find("refcount=2") != std::string::npos);  // unchanged: ours and the raw session's
+    // Releasing more than it holds releases only what it holds.
+    std::vector<char> b;
+    md::put_pod(b, id);
+    md::put_pod(b, std::numeric_limits<std::int64_t>::max());
+    CHECK(outcome(c, request(md::kind::decref, 0, 0, "", std::string(b.begin(), b.end()))) == "ok");
+    CHECK(m.debug_info().find("refcount=1") != std::string::npos);
+    CHECK(sink.total() == 3);  // ours is still alive
+    CHECK(m.number_of_objects() == 1);
 }

@@ -16,6 +16,8 @@ using mp::managers::RemoteError;
 
 namespace {
 
+struct NotAnException {};
+
 class Counter {
 public:
     explicit Counter(int start = 0) : n_(start) {}
@@ -35,6 +37,9 @@ public:
         if (kind == "runtime") throw std::runtime_error("boom");
         if (kind == "custom") throw CustomError("custom failure");
         if (kind == "int") throw 42;
+        if (kind == "bad_alloc") throw std::bad_alloc();
+        if (kind == "cstring") throw "plain text";
+        if (kind == "struct") throw NotAnException{};
     }
     struct CustomError : std::runtime_error {
         using std::runtime_error::runtime_error;
@@ -166,11 +171,27 @@ TEST_CASE("exceptions come back as the same type with the same message", "[core]
     CHECK_THROWS_MATCHES(c.fail("range"), std::out_of_range, Catch::Matchers::Message("too far"));
     CHECK_THROWS_MATCHES(c.fail("runtime"), std::runtime_error, Catch::Matchers::Message("boom"));
     CHECK_THROWS_AS(c.fail("custom"), Counter::CustomError);  // registered with register_exception
+    // Issue 13: bad_alloc as itself; anything else thrown is named.
+    CHECK_THROWS_AS(c.fail("bad_alloc"), std::bad_alloc);
     try {
         c.fail("int");
         FAIL("no exception");
     } catch (const RemoteError& e) {
-        CHECK(e.type_name() == "unknown");
+        CHECK(e.type_name() == "int");
+        CHECK(e.message() == "42");
+    }
+    try {
+        c.fail("cstring");
+        FAIL("no exception");
+    } catch (const RemoteError& e) {
+        CHECK(e.type_name() == "char const*");
+        CHECK(e.message() == "plain text");
+    }
+    try {
+        c.fail("struct");
+        FAIL("no exception");
+    } catch (const RemoteError& e) {
+        CHECK(e.type_name().find("NotAnException") != std::string::npos);
     }
     // the server survived all of that
     CHECK(c.increment() == 1);

@@ -157,6 +157,7 @@ public:
             rbeg_ = std::exchange(o.rbeg_, 0);
             rend_ = std::exchange(o.rend_, 0);
             timeout_ = o.timeout_;
+            deadline_ = o.deadline_;
             spin_us_ = o.spin_us_;
         }
         return *this;
@@ -171,6 +172,10 @@ public:
     void set_spin(int microseconds) { spin_us_ = microseconds; }
     /// Receive timeout in seconds for every later read; nullopt waits forever.
     void set_timeout(std::optional<double> seconds) { timeout_ = seconds; }
+    /// One deadline for everything that follows (reads and writes), however
+    /// many reads it takes: TimeoutError once it passes.  Unlike a per-read
+    /// timeout, a peer trickling a byte at a time cannot extend it.
+    void set_deadline(std::optional<std::chrono::steady_clock::time_point> when) { deadline_ = when; }
 
     void close() {
         if (fd_ >= 0) ::close(fd_);
@@ -327,12 +332,28 @@ private:
         }
     }
 
+    // Seconds left before the deadline (never negative), or -1 for none.
+    double seconds_left() const {
+        if (!deadline_) return -1;
+        double left = std::chrono::duration<double>(*deadline_ - std::chrono::steady_clock::now()).count();
+        return left > 0 ? left : 0;
+    }
+
     void send_all(const char* p, std::size_t n) {
         ensure_open();
         while (n) {
-            ssize_t w = ::send(fd_, p, n, MSG_NOSIGNAL);
+            // With a deadline, a peer that stops reading cannot hold us
+            // in send() once its socket buffer is full.
+            ssize_t w = ::send(fd_, p, n, MSG_NOSIGNAL | (deadline_ ? MSG_DONTWAIT : 0));
             if (w < 0) {
                 if (errno == EINTR) continue;
+                if (deadline_ && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                    pollfd q{fd_, POLLOUT, 0};
+                    double left = seconds_left();
+                    if (left <= 0 || ::poll(&q, 1, static_cast<int>(left * 1000.0 + 0.999)) == 0)
+                        throw multiprocessing::TimeoutError("timed out sending to the peer");
+                    continue;
+                }
                 int e = errno;
                 throw ConnectionError(std::string("send failed: ") + std::strerror(e));
             }
@@ -364,6 +385,8 @@ private:
             // sending nothing must not make us allocate it.
             if (rend_ == rcap_) grow(std::min(rbeg_ + need, rcap_ * 2));
             if (timeout_ && !wait_readable(*timeout_))
+                throw multiprocessing::TimeoutError("timed out waiting for the peer");
+            if (deadline_ && !wait_readable(seconds_left()))
                 throw multiprocessing::TimeoutError("timed out waiting for the peer");
             ssize_t r = ::recv(fd_, rbuf_.get() + rend_, rcap_ - rend_, 0);
             if (r > 0) { rend_ += static_cast<std::size_t>(r); continue; }
@@ -426,6 +449,7 @@ private:
     std::size_t rbeg_ = 0, rend_ = 0;
     unsigned small_frames_ = 0;
     std::optional<double> timeout_;
+    std::optional<std::chrono::steady_clock::time_point> deadline_;
     int spin_us_ = 0;
     int spin_score_ = 256;  // 0..256: how often spinning found the reply
     unsigned spin_probe_ = 0;
@@ -605,10 +629,10 @@ public:
     Connection accept() {
         Connection c = accept_raw();
         if (authkey_) {
-            c.set_timeout(10.0);
+            c.set_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(10));
             deliver_challenge(c, *authkey_);
             answer_challenge(c, *authkey_);
-            c.set_timeout(std::nullopt);
+            c.set_deadline(std::nullopt);
         }
         return c;
     }
@@ -640,10 +664,10 @@ inline Connection Client(const Address& address, std::optional<std::string> auth
                          std::size_t max_frame = default_max_frame) {
     Connection c(detail::connect_fd(address), max_frame);
     if (authkey) {
-        c.set_timeout(10.0);
+        c.set_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(10));
         answer_challenge(c, *authkey);
         deliver_challenge(c, *authkey);
-        c.set_timeout(std::nullopt);
+        c.set_deadline(std::nullopt);
     }
     return c;
 }

@@ -279,6 +279,26 @@ auto call_async(const P& proxy, A&&... args) {
     return fut;
 }
 
+/// A per-thread, per-scope call timeout (Python has none): while it lives,
+/// every manager call this thread makes raises TimeoutError if no reply
+/// comes within `seconds`, whatever ServerOptions::call_timeout says;
+/// std::nullopt waits forever.  Scopes nest; the innermost wins.
+///   { managers::call_timeout t(0.5); q.get(); }   // TimeoutError after 0.5 s
+class call_timeout {
+public:
+    explicit call_timeout(std::optional<double> seconds)
+        : value_(seconds), outer_(detail::scoped_call_timeout()) {
+        detail::scoped_call_timeout() = &value_;
+    }
+    ~call_timeout() { detail::scoped_call_timeout() = outer_; }
+    call_timeout(const call_timeout&) = delete;
+    call_timeout& operator=(const call_timeout&) = delete;
+
+private:
+    std::optional<double> value_;
+    const std::optional<double>* outer_;
+};
+
 /// Python's RebuildProxy: the proxy for a Token received from another
 /// process (over a pipe, a file, the network).  This process takes its own
 /// reference; connect() a manager to the token's address first when the
@@ -461,13 +481,15 @@ public:
         server_pid_ = pid;
         owner_pid_ = ::getpid();
         state_ = State::started;
-        ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame, options_.spin_us);
+        ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame, options_.spin_us,
+                                                     &options_.call_timeout);
         ep_->reset(false);  // a new server at this address: forget any old one
     }
 
     /// Python's connect(): attaches to a running manager at address().
     void connect() {
-        ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame, options_.spin_us);
+        ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame, options_.spin_us,
+                                                     &options_.call_timeout);
         if (ep_->dead()) ep_->reset(false);
         ep_->simple(detail::kind::dummy);
         state_ = State::started;
@@ -480,6 +502,10 @@ public:
         if (state_ != State::started) return;
         if (server_pid_ > 0 && owner_pid_ != ::getpid()) return;
         try {
+            // Bounded: a frozen (SIGSTOPped) server must not hang shutdown;
+            // ours is terminated below if it does not exit.
+            std::optional<call_timeout> bound;
+            if (server_pid_ > 0) bound.emplace(shutdown_timeout_ + 1.0);
             ep_->simple(detail::kind::shutdown);
         } catch (...) {
         }

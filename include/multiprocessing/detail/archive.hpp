@@ -18,9 +18,22 @@
 #include <boost/archive/impl/basic_binary_oprimitive.ipp>
 #include <boost/serialization/array_optimization.hpp>
 #include <boost/serialization/collection_size_type.hpp>
+#include <boost/serialization/deque.hpp>
+#include <boost/serialization/is_bitwise_serializable.hpp>
+#include <boost/serialization/list.hpp>
+#include <boost/serialization/vector.hpp>
+#include <boost/serialization/item_version_type.hpp>
+#include <boost/serialization/library_version_type.hpp>
+#include <boost/serialization/split_free.hpp>
 
 #include <cstddef>
+#include <deque>
+#include <list>
 #include <stdexcept>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
 #include <streambuf>
 #include <string>
 #include <vector>
@@ -109,6 +122,95 @@ public:
 private:
     memory_source& src_;
 };
+
+// ---- containers from untrusted frames ----
+//
+// Boost sizes a vector, deque or list to the declared count before reading
+// any element, and rehashes an unordered container to a declared bucket
+// count.  A forged count (each element passes the bytes-left check, but an
+// element is far larger in memory than one byte) made the server allocate
+// ~119x the frame.  These overloads, found by ADL for iarchive only, grow
+// containers as elements are actually decoded, and size a vector of
+// arithmetic values only after checking its bytes are in the frame.  So
+// what is allocated is what the frame really holds, decoded.
+
+template <class C>
+void load_by_element(iarchive& ar, C& c) {
+    boost::serialization::collection_size_type count;
+    ar >> count;
+    boost::serialization::item_version_type item_version(0);
+    if (boost::serialization::library_version_type(3) < ar.get_library_version()) ar >> item_version;
+    c.clear();
+    for (std::size_t i = 0; i < count; ++i) {
+        c.emplace_back();
+        ar >> c.back();
+    }
+}
+
+template <class U, class A>
+void load(iarchive& ar, std::vector<U, A>& t, const unsigned int v) {
+    if constexpr (boost::serialization::is_bitwise_serializable<U>::value) {
+        // Sent as one block (USE_ARRAY_OPTIMIZATION below): all of it must
+        // be in the frame before it is allocated.
+        boost::serialization::collection_size_type count;
+        ar >> count;
+        if (count > ar.remaining() / sizeof(U))
+            throw archive_size_error("archive declares " + std::to_string(std::size_t(count)) + " elements of " +
+                                     std::to_string(sizeof(U)) + " bytes but the frame holds only " +
+                                     std::to_string(ar.remaining()) + " more bytes");
+        t.resize(count);
+        if (count) ar.load_binary(t.data(), count * sizeof(U));
+    } else if constexpr (std::is_default_constructible_v<U>) {
+        load_by_element(ar, t);
+    } else {
+        boost::serialization::load(ar, t, v);
+    }
+}
+template <class A>
+void load(iarchive& ar, std::vector<bool, A>& t, const unsigned int v) {
+    boost::serialization::load(ar, t, v);  // a bit each: never more than the frame
+}
+template <class U, class A>
+void load(iarchive& ar, std::deque<U, A>& t, const unsigned int v) {
+    if constexpr (std::is_default_constructible_v<U>) load_by_element(ar, t);
+    else boost::serialization::load(ar, t, v);
+}
+template <class U, class A>
+void load(iarchive& ar, std::list<U, A>& t, const unsigned int v) {
+    if constexpr (std::is_default_constructible_v<U>) load_by_element(ar, t);
+    else boost::serialization::load(ar, t, v);
+}
+
+// Unordered containers: the declared bucket count is read and ignored.
+template <class Element, class C>
+void load_unordered(iarchive& ar, C& c) {
+    boost::serialization::collection_size_type count, buckets;
+    ar >> count >> buckets;
+    boost::serialization::item_version_type item_version(0);
+    if (boost::serialization::library_version_type(3) < ar.get_library_version()) ar >> item_version;
+    c.clear();
+    for (std::size_t i = 0; i < count; ++i) {
+        Element e{};
+        ar >> e;
+        c.insert(std::move(e));
+    }
+}
+template <class K, class V, class H, class E, class A>
+void load(iarchive& ar, std::unordered_map<K, V, H, E, A>& t, const unsigned int) {
+    load_unordered<std::pair<K, V>>(ar, t);
+}
+template <class K, class V, class H, class E, class A>
+void load(iarchive& ar, std::unordered_multimap<K, V, H, E, A>& t, const unsigned int) {
+    load_unordered<std::pair<K, V>>(ar, t);
+}
+template <class K, class H, class E, class A>
+void load(iarchive& ar, std::unordered_set<K, H, E, A>& t, const unsigned int) {
+    load_unordered<K>(ar, t);
+}
+template <class K, class H, class E, class A>
+void load(iarchive& ar, std::unordered_multiset<K, H, E, A>& t, const unsigned int) {
+    load_unordered<K>(ar, t);
+}
 
 }  // namespace multiprocessing::detail
 

@@ -71,6 +71,18 @@ private:
                 }
                 const char* body = f.first + sizeof h;
                 std::size_t n = f.second - sizeof h;
+                if (h.flags & reply_wants_ack) {
+                    // Acknowledged before the future is set: see endpoint::roundtrip.
+                    try {
+                        std::lock_guard<std::mutex> g(send_mu_);
+                        std::vector<char> ack;
+                        begin_request(ack, kind::ack, h.request_id, 0, 1);
+                        conn_->conn.send_frame(ack);
+                    } catch (...) {
+                        done(nullptr, 0, std::current_exception());
+                        throw;
+                    }
+                }
                 if (h.status == static_cast<std::uint8_t>(status::ok)) {
                     done(body, n, nullptr);
                 } else {
@@ -82,7 +94,12 @@ private:
                 }
             }
         } catch (const std::exception& e) {
+            // Under the send lock, so no submit can slip a request in
+            // between failing the pending ones and closing.
+            std::lock_guard<std::mutex> g(send_mu_);
             fail_all(std::make_exception_ptr(ConnectionError(std::string("lost connection to the manager: ") + e.what())));
+            // The channel object lives on (see async_for); its socket need not.
+            conn_->conn.close();
         }
     }
 

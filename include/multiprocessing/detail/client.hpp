@@ -15,8 +15,14 @@
 #include "multiprocessing/detail/protocol.hpp"
 #include "multiprocessing/process.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <memory>
 #include <new>
 #include <mutex>
@@ -47,6 +53,27 @@ struct client_connection {
     ~client_connection();
 };
 
+/// The timeout a thread's managers::call_timeout scope sets, if any.
+inline const std::optional<double>*& scoped_call_timeout() {
+    static thread_local const std::optional<double>* t = nullptr;
+    return t;
+}
+
+/// A socket that is shut down both ways: dup2()ed over a connection that
+/// another thread may still be using, it ends that thread's call (EOF) and
+/// releases the manager's socket without freeing the descriptor number
+/// under it.
+inline int dead_socket() {
+    static const int fd = [] {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+        ::shutdown(sv[0], SHUT_RDWR);
+        ::close(sv[1]);
+        return sv[0];
+    }();
+    return fd;
+}
+
 inline std::uint64_t new_session_id() {
     std::uint64_t v = 0;
     auto r = connection::detail::random_bytes(sizeof v);
@@ -68,6 +95,10 @@ public:
     void set_authkey(std::string k) { authkey_ = std::move(k); }
     void set_max_frame(std::size_t n) { max_frame_ = n; }
     void set_spin(int us) { spin_us_ = us; }
+    void set_call_timeout(std::optional<double> t) {
+        std::lock_guard<std::mutex> p(pool_mu_);
+        call_timeout_ = t;
+    }
     unsigned epoch() const { return epoch_.load(std::memory_order_acquire); }
     bool dead() const { return dead_.load(std::memory_order_acquire); }
 
@@ -87,10 +118,16 @@ public:
         return *slots.back().c;
     }
 
-    /// Forgets this thread's connection after it failed.
+    /// Forgets this thread's connection (after it failed, or at reset).
     void drop_thread_connection() {
-        for (auto& s : tls().slots)
-            if (s.ep == this && s.c) discard(std::move(s.c));
+        auto& slots = tls().slots;
+        for (auto it = slots.begin(); it != slots.end(); ++it)
+            if (it->ep == this) {
+                auto c = std::move(it->c);
+                slots.erase(it);
+                discard(std::move(c));
+                return;
+            }
     }
 
     /// Sends c.obuf and returns the reply body; a server-side error is
@@ -100,9 +137,44 @@ public:
         std::uint64_t rid;
         std::memcpy(&rid, c.obuf.data() + connection::Connection::header_room + 8, sizeof rid);
         std::pair<const char*, std::size_t> f;
+        ReplyHeader h;
+        std::optional<double> timeout = call_timeout();
+        struct deadline_scope {
+            connection::Connection& conn;
+            ~deadline_scope() { conn.set_deadline(std::nullopt); }
+        } scope{c.conn};
+        if (timeout)
+            c.conn.set_deadline(std::chrono::steady_clock::now() +
+                                std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                    std::chrono::duration<double>(*timeout)));
         try {
             c.conn.send_frame(c.obuf);
-            f = c.conn.recv_frame(max_frame_);
+            for (;;) {
+                f = c.conn.recv_frame(max_frame_);
+                if (f.second < sizeof(ReplyHeader)) {
+                    c.conn.close();
+                    throw lost("short reply");
+                }
+                std::memcpy(&h, f.first, sizeof h);
+                if (h.request_id == rid) break;
+                if (h.request_id > rid) {
+                    c.conn.close();
+                    throw lost("reply does not match the request");
+                }
+                // A late reply to a call that timed out: if it handed
+                // something over, refuse it so the server takes it back.
+                if (h.flags & reply_wants_ack) send_ack(c, h.request_id, false);
+            }
+            // Acknowledge before the result reaches the caller: a process
+            // killed before this line never had the thing, and the server
+            // takes it back; after it, the thing is ours.
+            if (h.flags & reply_wants_ack) send_ack(c, rid, true);
+        } catch (const multiprocessing::TimeoutError&) {
+            // The reply may still come; a closed connection is the one
+            // state both ends agree on (the server sees the caller gone).
+            c.conn.close();
+            throw multiprocessing::TimeoutError("call to the manager at " + address_.str() + " timed out after " +
+                                                std::to_string(*timeout) + " s");
         } catch (const ConnectionError& e) {
             c.conn.close();
             throw lost(e.what());
@@ -110,19 +182,17 @@ public:
             c.conn.close();
             throw lost(e.what());
         }
-        if (f.second < sizeof(ReplyHeader)) {
-            c.conn.close();
-            throw lost("short reply");
-        }
-        ReplyHeader h;
-        std::memcpy(&h, f.first, sizeof h);
-        if (h.request_id != rid) {
-            c.conn.close();
-            throw lost("reply does not match the request");
-        }
         reader body{f.first + sizeof h, f.second - sizeof h};
         if (h.status != static_cast<std::uint8_t>(status::ok)) throw_error(body);
         return {body.p, body.n};
+    }
+
+    /// The timeout for a call made now by this thread: its call_timeout
+    /// scope's, else the manager's.
+    std::optional<double> call_timeout() {
+        if (auto* t = scoped_call_timeout()) return *t;
+        std::lock_guard<std::mutex> p(pool_mu_);
+        return call_timeout_;
     }
 
     /// A call on this thread's connection.  build(buf, request_id) writes
@@ -135,6 +205,9 @@ public:
         try {
             return roundtrip(c);
         } catch (const ConnectionError&) {
+            drop_thread_connection();
+            throw;
+        } catch (const multiprocessing::TimeoutError&) {
             drop_thread_connection();
             throw;
         }
@@ -251,9 +324,20 @@ public:
         dead_.store(dead, std::memory_order_release);
         control_.reset();
         refs_.clear();
+        drop_thread_connection();  // this thread's, closed now
         decltype(pool_) doomed;  // destroyed after unlocking: ~client_connection locks pool_mu_
         std::lock_guard<std::mutex> p(pool_mu_);
         doomed.swap(pool_);
+        // Connections other threads still hold (and the async channel's):
+        // end their calls and let go of the server's socket now, leaving a
+        // dead descriptor that the owner closes when it next looks.
+        int dead_fd = dead_socket();
+        for (auto* c : all_) {
+            int fd = c->conn.fileno();
+            if (fd < 0) continue;
+            ::shutdown(fd, SHUT_RDWR);
+            if (dead_fd >= 0) ::dup3(dead_fd, fd, O_CLOEXEC);
+        }
     }
 
     // fork handling, called from the atfork hooks of client_state
@@ -323,7 +407,16 @@ private:
         }
         if (dead()) throw ConnectionError("the manager at " + address_.str() + " has shut down");
         attach();
+        ensure_control();
         return connect_new();
+    }
+
+    // The session keeps its control connection for the process's life, so
+    // closing a thread's connection (after a timeout) never leaves the
+    // session without one, which would release its references.
+    void ensure_control() {
+        std::lock_guard<std::recursive_mutex> g(mu_);
+        control();
     }
 
     void give_back(std::unique_ptr<client_connection> c) {
@@ -344,6 +437,12 @@ private:
             control_ = connect_new();
         }
         return *control_;
+    }
+
+    void send_ack(client_connection& c, std::uint64_t rid, bool taken) {
+        std::vector<char> buf;
+        begin_request(buf, kind::ack, rid, 0, taken ? 1 : 0);
+        c.conn.send_frame(buf);
     }
 
     std::pair<const char*, std::size_t> control_roundtrip() {
@@ -393,6 +492,7 @@ private:
     std::string authkey_;
     std::size_t max_frame_;
     int spin_us_ = 0;
+    std::optional<double> call_timeout_;  // guarded by pool_mu_
     std::atomic<unsigned> epoch_{0};
     std::atomic<bool> dead_{false};
 
@@ -418,7 +518,8 @@ public:
 
     /// The endpoint for address; authkey (if given) replaces the one it had.
     endpoint& get(const connection::Address& a, const std::string* authkey = nullptr,
-                  std::size_t max_frame = connection::default_max_frame, int spin_us = -1) {
+                  std::size_t max_frame = connection::default_max_frame, int spin_us = -1,
+                  const std::optional<double>* call_timeout = nullptr) {
         std::lock_guard<std::mutex> g(mu_);
         std::string key = a.str();
         auto it = endpoints_.find(key);
@@ -430,6 +531,7 @@ public:
             it->second->set_max_frame(max_frame);
         }
         if (spin_us >= 0) it->second->set_spin(spin_us);
+        if (call_timeout) it->second->set_call_timeout(*call_timeout);
         return *it->second;
     }
 

@@ -19,6 +19,8 @@
 #include <boost/serialization/vector.hpp>
 
 #include <algorithm>
+#include <cstddef>
+#include <iterator>
 #include <list>
 #include <map>
 #include <memory>
@@ -55,17 +57,42 @@ inline std::size_t py_index(long long i, std::size_t n, const char* what) {
     return static_cast<std::size_t>(j);
 }
 
-/// A snapshot iterated without further round trips.
+/// Iterates a snapshot it shares ownership of, so any number of iterators
+/// over one proxy stay valid on their own; a default-constructed one is
+/// the end.
 template <class T>
-class snapshot {
+class snapshot_iterator {
 public:
-    explicit snapshot(std::vector<T> v) : v_(std::make_shared<std::vector<T>>(std::move(v))) {}
-    auto begin() const { return v_->cbegin(); }
-    auto end() const { return v_->cend(); }
-    std::size_t size() const { return v_->size(); }
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const T*;
+    using reference = const T&;
+
+    snapshot_iterator() = default;
+    explicit snapshot_iterator(std::vector<T> v) : v_(std::make_shared<const std::vector<T>>(std::move(v))) {}
+
+    reference operator*() const { return (*v_)[i_]; }
+    pointer operator->() const { return &(*v_)[i_]; }
+    snapshot_iterator& operator++() {
+        ++i_;
+        return *this;
+    }
+    snapshot_iterator operator++(int) {
+        auto old = *this;
+        ++i_;
+        return old;
+    }
+    friend bool operator==(const snapshot_iterator& a, const snapshot_iterator& b) {
+        if (a.at_end() || b.at_end()) return a.at_end() == b.at_end();
+        return a.v_ == b.v_ && a.i_ == b.i_;
+    }
+    friend bool operator!=(const snapshot_iterator& a, const snapshot_iterator& b) { return !(a == b); }
 
 private:
+    bool at_end() const { return !v_ || i_ >= v_->size(); }
     std::shared_ptr<const std::vector<T>> v_;
+    std::size_t i_ = 0;
 };
 
 }  // namespace detail
@@ -480,10 +507,10 @@ public:
     }
     /// Iterates the keys, fetched in one call.
     auto begin() const {
-        snap_ = std::make_shared<detail::snapshot<K>>(keys());
-        return snap_->begin();
+        return detail::snapshot_iterator<K>(keys());
     }
-    auto end() const { return snap_->end(); }
+    /// The end of any iteration (iterators own what they walk).
+    detail::snapshot_iterator<K> end() const { return {}; }
 
     static auto _exposed_() {
         using detail::method_desc;
@@ -498,9 +525,6 @@ public:
             method_desc<&R::items>{"items"}, method_desc<&R::reversed>{"__reversed__"},
             method_desc<&R::copy>{"copy"}, method_desc<&R::iadd>{"__iadd__"});
     }
-
-private:
-    mutable std::shared_ptr<detail::snapshot<K>> snap_;
 };
 
 /// Python's ListProxy for List<T>.
@@ -579,10 +603,10 @@ public:
     }
     /// Iterates a snapshot fetched in one call.
     auto begin() const {
-        snap_ = std::make_shared<detail::snapshot<T>>(copy());
-        return snap_->begin();
+        return detail::snapshot_iterator<T>(copy());
     }
-    auto end() const { return snap_->end(); }
+    /// The end of any iteration (iterators own what they walk).
+    detail::snapshot_iterator<T> end() const { return {}; }
 
     static auto _exposed_() {
         using detail::method_desc;
@@ -596,9 +620,6 @@ public:
             method_desc<&R::copy>{"copy"}, method_desc<&R::slice>{"__getslice__"},
             method_desc<&R::imul>{"__imul__"});
     }
-
-private:
-    mutable std::shared_ptr<detail::snapshot<T>> snap_;
 };
 
 /// Python 3.14's SetProxy for Set<T>.
@@ -642,10 +663,10 @@ public:
     const Proxy& operator-=(const std::vector<T>& xs) const { difference_update(xs); return *this; }
     const Proxy& operator^=(const std::vector<T>& xs) const { symmetric_difference_update(xs); return *this; }
     auto begin() const {
-        snap_ = std::make_shared<detail::snapshot<T>>(items());
-        return snap_->begin();
+        return detail::snapshot_iterator<T>(items());
     }
-    auto end() const { return snap_->end(); }
+    /// The end of any iteration (iterators own what they walk).
+    detail::snapshot_iterator<T> end() const { return {}; }
 
     static auto _exposed_() {
         using detail::method_desc;
@@ -659,9 +680,6 @@ public:
             method_desc<&R::issubset>{"issubset"}, method_desc<&R::issuperset>{"issuperset"},
             method_desc<&R::isdisjoint>{"isdisjoint"});
     }
-
-private:
-    mutable std::shared_ptr<detail::snapshot<T>> snap_;
 };
 
 /// Python's ValueProxy: get(), set() and value().

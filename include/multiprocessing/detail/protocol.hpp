@@ -13,9 +13,17 @@
 
 #include <boost/serialization/string.hpp>
 
+#include <cxxabi.h>
+
+#include <any>
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
+#include <new>
+#include <optional>
+#include <typeinfo>
+#include <variant>
 #include <mutex>
 #include <string>
 #include <typeindex>
@@ -64,7 +72,7 @@ private:
 namespace multiprocessing::managers::detail {
 
 /// Bumped whenever the wire format changes; checked in HELLO.
-constexpr std::uint32_t protocol_version = 1;
+constexpr std::uint32_t protocol_version = 2;
 
 enum class kind : std::uint8_t {
     hello = 1,      // id = session, sig = (version << 32) | pid
@@ -76,7 +84,12 @@ enum class kind : std::uint8_t {
     debug_info = 7,
     shutdown = 8,
     dummy = 9,
+    ack = 10,       // request_id = the reply acknowledged, sig = 1 taken / 0 refused; no reply
 };
+
+/// ReplyHeader::flags: the reply hands something over (a queue item, a
+/// permit) that the server takes back unless the client acknowledges it.
+constexpr std::uint8_t reply_wants_ack = 1;
 
 struct RequestHeader {
     std::uint8_t kind;
@@ -93,7 +106,8 @@ enum class status : std::uint8_t { ok = 0, error = 1 };
 
 struct ReplyHeader {
     std::uint8_t status;
-    std::uint8_t reserved[7];
+    std::uint8_t flags;
+    std::uint8_t reserved[6];
     std::uint64_t request_id;
 };
 static_assert(sizeof(ReplyHeader) == 16, "reply header layout");
@@ -145,7 +159,7 @@ inline void begin_request(std::vector<char>& buf, kind k, std::uint64_t request_
 
 inline void begin_reply(std::vector<char>& buf, status s, std::uint64_t request_id) {
     connection::Connection::begin_frame(buf);
-    ReplyHeader h{static_cast<std::uint8_t>(s), {}, request_id};
+    ReplyHeader h{static_cast<std::uint8_t>(s), 0, {}, request_id};
     put_pod(buf, h);
 }
 
@@ -215,6 +229,23 @@ private:
         add<AttributeError>();
         by_type_[std::type_index(typeid(std::exception))] = "std::exception";
         throwers_["std::exception"] = [](const std::string& m) { throw RemoteError("std::exception", m); };
+        // Standard exceptions without a message constructor come back as
+        // themselves (their what() is fixed by the library anyway).
+        add_plain<std::bad_alloc>();
+        add_plain<std::bad_array_new_length>();
+        add_plain<std::bad_cast>();
+        add_plain<std::bad_typeid>();
+        add_plain<std::bad_function_call>();
+        add_plain<std::bad_weak_ptr>();
+        add_plain<std::bad_optional_access>();
+        add_plain<std::bad_variant_access>();
+        add_plain<std::bad_any_cast>();
+    }
+    template <class E>
+    void add_plain() {
+        auto name = detail_name<E>();
+        by_type_[std::type_index(typeid(E))] = name;
+        throwers_[name] = [](const std::string&) { throw E(); };
     }
 
     std::mutex mu_;
@@ -241,6 +272,35 @@ inline void put_exception(std::vector<char>& buf, std::uint64_t request_id, cons
         put_error(buf, request_id, false, multiprocessing::detail::demangle(typeid(e).name()), e.what());
     else
         put_error(buf, request_id, true, name, e.what());
+}
+
+/// An error reply for an exception that is not a std::exception: names its
+/// type (Python would name any class); the message is the value for the
+/// usual suspects (a string, a C string, a number).
+inline void put_foreign_exception(std::vector<char>& buf, std::uint64_t request_id) {
+    std::string type = "unknown";
+    if (const std::type_info* t = abi::__cxa_current_exception_type())
+        type = multiprocessing::detail::demangle(t->name());
+    std::string message = "exception of type " + type;
+    try {
+        throw;
+    } catch (const char* s) {
+        message = s ? s : "";
+    } catch (const std::string& s) {
+        message = s;
+    } catch (long long v) {
+        message = std::to_string(v);
+    } catch (long v) {
+        message = std::to_string(v);
+    } catch (int v) {
+        message = std::to_string(v);
+    } catch (unsigned v) {
+        message = std::to_string(v);
+    } catch (double v) {
+        message = std::to_string(v);
+    } catch (...) {
+    }
+    put_error(buf, request_id, false, type, message);
 }
 
 [[noreturn]] inline void throw_error(reader r) {

@@ -155,6 +155,7 @@ struct call_context {
     virtual ~call_context() = default;
     virtual Token share(std::shared_ptr<void> obj, const void* raw, std::type_index referent) = 0;
     virtual bool caller_gone() const = 0;
+    virtual void hand_over(std::function<void()> take_back) = 0;
     std::uint64_t session = 0;     // the calling process
     std::uint64_t connection = 0;  // the calling thread's connection
 };
@@ -565,6 +566,16 @@ inline Caller current_caller() {
 inline bool caller_gone() {
     auto* c = detail::current_call();
     return c && c->caller_gone();
+}
+
+/// For methods that hand something to their caller (a queue item, a
+/// semaphore permit): call it once the thing is taken.  The reply then asks
+/// the client to acknowledge it, and if the caller's process is gone before
+/// it has the reply (or it refuses a reply it no longer waits for),
+/// take_back runs in the server to put the thing back.  So nothing is handed
+/// to a dead process; Python has no such guarantee.  No-op outside a call.
+inline void hand_over(std::function<void()> take_back) {
+    if (auto* c = detail::current_call()) c->hand_over(std::move(take_back));
 }
 
 }  // namespace multiprocessing::managers

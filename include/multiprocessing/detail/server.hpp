@@ -15,12 +15,16 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <optional>
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
@@ -36,6 +40,56 @@
 
 namespace multiprocessing::managers {
 
+namespace detail {
+
+/// While alive, SIGTERM, SIGHUP and (unless ignored) SIGINT write a byte to
+/// a pipe instead of killing the process; the previous handlers come back
+/// at destruction.  One at a time per process.
+class stop_signals {
+public:
+    explicit stop_signals(int wake_fd) {
+        fd() = wake_fd;
+        struct sigaction sa {};
+        sa.sa_handler = &on_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        for (int i = 0; i < 3; ++i) {
+            installed_[i] = false;
+            if (::sigaction(signals[i], nullptr, &old_[i]) != 0) continue;
+            if (signals[i] == SIGINT && old_[i].sa_handler == SIG_IGN) continue;
+            installed_[i] = ::sigaction(signals[i], &sa, nullptr) == 0;
+        }
+    }
+    ~stop_signals() {
+        for (int i = 0; i < 3; ++i)
+            if (installed_[i]) ::sigaction(signals[i], &old_[i], nullptr);
+        fd() = -1;
+    }
+    stop_signals(const stop_signals&) = delete;
+    stop_signals& operator=(const stop_signals&) = delete;
+
+private:
+    static constexpr int signals[3] = {SIGINT, SIGTERM, SIGHUP};
+    static std::atomic<int>& fd() {
+        static std::atomic<int> f{-1};
+        return f;
+    }
+    static void on_signal(int) {
+        int saved = errno;
+        int f = fd().load();
+        char b = 1;
+        if (f >= 0) {
+            ssize_t w = ::write(f, &b, 1);
+            (void)w;
+        }
+        errno = saved;
+    }
+    struct sigaction old_[3];
+    bool installed_[3];
+};
+
+}  // namespace detail
+
 /// Tunables shared by BaseManager and Server.
 struct ServerOptions {
     /// Largest frame either side accepts (Python has no limit).
@@ -43,14 +97,28 @@ struct ServerOptions {
     /// For TCP: a client silent this long (keepalive probes unanswered) is
     /// treated as gone and its references are released.
     int keepalive_idle = 10, keepalive_interval = 2, keepalive_count = 3;
-    /// Print a line to stderr for each refused or broken connection.
+    /// Print a line to stderr for each refused or broken connection (at most
+    /// one line a second of each kind; the rest are counted).
     bool log_errors = true;
+    /// Seconds a new connection has to complete the authentication
+    /// handshake, in all (not per read).
+    double handshake_timeout = 10.0;
+    /// Connections accepted but not yet authenticated.  One more closes the
+    /// oldest of them at once, so a flood of silent peers cannot crowd out
+    /// a client that authenticates promptly.
+    std::size_t max_pending = 64;
     /// Client side: busy-poll up to this many microseconds for a reply
     /// before sleeping.  Cuts a call to below the blocking socket round trip
     /// when the client has a core to itself, but costs throughput when
     /// processes outnumber cores, so it is off by default and backs off by
     /// itself while spinning does not pay.
     int spin_us = 0;
+    /// Client side: a call through this manager's proxies that has no reply
+    /// within this many seconds raises TimeoutError, and its connection is
+    /// closed (the server sees the caller gone; the next call opens a new
+    /// one).  Unset, the default, waits forever, as Python does.  A
+    /// managers::call_timeout scope overrides it for one thread.
+    std::optional<double> call_timeout;
 };
 
 /// Python's managers.Server: serves the objects of one registry at one
@@ -61,7 +129,7 @@ public:
            std::string authkey, ServerOptions opts = {}, std::string owned_dir = {})
         : registry_(std::move(reg)), authkey_(std::move(authkey)), opts_(opts), owned_dir_(std::move(owned_dir)) {
         listener_ = connection::Listener(address, authkey_);
-        if (::pipe2(wake_, O_CLOEXEC) != 0) throw connection::detail::sys_error("pipe");
+        if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) throw connection::detail::sys_error("pipe");
         // Server-side proxies (objects holding proxies) talk back to us.
         detail::client_state::instance().get(listener_.address(), &authkey_, opts_.max_frame);
     }
@@ -94,47 +162,54 @@ public:
     /// the owner process dies, or (with handle_signals) SIGINT, SIGTERM or
     /// SIGHUP arrives.
     void serve_forever(bool handle_signals = true) {
-        int sfd = -1;
-        sigset_t old;
-        if (handle_signals) {
-            sigset_t set;
-            sigemptyset(&set);
-            // An ignored SIGINT (a forked manager server's: Ctrl-C belongs to
-            // the owner) stays ignored; blocking it would queue it for us.
-            struct sigaction cur {};
-            if (::sigaction(SIGINT, nullptr, &cur) != 0 || cur.sa_handler != SIG_IGN) sigaddset(&set, SIGINT);
-            sigaddset(&set, SIGTERM);
-            sigaddset(&set, SIGHUP);
-            pthread_sigmask(SIG_BLOCK, &set, &old);  // connection threads inherit it
-            sfd = ::signalfd(-1, &set, SFD_CLOEXEC);
-        }
+        // Handlers, not a blocked mask: a signal goes to any thread of the
+        // process, including threads started before this call.  An ignored
+        // SIGINT (a forked manager server's: Ctrl-C belongs to the owner)
+        // stays ignored.  The previous handlers come back on return.
+        std::optional<detail::stop_signals> signals;
+        if (handle_signals) signals.emplace(wake_[1]);
+        auto paused_until = clock::time_point::min();
         while (!stopping_.load()) {
-            pollfd p[4] = {{listener_.fileno(), POLLIN, 0}, {wake_[0], POLLIN, 0}, {owner_fd_, POLLIN, 0}, {sfd, POLLIN, 0}};
-            int r = ::poll(p, 4, -1);
+            bool paused = clock::now() < paused_until;
+            pollfd p[3] = {{paused ? -1 : listener_.fileno(), POLLIN, 0}, {wake_[0], POLLIN, 0}, {owner_fd_, POLLIN, 0}};
+            int ms = paused ? static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                   paused_until - clock::now()).count()) + 1
+                            : -1;
+            int r = ::poll(p, 3, ms);
             if (r < 0) {
                 if (errno == EINTR) continue;
                 break;
             }
-            if (p[1].revents || p[2].revents || p[3].revents) break;
+            if (p[1].revents || p[2].revents) break;
             if (p[0].revents & POLLIN) {
+                int fd = ::accept4(listener_.fileno(), nullptr, nullptr, SOCK_CLOEXEC);
+                if (fd < 0) {
+                    int e = errno;
+                    if (e == EINTR || e == ECONNABORTED || e == EAGAIN) continue;
+                    // Out of descriptors (or memory): shed the oldest silent
+                    // peer and stop accepting for a moment, rather than spin
+                    // on a listener that stays readable.
+                    shed_oldest_pending();
+                    paused_until = clock::now() + std::chrono::milliseconds(50);
+                    log_limited("accept", std::string("accept failed: ") + std::strerror(e));
+                    continue;
+                }
                 try {
-                    auto c = std::make_shared<connection::Connection>(listener_.accept_raw(opts_.max_frame));
-                    if (listener_.address().is_tcp())
-                        connection::detail::set_keepalive(c->fileno(), opts_.keepalive_idle,
-                                                          opts_.keepalive_interval, opts_.keepalive_count);
+                    auto c = std::make_shared<connection::Connection>(fd, opts_.max_frame);
+                    if (listener_.address().is_tcp()) {
+                        connection::detail::tune_tcp(fd);
+                        connection::detail::set_keepalive(fd, opts_.keepalive_idle, opts_.keepalive_interval,
+                                                          opts_.keepalive_count);
+                    }
                     start_thread(std::move(c));
                 } catch (const std::exception& e) {
-                    log(std::string("accept failed: ") + e.what());
+                    log_limited("thread", std::string("cannot serve a connection: ") + e.what());
                 }
             }
         }
         shutdown();
         listener_.close();
         wait_for_threads(std::chrono::seconds(1));
-        if (sfd >= 0) {
-            ::close(sfd);
-            pthread_sigmask(SIG_SETMASK, &old, nullptr);
-        }
     }
 
     /// Asks serve_forever() to return; wakes every connection thread.
@@ -165,6 +240,13 @@ public:
         return os.str();
     }
 
+    /// Unauthenticated connections closed to make room (ServerOptions::max_pending)
+    /// or to free a descriptor.
+    std::uint64_t shed_count() const {
+        std::lock_guard<std::mutex> g(mu_);
+        return shed_;
+    }
+
     /// Connection threads currently running.
     std::size_t thread_count() const {
         std::lock_guard<std::mutex> g(mu_);
@@ -186,10 +268,21 @@ private:
         std::unordered_map<std::uint64_t, std::int64_t> refs;
     };
 
+    // Something a call handed to its caller, taken back unless the client
+    // acknowledges the reply (see managers::hand_over).
+    struct handover {
+        std::uint64_t request_id;
+        std::shared_ptr<referent> keep;  // the object outlives the take-back
+        std::function<void()> take_back;
+    };
+
     // Per-call context: registers objects returned by methods.
     struct context : detail::call_context {
         Server* server;
         int fd = -1;
+        std::shared_ptr<referent> target;
+        std::vector<std::function<void()>> handed;
+        void hand_over(std::function<void()> take_back) override { handed.push_back(std::move(take_back)); }
         bool caller_gone() const override {
             if (server->stopping_.load()) return true;
             pollfd p{fd, POLLRDHUP, 0};
@@ -205,30 +298,86 @@ private:
         }
     };
 
+    using clock = std::chrono::steady_clock;
+
     void log(const std::string& s) {
         if (opts_.log_errors) std::fprintf(stderr, "[multiprocessing manager %d] %s\n", int(::getpid()), s.c_str());
     }
 
+    // At most 10 lines a second per kind: a flood of bad peers must not
+    // become a flood of log lines.  The next line printed says how many
+    // were left out.
+    void log_limited(const std::string& kind, const std::string& s) {
+        if (!opts_.log_errors) return;
+        std::string line = s;
+        {
+            std::lock_guard<std::mutex> g(log_mu_);
+            auto& st = log_state_[kind];
+            auto now = clock::now();
+            if (now >= st.window_end) {
+                st.window_end = now + std::chrono::seconds(1);
+                st.printed = 0;
+            }
+            if (st.printed >= 10) {
+                ++st.suppressed;
+                return;
+            }
+            ++st.printed;
+            if (st.suppressed) line += " (" + std::to_string(st.suppressed) + " more like it not shown)";
+            st.suppressed = 0;
+        }
+        log(line);
+    }
+
+    // Closes the oldest connection still authenticating (its thread sees
+    // EOF and ends).  Caller holds no lock.
+    void shed_oldest_pending() {
+        std::lock_guard<std::mutex> g(mu_);
+        shed_oldest_pending_locked();
+    }
+    void shed_oldest_pending_locked() {
+        if (pending_.empty()) return;
+        ::shutdown(pending_.front().second, SHUT_RDWR);
+        pending_.pop_front();
+        ++shed_;
+    }
+
     void start_thread(std::shared_ptr<connection::Connection> c) {
+        std::uint64_t conn_id;
         {
             std::lock_guard<std::mutex> g(mu_);
             ++live_threads_;
             conn_fds_.insert(c->fileno());
+            conn_id = next_connection_++;
+            // Over the cap: the oldest unauthenticated peer makes room.
+            while (opts_.max_pending > 0 && pending_.size() >= opts_.max_pending) shed_oldest_pending_locked();
+            pending_.emplace_back(conn_id, c->fileno());
         }
         try {
-            std::thread([this, c] {
-                serve_client(*c);
+            std::thread([this, c, conn_id] {
+                serve_client(*c, conn_id);
                 std::lock_guard<std::mutex> g(mu_);
+                authenticated_locked(conn_id);
                 conn_fds_.erase(c->fileno());
                 c->close();
                 if (--live_threads_ == 0) threads_done_.notify_all();
             }).detach();
         } catch (...) {
             std::lock_guard<std::mutex> g(mu_);
+            authenticated_locked(conn_id);
             conn_fds_.erase(c->fileno());
             if (--live_threads_ == 0) threads_done_.notify_all();
             throw;
         }
+    }
+
+    // The connection left the pending list (authenticated, refused or shed).
+    void authenticated_locked(std::uint64_t conn_id) {
+        for (auto it = pending_.begin(); it != pending_.end(); ++it)
+            if (it->first == conn_id) {
+                pending_.erase(it);
+                return;
+            }
     }
 
     void wait_for_threads(std::chrono::milliseconds limit) {
@@ -289,25 +438,43 @@ private:
         }
     }
 
-    void serve_client(connection::Connection& c) {
-        std::uint64_t sess = 0;
-        std::uint64_t conn_id;
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            conn_id = next_connection_++;
+    static void take_back_all(std::vector<handover>& hs) {
+        for (auto& h : hs) {
+            try {
+                h.take_back();
+            } catch (...) {
+                // a take-back that fails leaves the object as the call left it
+            }
         }
+        hs.clear();
+    }
+
+    void serve_client(connection::Connection& c, std::uint64_t conn_id) {
+        std::uint64_t sess = 0;
         try {
-            c.set_timeout(10.0);  // a silent peer must not hold a thread forever
+            // One deadline for the whole handshake: a peer trickling bytes
+            // cannot hold a thread past it.
+            c.set_deadline(clock::now() + std::chrono::duration_cast<clock::duration>(
+                                              std::chrono::duration<double>(opts_.handshake_timeout)));
             connection::deliver_challenge(c, authkey_);
             connection::answer_challenge(c, authkey_);
-            c.set_timeout(std::nullopt);
+            c.set_deadline(std::nullopt);
         } catch (const std::exception& e) {
-            log(std::string("refused a connection: ") + e.what());
+            if (!stopping_.load()) log_limited("refused", std::string("refused a connection: ") + e.what());
             return;
         }
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            authenticated_locked(conn_id);
+        }
         std::vector<char> out, batch;
+        std::vector<handover> handovers;  // replies awaiting the client's ack
         try {
             for (;;) {
+                if (!batch.empty() && !c.frame_ready()) {
+                    c.send_raw(batch.data(), batch.size());
+                    batch.clear();
+                }
                 auto f = c.recv_frame(opts_.max_frame);
                 if (f.second < sizeof(detail::RequestHeader)) throw ProcessError("short request");
                 detail::RequestHeader h;
@@ -316,6 +483,20 @@ private:
                 std::string_view name(f.first + sizeof h, h.name_len);
                 const char* body = f.first + sizeof h + h.name_len;
                 std::size_t n = f.second - sizeof h - h.name_len;
+                if (sess != 0 && h.kind == static_cast<std::uint8_t>(detail::kind::ack)) {
+                    // No reply.  Taken: forget the take-back; refused: run it.
+                    std::vector<handover> done;
+                    for (auto it = handovers.begin(); it != handovers.end();) {
+                        if (it->request_id == h.request_id) {
+                            done.push_back(std::move(*it));
+                            it = handovers.erase(it);
+                        } else {
+                            ++it;
+                        }
+                    }
+                    if (h.sig == 0) take_back_all(done);
+                    continue;
+                }
                 if (sess == 0) {
                     if (h.kind != static_cast<std::uint8_t>(detail::kind::hello))
                         throw ProcessError("expected hello");
@@ -338,12 +519,20 @@ private:
                     continue;
                 }
                 bool stop = false;
+                std::vector<handover> handed;
                 try {
-                    stop = dispatch(h, name, body, n, sess, conn_id, c.fileno(), out);
+                    stop = dispatch(h, name, body, n, sess, conn_id, c.fileno(), out, handed);
                 } catch (const std::exception& e) {
+                    take_back_all(handed);  // the caller gets an error, not the thing
                     detail::put_exception(out, h.request_id, e);
                 } catch (...) {
-                    detail::put_error(out, h.request_id, false, "unknown", "non-standard exception");
+                    take_back_all(handed);
+                    detail::put_foreign_exception(out, h.request_id);
+                }
+                if (!handed.empty()) {
+                    out[connection::Connection::header_room + offsetof(detail::ReplyHeader, flags)] =
+                        static_cast<char>(detail::reply_wants_ack);
+                    for (auto& x : handed) handovers.push_back(std::move(x));
                 }
                 // Replies to pipelined requests go out together, in one write.
                 auto sealed = connection::Connection::seal_frame(out);
@@ -364,12 +553,15 @@ private:
                 }
             }
         } catch (const connection::detail::truncated_frame& e) {
-            if (!stopping_.load()) log(std::string("dropped a connection: ") + e.what());
-        } catch (const EOFError&) {
-            // the client went away
+            if (!stopping_.load()) log_limited("dropped", std::string("dropped a connection: ") + e.what());
+        } catch (const ConnectionError&) {
+            // the client went away (EOF, or its socket broke under a reply)
         } catch (const std::exception& e) {
-            if (!stopping_.load()) log(std::string("dropped a connection: ") + e.what());
+            if (!stopping_.load()) log_limited("dropped", std::string("dropped a connection: ") + e.what());
         }
+        // What the client never acknowledged goes back, before the
+        // disconnect hooks and the release of the session's references.
+        take_back_all(handovers);
         if (sess) {
             notify_disconnect(sess, conn_id);
             session_closed(sess);
@@ -395,7 +587,8 @@ private:
 
     // Fills `out` with the reply; returns true for a shutdown request.
     bool dispatch(const detail::RequestHeader& h, std::string_view name, const char* body, std::size_t n,
-                  std::uint64_t sess, std::uint64_t conn_id, int fd, std::vector<char>& out) {
+                  std::uint64_t sess, std::uint64_t conn_id, int fd, std::vector<char>& out,
+                  std::vector<handover>& handed) {
         using detail::kind;
         switch (static_cast<kind>(h.kind)) {
         case kind::call: {
@@ -427,9 +620,20 @@ private:
             ctx.connection = conn_id;
             ctx.fd = fd;
             struct guard {
-                guard(detail::call_context* c) { detail::current_call() = c; }
-                ~guard() { detail::current_call() = nullptr; }
-            } g(&ctx);
+                context& c;
+                std::vector<handover>& handed;
+                std::uint64_t rid;
+                guard(context& x, std::vector<handover>& hs, std::uint64_t id) : c(x), handed(hs), rid(id) {
+                    detail::current_call() = &c;
+                }
+                // Also on a throw, so the caller of dispatch can take back
+                // what a failing call had already handed over.
+                ~guard() {
+                    detail::current_call() = nullptr;
+                    for (auto& f : c.handed) handed.push_back({rid, c.target, std::move(f)});
+                }
+            } g(ctx, handed, h.request_id);
+            ctx.target = r;
             detail::begin_reply(out, detail::status::ok, h.request_id);
             fn(r->obj.get(), body, n, out, t.self_locking ? nullptr : &r->mu);
             return false;
@@ -489,14 +693,21 @@ private:
             return false;
         }
         case kind::decref: {
-            detail::reader rd{body, n};
+            // Checked whole before any of it applies: a count below 1 would
+            // raise another session's object count or overflow.
+            std::vector<std::pair<std::uint64_t, std::int64_t>> drops;
+            for (detail::reader rd{body, n}; rd.n >= 16;) {
+                auto id = rd.pod<std::uint64_t>();
+                auto cnt = rd.pod<std::int64_t>();
+                if (cnt < 1) throw ValueError("decref of object " + std::to_string(id) + " by " + std::to_string(cnt) +
+                                              ": the count must be at least 1");
+                drops.emplace_back(id, cnt);
+            }
             std::vector<std::shared_ptr<referent>> dead;
             {
                 std::lock_guard<std::mutex> g(mu_);
                 auto& s = sessions_[sess];
-                while (rd.n >= 16) {
-                    auto id = rd.pod<std::uint64_t>();
-                    auto cnt = rd.pod<std::int64_t>();
+                for (auto [id, cnt] : drops) {
                     auto it = s.refs.find(id);
                     if (it == s.refs.end()) continue;  // never more than the session holds
                     if (cnt > it->second) cnt = it->second;
@@ -551,6 +762,16 @@ private:
     std::vector<std::shared_ptr<referent>> leaked_;
     std::uint64_t next_id_ = 1;
     std::uint64_t next_connection_ = 1;
+    std::deque<std::pair<std::uint64_t, int>> pending_;  // (connection, fd) not yet authenticated, oldest first
+    std::uint64_t shed_ = 0;
+
+    struct log_state {
+        clock::time_point window_end{};
+        int printed = 0;
+        std::uint64_t suppressed = 0;
+    };
+    std::mutex log_mu_;
+    std::map<std::string, log_state> log_state_;
 };
 
 }  // namespace multiprocessing::managers

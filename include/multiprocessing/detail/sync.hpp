@@ -58,19 +58,30 @@ using clock = std::chrono::steady_clock;
 
 /// Waits on cv until pred holds, the timeout (seconds; < 0 = forever)
 /// passes, or the caller is gone.  Returns pred's final value.  Slices keep
-/// a dead caller from waiting forever.
+/// a dead caller from waiting forever.  A caller found gone, even at the
+/// moment pred comes true, gets ConnectionError and takes nothing: the
+/// wake-up it may have used is passed on to the next waiter.
 template <class Pred>
 bool wait_sliced(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, double timeout, Pred pred) {
     auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(timeout < 0 ? 0 : timeout));
+    bool waited = false;
+    auto gone = [&] {
+        cv.notify_one();
+        return ConnectionError("the caller is gone");
+    };
     while (!pred()) {
-        if (caller_gone()) throw ConnectionError("the caller is gone");
+        if (caller_gone()) throw gone();
         auto slice = clock::now() + std::chrono::milliseconds(50);
         if (timeout >= 0) {
             if (clock::now() >= deadline) return pred();
             if (deadline < slice) slice = deadline;
         }
         cv.wait_until(lk, slice);
+        waited = true;
     }
+    // Whatever made pred true may have come after the caller died (its
+    // socket closes as the kernel tears the process down): look again.
+    if (waited && caller_gone()) throw gone();
     return true;
 }
 
@@ -112,6 +123,12 @@ public:
         T item = std::move(items_.front());
         items_.pop_front();
         not_full_.notify_one();
+        // Back to the head of the queue if the caller never receives it.
+        managers::hand_over([this, back = item] {
+            std::lock_guard<std::mutex> g(mu_);
+            items_.push_front(back);
+            not_empty_.notify_one();
+        });
         return item;
     }
     std::size_t qsize() const {
@@ -179,6 +196,8 @@ public:
         if (!detail::wait_sliced(cv_, lk, timeout, [&] { return count_ == 0; })) return false;
         count_ = 1;
         owner_ = me;
+        // No hand_over: the disconnect hook below already frees a lock
+        // whose owner's connection closed before it had the reply.
         return true;
     }
     void release() {
@@ -208,6 +227,7 @@ public:
         }
     }
 
+
 private:
     mutable std::mutex mu_;
     std::condition_variable cv_;
@@ -216,9 +236,9 @@ private:
     Caller owner_;
 };
 
-/// Referent of Semaphore(n) and BoundedSemaphore(n).  Permits taken by a
-/// process that dies are not given back (a semaphore has no owner, as in
-/// Python).
+/// Referent of Semaphore(n) and BoundedSemaphore(n).  A permit handed to a
+/// process that dies before it receives it comes back; one it received is
+/// its own (a semaphore has no owner, as in Python).
 class SemaphoreRef {
 public:
     SemaphoreRef() = default;
@@ -230,6 +250,12 @@ public:
         if (!block) timeout = 0;
         if (!detail::wait_sliced(cv_, lk, timeout, [&] { return value_ > 0; })) return false;
         --value_;
+        // The permit comes back if the caller never receives it.
+        managers::hand_over([this] {
+            std::lock_guard<std::mutex> g(mu_);
+            ++value_;
+            cv_.notify_one();
+        });
         return true;
     }
     void release(long long n) {
@@ -300,12 +326,22 @@ public:
             try {
                 notified = detail::wait_sliced(cv_, lk, timeout, [&] { return is_notified(ticket); });
             } catch (...) {
+                // A caller gone after being notified: the notify is not
+                // wasted on it but goes to the next waiter.
+                bool had = is_notified(ticket);
                 forget(ticket);
+                if (had) pass_on_locked();
                 throw;
             }
             forget(ticket);
         }
-        lock_.reacquire(me, depth);
+        try {
+            lock_.reacquire(me, depth);
+        } catch (...) {
+            if (notified) pass_on();
+            throw;
+        }
+        if (notified) managers::hand_over([this] { pass_on(); });
         return notified;
     }
     void notify(long long n) {
@@ -371,6 +407,16 @@ private:
         }
     };
 
+    void pass_on() {
+        std::lock_guard<std::mutex> lk(mu_);
+        pass_on_locked();
+    }
+    void pass_on_locked() {
+        if (waiting_.empty()) return;
+        notified_.push_back(waiting_.front());
+        waiting_.pop_front();
+        cv_.notify_all();
+    }
     bool is_notified(std::uint64_t t) const {
         for (auto x : notified_) if (x == t) return true;
         return false;
@@ -418,6 +464,11 @@ public:
             bool ok;
             try {
                 ok = detail::wait_sliced(cv_, lk, timeout, [&] { return state_ != filling; });
+            } catch (const ConnectionError&) {
+                // The caller died while waiting: its arrival is withdrawn
+                // (the guard's decrement), and the live parties wait on for
+                // a party that is really there, instead of breaking.
+                throw;
             } catch (...) {
                 break_locked();
                 throw;

@@ -1,0 +1,142 @@
+// Issue 13, item 4: what a server allocates for a frame with a forged
+// element count.  Counts every allocation made while one request body is
+// decoded (this program replaces operator new), for each container adapter,
+// with the count set to the frame's size and the rest of the frame zeros:
+// the most elements a forger can make the frame actually hold.
+#include <multiprocessing.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <iostream>
+#include <list>
+#include <map>
+#include <new>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace {
+std::atomic<long long> live_bytes{0}, peak_bytes{0};
+std::atomic<bool> counting{false};
+std::string last_error;
+}  // namespace
+
+// Each block carries its size in front, so delete knows what to subtract.
+void* operator new(std::size_t n) {
+    void* p = std::malloc(n + 16);
+    if (!p) throw std::bad_alloc();
+    *static_cast<std::size_t*>(p) = n;
+    if (counting.load(std::memory_order_relaxed)) {
+        long long now = live_bytes += static_cast<long long>(n);
+        long long peak = peak_bytes.load();
+        while (now > peak && !peak_bytes.compare_exchange_weak(peak, now)) {
+        }
+    }
+    return static_cast<char*>(p) + 16;
+}
+void operator delete(void* p) noexcept {
+    if (!p) return;
+    char* b = static_cast<char*>(p) - 16;
+    if (counting.load(std::memory_order_relaxed)) live_bytes -= static_cast<long long>(*reinterpret_cast<std::size_t*>(b));
+    std::free(b);
+}
+void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
+void* operator new[](std::size_t n) { return operator new(n); }
+void operator delete[](void* p) noexcept { operator delete(p); }
+void operator delete[](void* p, std::size_t) noexcept { operator delete(p); }
+
+namespace mp = multiprocessing;
+namespace md = multiprocessing::managers::detail;
+
+namespace {
+
+constexpr std::size_t frame_bytes = 1 << 20;
+
+template <class T>
+std::vector<char> encoded(const T& v) {
+    std::vector<char> out;
+    mp::detail::vector_sink sink(out);
+    mp::detail::oarchive oa(sink);
+    oa << v;
+    return out;
+}
+
+// An empty T as the codec writes it, then the count (and, for unordered
+// containers, the bucket count) forged to about the frame's size, then
+// zeros.  The count is where encodings of one and two elements differ.
+template <class T>
+std::vector<char> forged(bool unordered, const typename T::value_type& a, const typename T::value_type& b) {
+    T one{a}, two{a, b};
+    auto e1 = encoded(one), e2 = encoded(two);
+    std::size_t at = 0;
+    while (at < e1.size() && e1[at] == e2[at]) ++at;
+    auto out = encoded(T{});
+    REQUIRE(at + 8 <= out.size());
+    std::uint64_t n = frame_bytes - 64;  // no more than the bytes left, so it passes the count check
+    std::memcpy(out.data() + at, &n, 8);
+    if (unordered) std::memcpy(out.data() + at + 8, &n, 8);
+    out.resize(frame_bytes, '\0');
+    return out;
+}
+
+// Peak bytes allocated while decoding the body as a T, per frame byte.
+template <class T>
+double amplification(bool unordered = false, typename T::value_type a = {}, typename T::value_type b = {}) {
+    auto body = forged<T>(unordered, a, b);
+    live_bytes = 0;
+    peak_bytes = 0;
+    counting = true;
+    try {
+        std::tuple<T> args;
+        md::load_args(body.data(), body.size(), args);
+    } catch (const std::exception& e) {
+        // refused or truncated: what counts is what it allocated first
+        last_error = e.what();
+    }
+    counting = false;
+    return static_cast<double>(peak_bytes.load()) / static_cast<double>(body.size());
+}
+
+void row(const char* name, double ratio) {
+    std::printf("[allocation] %-40s %7.2f bytes allocated per frame byte (%s)\n", name, ratio, last_error.c_str());
+    last_error.clear();
+}
+
+}  // namespace
+
+TEST_CASE("a forged element count never allocates ahead of the data", "[allocation]") {
+    // Elements the frame really holds are decoded; nothing is sized to the
+    // declared count.  Bitwise vectors are allocated only once their bytes
+    // are known to be in the frame.  The ratio left is the decoded size of
+    // what the zeros really encode (an empty string is 8 bytes on the wire
+    // and 32 in memory), never the count.
+    double r;
+    r = amplification<std::vector<int>>(); row("vector<int>", r); CHECK(r <= 1.1);
+    r = amplification<std::vector<double>>(); row("vector<double>", r); CHECK(r <= 1.1);
+    r = amplification<std::vector<char>>(); row("vector<char>", r); CHECK(r <= 1.1);
+    r = amplification<std::vector<bool>>(); row("vector<bool>", r); CHECK(r <= 1.1);
+    r = amplification<std::string>(false, 'a', 'b'); row("string", r); CHECK(r <= 1.1);
+    // 8 wire bytes (length 0) -> 32 bytes each, plus vector growth (1.5x)
+    r = amplification<std::vector<std::string>>(); row("vector<string>", r); CHECK(r <= 4 * 1.6);
+    r = amplification<std::deque<std::string>>(); row("deque<string>", r); CHECK(r <= 4 * 1.5 + 0.5);
+    r = amplification<std::list<std::string>>(); row("list<string>", r); CHECK(r <= 6 + 0.5);
+    r = amplification<std::vector<std::vector<int>>>(); row("vector<vector<int>>", r); CHECK(r <= 3 * 1.6);
+    r = amplification<std::set<int>>(false, 1, 2); row("set<int>", r); CHECK(r <= 12.5);
+    r = amplification<std::map<int, int>>(false, {1, 1}, {2, 2}); row("map<int, int>", r); CHECK(r <= 6.5);
+    r = amplification<std::unordered_set<int>>(true, 1, 2); row("unordered_set<int>", r); CHECK(r <= 12.5);
+    r = amplification<std::unordered_map<int, int>>(true, {1, 1}, {2, 2}); row("unordered_map<int, int>", r); CHECK(r <= 6.5);
+    r = amplification<std::vector<std::pair<int, int>>>(); row("vector<pair<int, int>>", r); CHECK(r <= 1.1);
+    r = amplification<std::vector<std::optional<int>>>(); row("vector<optional<int>>", r);
+    r = amplification<std::vector<std::tuple<int, std::string>>>(); row("vector<tuple<int, string>>", r);
+    r = amplification<std::vector<std::variant<int, std::string>>>(); row("vector<variant<int, string>>", r);
+    // object: a 4-byte tag on the wire (None) and sizeof(object) in memory
+    r = amplification<std::vector<mp::object>>(); row("vector<object>", r);
+    CHECK(r <= static_cast<double>(sizeof(mp::object)) / 4 * 1.6);
+    std::printf("[allocation] sizeof(object) = %zu\n", sizeof(mp::object));
+}
