@@ -365,6 +365,29 @@ inline connection::Address decode_address(const std::string& s) {
 
 }  // namespace detail
 
+/// A manager's authkey argument: a string, or none (std::nullopt, or left
+/// out) for current_process().authkey(), like Python's authkey=None.
+/// (Not a defaulted std::optional<std::string>: g++ 12 at -O2 warns about
+/// that temporary in every program that makes a manager.)
+class AuthKey {
+public:
+    AuthKey() = default;
+    AuthKey(std::nullopt_t) {}
+    AuthKey(std::string key) : key_(std::move(key)), given_(true) {}
+    AuthKey(const char* key) : key_(key), given_(true) {}
+    AuthKey(std::optional<std::string> key) : given_(key.has_value()) {
+        if (key) key_ = std::move(*key);
+    }
+    /// The key, or the current process's when none was given.
+    std::string value() && {
+        return given_ ? std::move(key_) : multiprocessing::current_process().authkey();
+    }
+
+private:
+    std::string key_;
+    bool given_ = false;
+};
+
 /// Python's BaseManager.  Derive with your class as the template argument
 /// (`struct M : BaseManager<M> {}`) so each manager class has its own
 /// registry, as Python keeps one per class; `BaseManager<>` is the plain one.
@@ -382,10 +405,10 @@ public:
 
     /// Python's BaseManager(address, authkey).  An empty address picks a
     /// private Unix socket; no authkey means current_process().authkey().
-    explicit BaseManager(Address address = {}, std::optional<std::string> authkey = std::nullopt,
-                         ServerOptions options = {}, double shutdown_timeout = 1.0)
+    explicit BaseManager(Address address = {}, AuthKey authkey = {}, ServerOptions options = {},
+                         double shutdown_timeout = 1.0)
         : address_(std::move(address)),
-          authkey_(authkey ? *authkey : multiprocessing::current_process().authkey()),
+          authkey_(std::move(authkey).value()),
           options_(options),
           shutdown_timeout_(shutdown_timeout) {}
 

@@ -99,7 +99,8 @@ private:
             std::lock_guard<std::mutex> g(send_mu_);
             fail_all(std::make_exception_ptr(ConnectionError(std::string("lost connection to the manager: ") + e.what())));
             // The channel object lives on (see async_for); its socket need not.
-            conn_->conn.close();
+            if (conn_->owner) conn_->owner->close_connection(*conn_);
+            else conn_->conn.close();
         }
     }
 

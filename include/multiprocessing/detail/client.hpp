@@ -152,13 +152,13 @@ public:
             for (;;) {
                 f = c.conn.recv_frame(max_frame_);
                 if (f.second < sizeof(ReplyHeader)) {
-                    c.conn.close();
+                    close_connection(c);
                     throw lost("short reply");
                 }
                 std::memcpy(&h, f.first, sizeof h);
                 if (h.request_id == rid) break;
                 if (h.request_id > rid) {
-                    c.conn.close();
+                    close_connection(c);
                     throw lost("reply does not match the request");
                 }
                 // A late reply to a call that timed out: if it handed
@@ -172,19 +172,26 @@ public:
         } catch (const multiprocessing::TimeoutError&) {
             // The reply may still come; a closed connection is the one
             // state both ends agree on (the server sees the caller gone).
-            c.conn.close();
+            close_connection(c);
             throw multiprocessing::TimeoutError("call to the manager at " + address_.str() + " timed out after " +
                                                 std::to_string(*timeout) + " s");
         } catch (const ConnectionError& e) {
-            c.conn.close();
+            close_connection(c);
             throw lost(e.what());
         } catch (const ProcessError& e) {
-            c.conn.close();
+            close_connection(c);
             throw lost(e.what());
         }
         reader body{f.first + sizeof h, f.second - sizeof h};
         if (h.status != static_cast<std::uint8_t>(status::ok)) throw_error(body);
         return {body.p, body.n};
+    }
+
+    /// Closes one of this endpoint's connections.  Under pool_mu_, so that
+    /// reset() never acts on a descriptor number already closed and reused.
+    void close_connection(client_connection& c) {
+        std::lock_guard<std::mutex> p(pool_mu_);
+        c.conn.close();
     }
 
     /// The timeout for a call made now by this thread: its call_timeout

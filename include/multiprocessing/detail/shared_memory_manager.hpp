@@ -125,8 +125,8 @@ class SharedMemoryManager : public BaseManager<SharedMemoryManager> {
 public:
     using Item = shared_memory::Item;
 
-    explicit SharedMemoryManager(Address address = {}, std::optional<std::string> authkey = std::nullopt,
-                                 ServerOptions options = {}, double shutdown_timeout = 1.0)
+    explicit SharedMemoryManager(Address address = {}, AuthKey authkey = {}, ServerOptions options = {},
+                                 double shutdown_timeout = 1.0)
         : BaseManager(std::move(address), std::move(authkey), options, shutdown_timeout) {
         register_builtin_types();
     }

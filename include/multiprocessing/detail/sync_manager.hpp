@@ -13,8 +13,8 @@ class SyncManager : public BaseManager<SyncManager>,
                     public detail::container_factories<SyncManager>,
                     public detail::sync_factories<SyncManager> {
 public:
-    explicit SyncManager(Address address = {}, std::optional<std::string> authkey = std::nullopt,
-                         ServerOptions options = {}, double shutdown_timeout = 1.0)
+    explicit SyncManager(Address address = {}, AuthKey authkey = {}, ServerOptions options = {},
+                         double shutdown_timeout = 1.0)
         : BaseManager(std::move(address), std::move(authkey), options, shutdown_timeout) {
         register_builtin_types();
     }
