@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <malloc.h>
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -27,24 +29,23 @@ std::atomic<bool> counting{false};
 std::string last_error;
 }  // namespace
 
-// Each block carries its size in front, so delete knows what to subtract.
+// Sizes come from malloc_usable_size, so a block from another allocation
+// function (nothrow, aligned, a sanitizer's) is still freed correctly.
 void* operator new(std::size_t n) {
-    void* p = std::malloc(n + 16);
+    void* p = std::malloc(n ? n : 1);
     if (!p) throw std::bad_alloc();
-    *static_cast<std::size_t*>(p) = n;
     if (counting.load(std::memory_order_relaxed)) {
-        long long now = live_bytes += static_cast<long long>(n);
+        long long now = live_bytes += static_cast<long long>(::malloc_usable_size(p));
         long long peak = peak_bytes.load();
         while (now > peak && !peak_bytes.compare_exchange_weak(peak, now)) {
         }
     }
-    return static_cast<char*>(p) + 16;
+    return p;
 }
 void operator delete(void* p) noexcept {
     if (!p) return;
-    char* b = static_cast<char*>(p) - 16;
-    if (counting.load(std::memory_order_relaxed)) live_bytes -= static_cast<long long>(*reinterpret_cast<std::size_t*>(b));
-    std::free(b);
+    if (counting.load(std::memory_order_relaxed)) live_bytes -= static_cast<long long>(::malloc_usable_size(p));
+    std::free(p);
 }
 void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
 void* operator new[](std::size_t n) { return operator new(n); }
@@ -125,7 +126,7 @@ TEST_CASE("a forged element count never allocates ahead of the data", "[allocati
     // 8 wire bytes (length 0) -> 32 bytes each, plus vector growth (1.5x)
     r = amplification<std::vector<std::string>>(); row("vector<string>", r); CHECK(r <= 4 * 1.6);
     r = amplification<std::deque<std::string>>(); row("deque<string>", r); CHECK(r <= 4 * 1.5 + 0.5);
-    r = amplification<std::list<std::string>>(); row("list<string>", r); CHECK(r <= 6 + 0.5);
+    r = amplification<std::list<std::string>>(); row("list<string>", r); CHECK(r <= 7.5);  // a 48-byte node (56 with malloc's header) per 8 wire bytes
     r = amplification<std::vector<std::vector<int>>>(); row("vector<vector<int>>", r); CHECK(r <= 3 * 1.6);
     r = amplification<std::set<int>>(false, 1, 2); row("set<int>", r); CHECK(r <= 12.5);
     r = amplification<std::map<int, int>>(false, {1, 1}, {2, 2}); row("map<int, int>", r); CHECK(r <= 6.5);
