@@ -274,3 +274,115 @@ TEST_CASE("Value and Array: typecodes and typed forms", "[containers]") {
     CHECK(str(arr) == "array('d', [0.25, 1.0])");
     CHECK_THROWS_AS(arr.at(2), mp::IndexError);
 }
+
+// ---- issue 18: the untyped proxies agree with CPython's Manager() ----
+
+namespace {
+using mp::object;
+const object nan_value = std::nan("");
+object L(std::vector<object> v) { return object::list(std::move(v)); }
+}  // namespace
+
+TEST_CASE("issue 18 cause 1: d[[1]] = 2 raises and leaves the dict empty", "[containers][issue18]") {
+    auto manager = mp::Manager();
+    auto d = manager.dict();
+    CHECK_THROWS_MATCHES(d[L({1})] = 2, mp::TypeError, Catch::Matchers::Message("unhashable type: 'list'"));
+    CHECK(str(d) == "{}");
+    CHECK_THROWS_AS(d.setdefault(L({1}), 2), mp::TypeError);
+    CHECK_THROWS_AS(d.update({{1, 1}, {L({1}), 2}}), mp::TypeError);  // stops at the bad pair, as CPython
+    CHECK(str(d) == "{1: 1}");
+    // a typed dict whose key hashes cannot fail is untouched by the change
+    auto t = manager.dict<std::string, int>();
+    t["a"] = 1;
+    CHECK(str(t) == "{'a': 1}");
+}
+
+TEST_CASE("issue 18 cause 2: an unhashable key raises TypeError in an empty dict too", "[containers][issue18]") {
+    auto manager = mp::Manager();
+    auto d = manager.dict();
+    auto msg = Catch::Matchers::Message("unhashable type: 'list'");
+    CHECK_THROWS_MATCHES(d.contains(L({1})), mp::TypeError, msg);
+    CHECK_THROWS_MATCHES(d.get(L({1})), mp::TypeError, msg);
+    CHECK_THROWS_MATCHES(d.at(L({1})), mp::TypeError, msg);
+    CHECK_THROWS_MATCHES(d.erase(L({1})), mp::TypeError, msg);
+    // CPython's dict.pop alone returns early when the dict is empty
+    CHECK_THROWS_MATCHES(d.pop(L({1})), mp::KeyError, Catch::Matchers::Message("[1]"));
+    CHECK(d.pop(L({1}), 7) == object(7));
+    d[1] = 1;
+    CHECK_THROWS_MATCHES(d.pop(L({1})), mp::TypeError, msg);
+}
+
+TEST_CASE("issue 18 cause 3: l.count(2.0**53) is 0 after l.append(2**53 + 1)", "[containers][issue18]") {
+    auto manager = mp::Manager();
+    auto l = manager.list();
+    const std::int64_t big = (std::int64_t{1} << 53) + 1;
+    const double f53 = 9007199254740992.0;
+    l.append(big);
+    CHECK(l.count(f53) == 0);
+    CHECK_FALSE(l.contains(f53));
+    CHECK_THROWS_MATCHES(l.index(f53), mp::ValueError, Catch::Matchers::Message("9007199254740992.0 is not in list"));
+    CHECK_THROWS_AS(l.remove(f53), mp::ValueError);
+    l.append(f53);
+    l.sort();
+    CHECK(str(l) == "[9007199254740992.0, 9007199254740993]");
+}
+
+TEST_CASE("issue 18 cause 4: d.get(-2.0**63) finds d[-2**63]", "[containers][issue18]") {
+    auto manager = mp::Manager();
+    auto d = manager.dict();
+    d[INT64_MIN] = "int";
+    CHECK(d.get(-9223372036854775808.0) == std::optional<object>("int"));
+    d[18446744073709551616.0] = "2.0**64";  // hashes like 2**64 would: no int64 collides by equality
+    CHECK(d.size() == 2);
+    CHECK(str(d) == "{-9223372036854775808: 'int', 1.8446744073709552e+19: '2.0**64'}");
+}
+
+TEST_CASE("issue 18 cause 5: a nan key is found by its own entry", "[containers][issue18]") {
+    auto manager = mp::Manager();
+    auto d = manager.dict();
+    CHECK(d.setdefault(nan_value, 1) == object(1));
+    CHECK(str(d) == "{nan: 1}");
+    auto kv = d.popitem();
+    CHECK(repr(kv.first) == "nan");
+    CHECK(kv.second == object(1));
+    CHECK(str(d) == "{}");
+    // a nan sent again is another object: never equal, so a second key
+    d[nan_value] = 1;
+    d[nan_value] = 2;
+    CHECK(str(d) == "{nan: 1, nan: 2}");
+    CHECK_THROWS_MATCHES(d.at(nan_value), mp::KeyError, Catch::Matchers::Message("nan"));
+}
+
+TEST_CASE("issue 18 cause 6: [2, 1, nan] sorts to [1, nan, 2] as CPython's timsort", "[containers][issue18]") {
+    auto manager = mp::Manager();
+    auto l = manager.list({2, 1, nan_value});
+    l.sort();
+    CHECK(str(l) == "[1, nan, 2]");
+    auto m = manager.list({3, "a", 1, 2});
+    CHECK_THROWS_AS(m.sort(), mp::TypeError);
+    CHECK(str(m) == "[3, 'a', 1, 2]");  // the permutation CPython leaves
+    auto typed = manager.list<int>({3, 1, 2});
+    typed.sort();
+    CHECK(typed.copy() == std::vector<int>{1, 2, 3});
+}
+
+TEST_CASE("issue 18: Namespace repr sorts, set intersection keeps the argument's items", "[containers][issue18]") {
+    auto manager = mp::Manager();
+    auto ns = manager.Namespace();
+    ns.setattr("b", 1);
+    ns.setattr("a", "x");
+    CHECK(str(ns) == "Namespace(a='x', b=1)");
+    auto s = manager.set({1});
+    s.intersection_update({1.0, 2});
+    CHECK(repr(s.items().at(0)) == "1.0");
+    CHECK(s.issubset({1, L({2})}));  // CPython stops reading once every item is found
+    CHECK_THROWS_AS(s.issubset({2, L({2})}), mp::TypeError);
+    auto d = manager.dict();
+    d["k"] = object::list({1});
+    d["k"] += "ab";  // d[k] += v: Python's +=, one atomic call
+    CHECK(str(d) == "{'k': [1, 'a', 'b']}");
+    CHECK_THROWS_MATCHES(d["k"] += 1, mp::TypeError, Catch::Matchers::Message("'int' object is not iterable"));
+    d["n"] = INT64_MAX;
+    CHECK_THROWS_AS(d["n"] += 1, mp::OverflowError);
+    CHECK(d.at("n") == object(INT64_MAX));
+}

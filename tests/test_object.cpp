@@ -8,6 +8,9 @@
 #include <boost/archive/binary_iarchive.hpp>
 #include <boost/archive/binary_oarchive.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -186,4 +189,114 @@ TEST_CASE("a dynamic shared dict and Namespace", "[object][containers]") {
     ns.delattr("name");
     CHECK_THROWS_AS(ns.getattr("name"), mp::AttributeError);
     CHECK_THROWS_AS(ns.delattr("name"), mp::AttributeError);
+}
+
+// ---- issue 18: the dynamic value agrees with CPython on every value ----
+
+TEST_CASE("issue 18 cause 3: ints and floats compare exactly, not after rounding the int", "[object][issue18]") {
+    const std::int64_t big = (std::int64_t{1} << 53) + 1;  // 2**53 + 1 rounds to 2.0**53
+    const double f53 = 9007199254740992.0;
+    CHECK_FALSE(object(big) == object(f53));
+    CHECK(object(big) != object(f53));
+    CHECK(object(f53) < object(big));
+    CHECK(object(big) > object(f53));
+    CHECK_FALSE(object(big) <= object(f53));
+    CHECK(object(std::int64_t{1} << 53) == object(f53));
+    // at the edges of int64: -2**63 is a float exactly, 2**63 is above every int
+    CHECK(object(INT64_MIN) == object(-9223372036854775808.0));
+    CHECK(object(INT64_MAX) < object(9223372036854775808.0));
+    CHECK(object(INT64_MAX) != object(9223372036854775808.0));
+    CHECK(object(INT64_MIN) > object(-HUGE_VAL));
+    CHECK(object(2) > object(1.5));
+    CHECK(object(-2) < object(-1.5));
+    CHECK(object::tuple({big}) != object::tuple({f53}));
+}
+
+TEST_CASE("issue 18: nan makes every ordering false, and each operator is Python's own", "[object][issue18]") {
+    object nan = std::nan("");
+    CHECK_FALSE(nan < object(1));
+    CHECK_FALSE(nan <= object(1));
+    CHECK_FALSE(nan > object(1));
+    CHECK_FALSE(nan >= object(1));
+    CHECK_FALSE(object::list({nan}) <= object::list({nan}));  // two nans differ: nan <= nan
+    // Python names the operator and the operands in the order written
+    CHECK_THROWS_MATCHES(object("a") > object(1), mp::TypeError,
+                         Catch::Matchers::Message("'>' not supported between instances of 'str' and 'int'"));
+    CHECK_THROWS_MATCHES(object::tuple({1, "a"}) >= object::tuple({1, 2}), mp::TypeError,
+                         Catch::Matchers::Message("'>=' not supported between instances of 'str' and 'int'"));
+}
+
+TEST_CASE("issue 18 cause 4: numbers hash with CPython's numeric hash, equal values alike", "[object][issue18]") {
+    using mp::detail::py_hash;
+    // values printed by CPython 3.13
+    CHECK(py_hash(object(INT64_MIN)) == -4);
+    CHECK(py_hash(object(-9223372036854775808.0)) == -4);
+    CHECK(py_hash(object(18446744073709551616.0)) == 8);  // 2.0**64
+    CHECK(py_hash(object(-1)) == -2);
+    CHECK(py_hash(object((std::int64_t{1} << 61) - 1)) == 0);
+    CHECK(py_hash(object(1.5)) == 1152921504606846977);
+    CHECK(py_hash(object(-2.5)) == -1152921504606846978);
+    CHECK(py_hash(object(5e-324)) == 16777216);
+    CHECK(py_hash(object(HUGE_VAL)) == 314159);
+    CHECK(py_hash(object::tuple()) == 5740354900026072187);
+    CHECK(py_hash(object::tuple({1, 2})) == -3550055125485641917);
+    CHECK(py_hash(object::tuple({mp::None, -0.0, 9007199254740992.0})) == 3788575101127764251);
+    CHECK(py_hash(object(true)) == py_hash(object(1.0)));
+    // so a float finds the equal int's entry, whatever its magnitude
+    object d = object::dict();
+    d.setitem(INT64_MIN, "int");
+    CHECK(d[-9223372036854775808.0] == object("int"));
+}
+
+TEST_CASE("issue 18 cause 2: looking up an unhashable key raises even in an empty dict value", "[object][issue18]") {
+    object d = object::dict();
+    CHECK_THROWS_MATCHES(d[object::list({1})], mp::TypeError, Catch::Matchers::Message("unhashable type: 'list'"));
+}
+
+TEST_CASE("issue 18: += is Python's, and leaves the value alone when it raises", "[object][issue18]") {
+    object x = 1;
+    x += 2.5;
+    CHECK(repr(x) == "3.5");
+    object b = true;
+    b += true;
+    CHECK(repr(b) == "2");
+    object s = "ab";
+    s += "c";
+    CHECK(repr(s) == "'abc'");
+    object l = object::list({1});
+    l += "xy";  // a list extends by any iterable
+    l += object::tuple({2});
+    CHECK(repr(l) == "[1, 'x', 'y', 2]");
+    object t = object::tuple({1});
+    CHECK_THROWS_MATCHES(t += object::list({2}), mp::TypeError,
+                         Catch::Matchers::Message("can only concatenate tuple (not \"list\") to tuple"));
+    CHECK(repr(t) == "(1,)");
+    CHECK_THROWS_MATCHES(s += 1, mp::TypeError, Catch::Matchers::Message("can only concatenate str (not \"int\") to str"));
+    CHECK_THROWS_MATCHES(x += mp::None, mp::TypeError,
+                         Catch::Matchers::Message("unsupported operand type(s) for +=: 'float' and 'NoneType'"));
+    CHECK_THROWS_MATCHES(l += 5, mp::TypeError, Catch::Matchers::Message("'int' object is not iterable"));
+    CHECK(repr(l) == "[1, 'x', 'y', 2]");
+    object big = INT64_MAX;
+    CHECK_THROWS_AS(big += 1, mp::OverflowError);  // Python would grow a big int
+    CHECK(big == object(INT64_MAX));
+}
+
+TEST_CASE("issue 18 cause 6: sorting makes CPython's comparisons (timsort)", "[object][issue18]") {
+    auto sorted = [](std::vector<object> v) {
+        mp::detail::timsort(v, [](const object& a, const object& b) { return a < b; });
+        return repr(object::list(v));
+    };
+    CHECK(sorted({2, 1, std::nan("")}) == "[1, nan, 2]");
+    // a TypeError part way leaves CPython's permutation
+    std::vector<object> v{3, "a", 1, 2};
+    CHECK_THROWS_MATCHES(mp::detail::timsort(v, [](const object& a, const object& b) { return a < b; }), mp::TypeError,
+                         Catch::Matchers::Message("'<' not supported between instances of 'str' and 'int'"));
+    CHECK(repr(object::list(v)) == "[3, 'a', 1, 2]");
+    // long enough to merge runs (galloping): stable, and equal to std::stable_sort on a consistent order
+    std::vector<object> w;
+    for (int k = 0; k < 1000; ++k) w.emplace_back(object::tuple({(k * 7919) % 37, k}));
+    auto expect = w;
+    std::stable_sort(expect.begin(), expect.end(), [](const object& a, const object& b) { return a.items()[0] < b.items()[0]; });
+    mp::detail::timsort(w, [](const object& a, const object& b) { return a.items()[0] < b.items()[0]; });
+    CHECK(w == expect);
 }

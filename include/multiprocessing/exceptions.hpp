@@ -61,6 +61,13 @@ public:
     using std::invalid_argument::invalid_argument;
 };
 
+/// Python's OverflowError: an arithmetic result out of range (here: an int
+/// result that does not fit in 64 bits, where Python grows a big int).
+class OverflowError : public std::overflow_error {
+public:
+    using std::overflow_error::overflow_error;
+};
+
 /// Python's KeyError: a missing key.
 class KeyError : public std::out_of_range {
 public:

@@ -2,7 +2,9 @@
 // way Python does (the default element type of SyncManager's dict() and
 // list()).  None, bool, int, float, str, bytes, tuple, list and dict, with
 // Python's equality, hashing (1 == 1.0 == True, one dict key), ordering
-// rules and repr().
+// rules, repr() and `+=`.  Ints and floats compare exactly (2**53 + 1 is not
+// 2.0**53), and numbers hash with CPython's numeric hash, so equal values
+// hash equal whatever their type.
 #pragma once
 
 #include "multiprocessing/detail/py_repr.hpp"
@@ -39,10 +41,12 @@ class object;
 
 namespace detail {
 std::size_t hash_object(const object& o);
+std::int64_t py_hash(const object& o);
 }
 
 /// A dynamic, Python-like value.  Differs from Python: int is 64-bit (no
-/// big integers), and a dict keeps insertion order but deletes in O(n).
+/// big integers: an int result out of range raises OverflowError), and a
+/// dict keeps insertion order but deletes in O(n).
 class object {
 public:
     struct tuple_t { std::vector<object> items; };
@@ -125,6 +129,7 @@ public:
     const object& operator[](const object& k) const {
         if (type() == kind::dict) {
             auto& d = std::get<dict_t>(v_);
+            detail::hash_object(k);  // TypeError for unhashable keys, even when empty
             auto it = d.index.find(k);
             if (it == d.index.end()) throw KeyError(repr(k));
             return d.items[it->second].second;
@@ -149,11 +154,56 @@ public:
 
     friend bool operator==(const object& a, const object& b) { return equal(a, b); }
     friend bool operator!=(const object& a, const object& b) { return !equal(a, b); }
-    /// Python's ordering; TypeError where Python raises it.
-    friend bool operator<(const object& a, const object& b) { return less(a, b, "<"); }
-    friend bool operator>(const object& a, const object& b) { return less(b, a, ">"); }
-    friend bool operator<=(const object& a, const object& b) { return !less(b, a, "<="); }
-    friend bool operator>=(const object& a, const object& b) { return !less(a, b, ">="); }
+    /// Python's ordering; TypeError where Python raises it.  Each operator
+    /// is Python's own (nan makes all four false; none is the negation of
+    /// another).
+    friend bool operator<(const object& a, const object& b) { return compare(a, b, op_lt); }
+    friend bool operator>(const object& a, const object& b) { return compare(a, b, op_gt); }
+    friend bool operator<=(const object& a, const object& b) { return compare(a, b, op_le); }
+    friend bool operator>=(const object& a, const object& b) { return compare(a, b, op_ge); }
+
+    /// Python's `x += y` (int, float and bool add; str, bytes and tuple
+    /// concatenate; a list extends by any iterable), with Python's TypeError
+    /// messages.  An int result outside 64 bits raises OverflowError.  On
+    /// an exception x is unchanged.
+    object& operator+=(const object& y) {
+        object r = add(*this, y, true);
+        *this = std::move(r);
+        return *this;
+    }
+    /// Python's `x + y`.
+    friend object operator+(const object& x, const object& y) { return add(x, y, false); }
+
+    /// Python's iter(x) materialized: the items of a tuple or list, the
+    /// keys of a dict, the characters of a str, the byte values of bytes.
+    std::vector<object> iterate() const {
+        switch (type()) {
+        case kind::tuple: case kind::list: return items();
+        case kind::dict: {
+            std::vector<object> v;
+            for (auto& kv : dict_items()) v.push_back(kv.first);
+            return v;
+        }
+        case kind::str: {
+            std::vector<object> v;
+            auto& s = as_str();
+            for (std::size_t i = 0; i < s.size();) {
+                auto c = static_cast<unsigned char>(s[i]);
+                std::size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+                if (i + n > s.size()) n = 1;
+                v.emplace_back(s.substr(i, n));
+                i += n;
+            }
+            return v;
+        }
+        case kind::bytes: {
+            std::vector<object> v;
+            for (char c : as_bytes().data) v.emplace_back(static_cast<std::int64_t>(static_cast<unsigned char>(c)));
+            return v;
+        }
+        default: throw TypeError("'" + type_name() + "' object is not iterable");
+        }
+    }
 
     /// Python's repr(x).
     friend std::string repr(const object& o) { return o.repr_(); }
@@ -241,11 +291,37 @@ private:
     }
     bool is_number() const { return is_bool() || is_int() || is_float(); }
 
-    static bool equal(const object& a, const object& b) {
-        if (a.is_number() && b.is_number()) {
-            if (a.is_float() || b.is_float()) return a.as_float() == b.as_float();
-            return a.as_int() == b.as_int();
+    enum cmp_op { op_lt, op_le, op_gt, op_ge };
+
+    /// Three-way comparison of two numbers, exact across int and float as in
+    /// Python; 2 when a nan makes them unordered.
+    static int num_cmp(const object& a, const object& b) {
+        auto sign = [](auto x, auto y) { return x < y ? -1 : y < x ? 1 : 0; };
+        if (!a.is_float() && !b.is_float()) return sign(a.as_int(), b.as_int());
+        if (a.is_float() && b.is_float()) {
+            double x = std::get<double>(a.v_), y = std::get<double>(b.v_);
+            if (std::isnan(x) || std::isnan(y)) return 2;
+            return sign(x, y);
         }
+        if (a.is_float()) {
+            int c = int_float_cmp(b.as_int(), std::get<double>(a.v_));
+            return c == 2 ? 2 : -c;
+        }
+        return int_float_cmp(a.as_int(), std::get<double>(b.v_));
+    }
+    /// i <=> d with no rounding of i; 2 for nan.
+    static int int_float_cmp(std::int64_t i, double d) {
+        if (std::isnan(d)) return 2;
+        if (d >= 9223372036854775808.0) return -1;   // 2**63 and above
+        if (d < -9223372036854775808.0) return 1;    // below -2**63
+        double t = std::trunc(d);
+        auto ti = static_cast<std::int64_t>(t);      // exact: |t| <= 2**63, t != 2**63
+        if (i != ti) return i < ti ? -1 : 1;
+        return d > t ? -1 : d < t ? 1 : 0;
+    }
+
+    static bool equal(const object& a, const object& b) {
+        if (a.is_number() && b.is_number()) return num_cmp(a, b) == 0;
         if (a.type() != b.type()) return false;
         switch (a.type()) {
         case kind::none: return true;
@@ -266,27 +342,84 @@ private:
         }
     }
 
-    static bool less(const object& a, const object& b, const char* op) {
+    template <class T>
+    static bool apply(const T& x, const T& y, cmp_op op) {
+        switch (op) {
+        case op_lt: return x < y;
+        case op_le: return !(y < x);
+        case op_gt: return y < x;
+        case op_ge: return !(x < y);
+        }
+        return false;
+    }
+
+    /// Python's rich comparison a OP b for <, <=, > and >=.
+    static bool compare(const object& a, const object& b, cmp_op op) {
         if (a.is_number() && b.is_number()) {
-            if (a.is_float() || b.is_float()) return a.as_float() < b.as_float();
-            return a.as_int() < b.as_int();
+            int c = num_cmp(a, b);
+            if (c == 2) return false;  // nan: every ordering is false
+            return apply(c, 0, op);
         }
         if (a.type() == b.type()) {
             switch (a.type()) {
-            case kind::str: return a.as_str() < b.as_str();
-            case kind::bytes: return a.as_bytes() < b.as_bytes();
+            case kind::str: return apply(a.as_str(), b.as_str(), op);
+            case kind::bytes: return apply(a.as_bytes().data, b.as_bytes().data, op);
             case kind::tuple: case kind::list: {
+                // The first items that differ decide, with the same operator.
                 auto& x = a.items();
                 auto& y = b.items();
                 for (std::size_t i = 0; i < x.size() && i < y.size(); ++i)
-                    if (!(x[i] == y[i])) return less(x[i], y[i], op);
-                return x.size() < y.size();
+                    if (!(x[i] == y[i])) return compare(x[i], y[i], op);
+                return apply(x.size(), y.size(), op);
             }
             default: break;
             }
         }
-        throw TypeError(std::string("'") + op + "' not supported between instances of '" + a.type_name() +
+        static const char* names[] = {"<", "<=", ">", ">="};
+        throw TypeError(std::string("'") + names[op] + "' not supported between instances of '" + a.type_name() +
                         "' and '" + b.type_name() + "'");
+    }
+
+    static object add(const object& a, const object& b, bool inplace) {
+        auto unsupported = [&] {
+            return TypeError(std::string("unsupported operand type(s) for ") + (inplace ? "+=" : "+") + ": '" +
+                             a.type_name() + "' and '" + b.type_name() + "'");
+        };
+        if (a.is_number() && b.is_number()) {
+            if (a.is_float() || b.is_float()) return object(a.as_float() + b.as_float());
+            std::int64_t r;
+            if (__builtin_add_overflow(a.as_int(), b.as_int(), &r))
+                throw OverflowError("int result does not fit in 64 bits");
+            return object(r);
+        }
+        switch (a.type()) {
+        case kind::str:
+            if (!b.is_str()) throw TypeError("can only concatenate str (not \"" + b.type_name() + "\") to str");
+            return object(a.as_str() + b.as_str());
+        case kind::bytes:
+            if (b.type() != kind::bytes) throw TypeError("can't concat " + b.type_name() + " to bytes");
+            return object(multiprocessing::bytes{a.as_bytes().data + b.as_bytes().data});
+        case kind::tuple: {
+            if (b.type() != kind::tuple)
+                throw TypeError("can only concatenate tuple (not \"" + b.type_name() + "\") to tuple");
+            auto v = a.items();
+            v.insert(v.end(), b.items().begin(), b.items().end());
+            return tuple(std::move(v));
+        }
+        case kind::list: {
+            auto v = a.items();
+            if (inplace) {
+                auto more = b.iterate();  // `l += x` extends by any iterable
+                v.insert(v.end(), more.begin(), more.end());
+            } else {
+                if (b.type() != kind::list)
+                    throw TypeError("can only concatenate list (not \"" + b.type_name() + "\") to list");
+                v.insert(v.end(), b.items().begin(), b.items().end());
+            }
+            return list(std::move(v));
+        }
+        default: throw unsupported();
+        }
     }
 
     std::string repr_() const {
@@ -341,28 +474,64 @@ inline std::vector<object> range(std::int64_t stop) { return range(0, stop); }
 
 namespace detail {
 
-/// Equal values hash equal, across bool, int and float, as in Python;
-/// list and dict are unhashable.
-inline std::size_t hash_object(const object& o) {
+/// CPython's hash of an int (sys.hash_info: modulus 2**61 - 1).
+inline std::int64_t py_hash_int(std::int64_t i) {
+    constexpr std::uint64_t P = (std::uint64_t{1} << 61) - 1;
+    std::uint64_t mag = i < 0 ? std::uint64_t{0} - static_cast<std::uint64_t>(i) : static_cast<std::uint64_t>(i);
+    auto h = static_cast<std::int64_t>(mag % P);
+    if (i < 0) h = -h;
+    return h == -1 ? -2 : h;
+}
+
+/// CPython's hash of a float: the hash of the rational it is exactly, so
+/// an integral float hashes like the equal int.  (CPython hashes nan by
+/// identity; here every nan hashes 0.)
+inline std::int64_t py_hash_float(double d) {
+    if (std::isinf(d)) return d > 0 ? 314159 : -314159;
+    if (std::isnan(d)) return 0;
+    constexpr std::uint64_t P = (std::uint64_t{1} << 61) - 1;
+    int e = 0;
+    double m = std::frexp(std::fabs(d), &e);                          // |d| = m * 2**e, 0.5 <= m < 1
+    auto mant = static_cast<std::uint64_t>(std::ldexp(m, 53));       // |d| = mant * 2**(e - 53), exactly
+    int r = ((e - 53) % 61 + 61) % 61;                                // 2**61 == 1 (mod P)
+    std::uint64_t x = mant;                                           // < 2**53 < P
+    if (r) x = ((x << r) & P) | (x >> (61 - r));                      // x * 2**r (mod P)
+    auto h = static_cast<std::int64_t>(x);
+    if (d < 0) h = -h;
+    return h == -1 ? -2 : h;
+}
+
+/// Python's hash(x): CPython's values for None, bool, int, float and
+/// tuples of those (str and bytes hash differently, unrandomized); list
+/// and dict are unhashable.
+inline std::int64_t py_hash(const object& o) {
     switch (o.type()) {
-    case object::kind::none: return 0x9e3779b9;
-    case object::kind::boolean: case object::kind::integer: return std::hash<std::int64_t>{}(o.as_int());
-    case object::kind::floating: {
-        double d = o.as_float();
-        if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.2e18)
-            return std::hash<std::int64_t>{}(static_cast<std::int64_t>(d));
-        return std::hash<double>{}(d);
-    }
-    case object::kind::str: return std::hash<std::string>{}(o.as_str());
-    case object::kind::bytes: return std::hash<std::string>{}(o.as_bytes().data) ^ 0x51ed27;
+    case object::kind::none: return 0xFCA86420;  // CPython 3.12+: a constant
+    case object::kind::boolean: case object::kind::integer: return py_hash_int(o.as_int());
+    case object::kind::floating: return py_hash_float(o.as_float());
+    case object::kind::str: return static_cast<std::int64_t>(std::hash<std::string>{}(o.as_str()) >> 1);
+    case object::kind::bytes: return static_cast<std::int64_t>((std::hash<std::string>{}(o.as_bytes().data) ^ 0x51ed27) >> 1);
     case object::kind::tuple: {
-        std::size_t h = 0x345678;
-        for (auto& x : o.items()) h = h * 1000003 ^ hash_object(x);
-        return h;
+        // CPython's tuple hash (an xxHash variant over the items' hashes).
+        constexpr std::uint64_t p1 = 11400714785074694791ULL, p2 = 14029467366897019727ULL,
+                                p5 = 2870177450012600261ULL;
+        std::uint64_t acc = p5;
+        for (auto& x : o.items()) {
+            acc += static_cast<std::uint64_t>(py_hash(x)) * p2;
+            acc = (acc << 31) | (acc >> 33);
+            acc *= p1;
+        }
+        acc += o.items().size() ^ (p5 ^ 3527539ULL);
+        if (acc == ~std::uint64_t{0}) return 1546275796;
+        return static_cast<std::int64_t>(acc);
     }
     default: throw TypeError("unhashable type: '" + o.type_name() + "'");
     }
 }
+
+/// Equal values hash equal, across bool, int and float, as in Python;
+/// list and dict are unhashable.
+inline std::size_t hash_object(const object& o) { return static_cast<std::size_t>(py_hash(o)); }
 
 }  // namespace detail
 }  // namespace multiprocessing

@@ -11,6 +11,7 @@
 #include "multiprocessing/detail/py_repr.hpp"
 #include "multiprocessing/detail/registry.hpp"
 #include "multiprocessing/detail/serialization/std.hpp"
+#include "multiprocessing/detail/timsort.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/object.hpp"
 
@@ -99,72 +100,112 @@ private:
 
 /// The referent of SyncManager::dict<K, V>(): keeps insertion order like
 /// Python's dict.  K needs std::hash (or operator< if it has none).
+///
+/// As in CPython, a key is found by the entry holding that very key object
+/// first and by == after, so a key not equal to itself (nan) is still found
+/// by its own entry (popitem, setdefault); every lookup hashes the key, so
+/// an unhashable key raises TypeError even in an empty dict; and a method
+/// that raises leaves the dict as it was (update stops at the failing pair,
+/// as CPython's does).
 template <class K, class V>
 class Dict {
     using list_t = std::list<std::pair<K, V>>;
+    using node_t = typename list_t::iterator;
+    // The index points at the keys stored in items_ (stable list nodes).
+    struct key_hash {
+        std::size_t operator()(const K* k) const { return std::hash<K>{}(*k); }
+    };
+    struct key_eq {
+        bool operator()(const K* a, const K* b) const { return a == b || *a == *b; }
+    };
+    struct key_less {
+        bool operator()(const K* a, const K* b) const { return *a < *b; }
+    };
     using index_t = std::conditional_t<detail::is_hashable<K>::value,
-                                       std::unordered_map<K, typename list_t::iterator>,
-                                       std::map<K, typename list_t::iterator>>;
+                                       std::unordered_map<const K*, node_t, key_hash, key_eq>,
+                                       std::map<const K*, node_t, key_less>>;
 
 public:
     using key_type = K;
     using mapped_type = V;
 
     Dict() = default;
-    Dict(const Dict& o) { for (auto& kv : o.items_) setitem(kv.first, kv.second); }
+    Dict(const Dict& o) { for (auto& kv : o.items_) insert_new(kv.first, kv.second); }
     Dict& operator=(const Dict& o) {
         if (this != &o) {
-            clear();
-            for (auto& kv : o.items_) setitem(kv.first, kv.second);
+            Dict copy(o);
+            swap(copy);
         }
         return *this;
+    }
+    // Moving a std::list keeps its nodes, so the index stays valid.
+    Dict(Dict&& o) noexcept : items_(std::move(o.items_)), index_(std::move(o.index_)) { o.clear(); }
+    Dict& operator=(Dict&& o) noexcept {
+        if (this != &o) {
+            clear();
+            swap(o);
+        }
+        return *this;
+    }
+    void swap(Dict& o) noexcept {
+        items_.swap(o.items_);
+        index_.swap(o.index_);
     }
     explicit Dict(const std::vector<std::pair<K, V>>& items) { update(items); }
 
     V getitem(const K& k) const { return find(k)->second; }
     void setitem(const K& k, const V& v) {
-        auto it = index_.find(k);
-        if (it != index_.end()) it->second->second = v;
-        else index_.emplace(k, items_.insert(items_.end(), {k, v}));
+        auto it = lookup(k);
+        if (it != items_.end()) it->second = v;
+        else insert_new(k, v);
     }
-    void delitem(const K& k) {
-        auto it = index_.find(k);
-        if (it == index_.end()) throw KeyError(multiprocessing::detail::py_repr(k));
-        items_.erase(it->second);
-        index_.erase(it);
-    }
-    bool contains(const K& k) const { return index_.count(k) != 0; }
+    void delitem(const K& k) { erase_node(find(k)); }
+    bool contains(const K& k) const { return lookup(k) != items_.end(); }
     std::size_t len() const { return items_.size(); }
     std::optional<V> get(const K& k) const {
-        auto it = index_.find(k);
-        return it == index_.end() ? std::nullopt : std::optional<V>(it->second->second);
+        auto it = lookup(k);
+        return it == items_.end() ? std::nullopt : std::optional<V>(it->second);
     }
     V get_default(const K& k, const V& d) const {
-        auto it = index_.find(k);
-        return it == index_.end() ? d : it->second->second;
+        auto it = lookup(k);
+        return it == items_.end() ? d : it->second;
     }
+    // pop() on an empty dict hashes nothing, as in CPython (so d.pop([])
+    // is KeyError there, TypeError once the dict has items).
     V pop(const K& k) {
-        V v = getitem(k);
-        delitem(k);
+        if (items_.empty()) throw KeyError(multiprocessing::detail::py_repr(k));
+        auto it = find(k);
+        V v = std::move(it->second);
+        erase_node(it);
         return v;
     }
-    V pop_default(const K& k, const V& d) { return contains(k) ? pop(k) : d; }
+    V pop_default(const K& k, const V& d) {
+        if (items_.empty()) return d;
+        auto it = lookup(k);
+        if (it == items_.end()) return d;
+        V v = std::move(it->second);
+        erase_node(it);
+        return v;
+    }
     std::pair<K, V> popitem() {
         if (items_.empty()) throw KeyError("'popitem(): dictionary is empty'");
-        auto kv = items_.back();
-        delitem(kv.first);
+        auto it = std::prev(items_.end());
+        auto kv = *it;
+        erase_node(it);
         return kv;
     }
     V setdefault(const K& k, const V& d) {
-        if (!contains(k)) setitem(k, d);
-        return getitem(k);
+        auto it = lookup(k);
+        if (it != items_.end()) return it->second;
+        insert_new(k, d);
+        return d;
     }
     void update(const std::vector<std::pair<K, V>>& kvs) {
         for (auto& kv : kvs) setitem(kv.first, kv.second);
     }
     void clear() {
-        items_.clear();
         index_.clear();
+        items_.clear();
     }
     std::vector<K> keys() const {
         std::vector<K> v;
@@ -221,10 +262,31 @@ public:
     BOOST_SERIALIZATION_SPLIT_MEMBER()
 
 private:
-    typename list_t::iterator find(const K& k) const {
-        auto it = index_.find(k);
-        if (it == index_.end()) throw KeyError(multiprocessing::detail::py_repr(k));
-        return it->second;
+    /// The entry for k, or items_.end().  Hashes k first: the standard
+    /// containers skip hashing when empty, CPython never does.
+    node_t lookup(const K& k) const {
+        if constexpr (detail::is_hashable<K>::value) (void)std::hash<K>{}(k);
+        auto it = index_.find(&k);
+        return it == index_.end() ? items_.end() : it->second;
+    }
+    node_t find(const K& k) const {
+        auto it = lookup(k);
+        if (it == items_.end()) throw KeyError(multiprocessing::detail::py_repr(k));
+        return it;
+    }
+    /// Appends a key known to be absent; on failure nothing is left behind.
+    void insert_new(const K& k, const V& v) {
+        auto it = items_.insert(items_.end(), {k, v});
+        try {
+            index_.emplace(&it->first, it);
+        } catch (...) {
+            items_.erase(it);
+            throw;
+        }
+    }
+    void erase_node(node_t it) {
+        index_.erase(&it->first);  // found by identity: works for nan too
+        items_.erase(it);
     }
     mutable list_t items_;
     index_t index_;
@@ -272,7 +334,10 @@ public:
     std::size_t count(const T& x) const { return static_cast<std::size_t>(std::count(v_.begin(), v_.end(), x)); }
     void reverse() { std::reverse(v_.begin(), v_.end()); }
     void sort() {
-        if constexpr (detail::has_less<T>::value) std::stable_sort(v_.begin(), v_.end());
+        // CPython's own algorithm, so that even an inconsistent order (nan)
+        // or a TypeError part way sorts exactly as CPython does.
+        if constexpr (detail::has_less<T>::value)
+            multiprocessing::detail::timsort(v_, [](const T& a, const T& b) { return a < b; });
         else throw TypeError("'<' not supported between these elements");
     }
     void clear() { v_.clear(); }
@@ -322,10 +387,12 @@ public:
     void clear() { d_.clear(); }
     std::vector<T> items() const { return d_.keys(); }
     void update(const std::vector<T>& xs) { for (auto& x : xs) add(x); }
+    /// As CPython's set with a sequence argument: the argument's items
+    /// (the first of equal ones) that are in the set; CPython stops reading
+    /// the argument once every item of the set is found.
     void intersection_update(const std::vector<T>& xs) {
-        Set other(xs);
-        for (auto& x : items())
-            if (!other.contains(x)) discard(x);
+        Set result = intersection_with(xs);
+        d_.swap(result.d_);
     }
     void difference_update(const std::vector<T>& xs) { for (auto& x : xs) discard(x); }
     void symmetric_difference_update(const std::vector<T>& xs) {
@@ -334,12 +401,7 @@ public:
             else add(x);
         }
     }
-    bool issubset(const std::vector<T>& xs) const {
-        Set other(xs);
-        for (auto& x : items())
-            if (!other.contains(x)) return false;
-        return true;
-    }
+    bool issubset(const std::vector<T>& xs) const { return intersection_with(xs).len() == len(); }
     bool issuperset(const std::vector<T>& xs) const {
         for (auto& x : xs)
             if (!contains(x)) return false;
@@ -372,6 +434,15 @@ public:
     BOOST_SERIALIZATION_SPLIT_MEMBER()
 
 private:
+    Set intersection_with(const std::vector<T>& xs) const {
+        Set result;
+        for (auto& x : xs) {
+            if (!contains(x)) continue;
+            result.add(x);
+            if (result.len() == len()) break;
+        }
+        return result;
+    }
     Dict<T, bool> d_;
 };
 
@@ -746,15 +817,15 @@ public:
         attrs_.delitem(name);
     }
     bool hasattr(const std::string& name) const { return attrs_.contains(name); }
+    /// Python's Namespace repr: public names only, the name=value texts
+    /// sorted.
     std::string repr() const {
+        std::vector<std::string> parts;
+        for (auto& kv : attrs_)
+            if (kv.first.rfind("_", 0) != 0) parts.push_back(kv.first + "=" + repr_of(kv.second));
+        std::sort(parts.begin(), parts.end());
         std::string s = "Namespace(";
-        bool first = true;
-        for (auto& kv : attrs_) {
-            if (kv.first.rfind("_", 0) == 0) continue;  // Python hides private names
-            if (!first) s += ", ";
-            first = false;
-            s += kv.first + "=" + repr_of(kv.second);
-        }
+        for (std::size_t i = 0; i < parts.size(); ++i) s += (i ? ", " : "") + parts[i];
         return s + ")";
     }
     friend std::ostream& operator<<(std::ostream& os, const NamespaceRef& n) { return os << n.repr(); }

@@ -227,6 +227,7 @@ private:
         add<NotImplementedError>();
         add<StopIteration>();
         add<AttributeError>();
+        add<OverflowError>();
         by_type_[std::type_index(typeid(std::exception))] = "std::exception";
         throwers_["std::exception"] = [](const std::string& m) { throw RemoteError("std::exception", m); };
         // Standard exceptions without a message constructor come back as
