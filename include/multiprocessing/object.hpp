@@ -51,10 +51,37 @@ class object {
 public:
     struct tuple_t { std::vector<object> items; };
     struct list_t { std::vector<object> items; };
+    /// A dict's entries and their index, kept on the heap: inline they made
+    /// every object 120 bytes, so a list of small values cost 30x its wire
+    /// size in the server.  Copies are deep.
     struct dict_t {
-        std::vector<std::pair<object, object>> items;
-        std::unordered_map<object, std::size_t, std::function<std::size_t(const object&)>> index{
-            0, [](const object& o) { return detail::hash_object(o); }};
+        struct data {
+            std::vector<std::pair<object, object>> items;
+            std::unordered_map<object, std::size_t, std::function<std::size_t(const object&)>> index{
+                0, [](const object& o) { return detail::hash_object(o); }};
+        };
+        dict_t() : p_(std::make_unique<data>()) {}
+        dict_t(const dict_t& o) : p_(std::make_unique<data>(*o)) {}
+        dict_t(dict_t&& o) noexcept = default;
+        dict_t& operator=(const dict_t& o) {
+            if (this != &o) p_ = std::make_unique<data>(*o);
+            return *this;
+        }
+        dict_t& operator=(dict_t&& o) noexcept = default;
+        // A moved-from dict reads as empty and comes back to life on a write.
+        data* operator->() {
+            if (!p_) p_ = std::make_unique<data>();
+            return p_.get();
+        }
+        const data* operator->() const { return p_ ? p_.get() : &empty(); }
+        const data& operator*() const { return *operator->(); }
+
+    private:
+        static const data& empty() {
+            static const data* e = new data;
+            return *e;
+        }
+        std::unique_ptr<data> p_;
     };
     enum class kind { none, boolean, integer, floating, str, bytes, tuple, list, dict };
 
@@ -112,7 +139,7 @@ public:
         if (auto* t = std::get_if<tuple_t>(&v_)) return t->items;
         return get<list_t>("list").items;
     }
-    const std::vector<std::pair<object, object>>& dict_items() const { return get<dict_t>("dict").items; }
+    const std::vector<std::pair<object, object>>& dict_items() const { return get<dict_t>("dict")->items; }
 
     /// len(x) for str, bytes, tuple, list and dict.
     std::size_t size() const {
@@ -130,9 +157,9 @@ public:
         if (type() == kind::dict) {
             auto& d = std::get<dict_t>(v_);
             detail::hash_object(k);  // TypeError for unhashable keys, even when empty
-            auto it = d.index.find(k);
-            if (it == d.index.end()) throw KeyError(repr(k));
-            return d.items[it->second].second;
+            auto it = d->index.find(k);
+            if (it == d->index.end()) throw KeyError(repr(k));
+            return d->items[it->second].second;
         }
         auto& v = items();
         std::int64_t i = k.as_int(), n = static_cast<std::int64_t>(v.size());
@@ -144,11 +171,11 @@ public:
     void setitem(const object& k, const object& v) {
         auto& d = get<dict_t>("dict");
         detail::hash_object(k);  // TypeError for unhashable keys
-        auto it = d.index.find(k);
-        if (it != d.index.end()) d.items[it->second].second = v;
+        auto it = d->index.find(k);
+        if (it != d->index.end()) d->items[it->second].second = v;
         else {
-            d.index.emplace(k, d.items.size());
-            d.items.emplace_back(k, v);
+            d->index.emplace(k, d->items.size());
+            d->items.emplace_back(k, v);
         }
     }
 
@@ -331,10 +358,10 @@ private:
         case kind::dict: {
             auto& x = std::get<dict_t>(a.v_);
             auto& y = std::get<dict_t>(b.v_);
-            if (x.items.size() != y.items.size()) return false;
-            for (auto& kv : x.items) {
-                auto it = y.index.find(kv.first);
-                if (it == y.index.end() || !(y.items[it->second].second == kv.second)) return false;
+            if (x->items.size() != y->items.size()) return false;
+            for (auto& kv : x->items) {
+                auto it = y->index.find(kv.first);
+                if (it == y->index.end() || !(y->items[it->second].second == kv.second)) return false;
             }
             return true;
         }
