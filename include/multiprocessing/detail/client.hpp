@@ -19,7 +19,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -564,17 +566,23 @@ public:
 private:
     client_state() : session_id_(new_session_id()) {
         auto& fs = multiprocessing::detail::fork_state::instance();
+        // Endpoints are locked in one fixed order (by address in memory):
+        // the map's own order changes as it grows, and two forks locking
+        // two endpoints in opposite orders is a lock-order inversion.
         fs.add({[this] {
                     mu_.lock();
-                    for (auto& kv : endpoints_) kv.second->fork_prepare();
+                    locked_ = in_lock_order();
+                    for (auto* e : locked_) e->fork_prepare();
                 },
                 [this] {
-                    for (auto& kv : endpoints_) kv.second->fork_parent();
+                    for (auto* e : locked_) e->fork_parent();
+                    locked_.clear();
                     mu_.unlock();
                 },
                 [this] {
                     session_id_ = new_session_id();
-                    for (auto& kv : endpoints_) kv.second->fork_child();
+                    for (auto* e : locked_) e->fork_child();
+                    locked_.clear();
                     new (&mu_) std::mutex;
                 }});
         auto& hooks = multiprocessing::detail::child_hooks::instance();
@@ -582,8 +590,17 @@ private:
         hooks.in_child = [this] { attach_all(); };
     }
 
+    std::vector<endpoint*> in_lock_order() const {
+        std::vector<endpoint*> v;
+        v.reserve(endpoints_.size());
+        for (auto& kv : endpoints_) v.push_back(kv.second);
+        std::sort(v.begin(), v.end(), std::less<endpoint*>());
+        return v;
+    }
+
     std::mutex mu_;
     std::unordered_map<std::string, endpoint*> endpoints_;
+    std::vector<endpoint*> locked_;  // between fork's prepare and parent/child
     std::uint64_t session_id_;
 };
 
