@@ -12,6 +12,8 @@
 #include "multiprocessing/detail/protocol.hpp"
 #include "multiprocessing/detail/registry.hpp"
 
+#include <openssl/crypto.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -356,6 +358,10 @@ private:
         try {
             std::thread([this, c, conn_id] {
                 serve_client(*c, conn_id);
+                // Free this thread's OpenSSL state (the handshake's random
+                // generator) now, not in a thread-exit handler that may run
+                // after serve_forever() has returned and the process exits.
+                OPENSSL_thread_stop();
                 std::lock_guard<std::mutex> g(mu_);
                 authenticated_locked(conn_id);
                 conn_fds_.erase(c->fileno());
