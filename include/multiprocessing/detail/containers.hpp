@@ -688,14 +688,15 @@ private:
         ++used_;
         if (fill_ * 5 >= m * 3) resize(used_ > 50000 ? used_ * 2 : used_ * 4);
     }
-    static void insert_clean(std::vector<slot>& t, const T& key, std::int64_t h) {
+    template <class U>
+    static void insert_clean(std::vector<slot>& t, U&& key, std::int64_t h) {
         std::size_t m = t.size() - 1, i = static_cast<std::size_t>(h) & m;
         std::size_t perturb = static_cast<std::size_t>(h);
         for (;;) {
             std::size_t last = i + linear_probes <= m ? i + linear_probes : i;
             for (std::size_t j = i; j <= last; ++j)
                 if (!t[j].active()) {
-                    t[j].key.emplace(key);
+                    t[j].key.emplace(std::forward<U>(key));
                     t[j].hash = h;
                     return;
                 }
@@ -710,7 +711,7 @@ private:
         if (n == 8 && table_.size() == 8 && fill_ == used_) return;
         std::vector<slot> t(n);
         for (auto& s : table_)
-            if (s.active()) insert_clean(t, *s.key, s.hash);
+            if (s.active()) insert_clean(t, std::move(*s.key), s.hash);
         table_.swap(t);
         fill_ = used_;
     }
