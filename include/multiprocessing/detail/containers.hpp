@@ -493,11 +493,13 @@ public:
     /// (the first of equal ones) that are in the set; CPython stops reading
     /// the argument once every item of the set is found.
     void intersection_update(const std::vector<T>& xs) { swap_bodies(intersection(xs)); }
+    /// Python's &= a_set.
     void intersection_update_set(const Set& o) { swap_bodies(intersection_set(o)); }
     void difference_update(const std::vector<T>& xs) {
         for (auto& x : xs) discard(x);
         purge_dummies();
     }
+    /// Python's -= a_set (walks the intersection when o is over 8x larger).
     void difference_update_set(const Set& o) {
         if ((o.len() >> 3) > len()) {
             Set common = intersection_set(o);
@@ -510,11 +512,13 @@ public:
         purge_dummies();
     }
     void symmetric_difference_update(const std::vector<T>& xs) { symmetric_difference_update_set(Set(xs)); }
+    /// Python's ^= a_set: o's elements toggled in o's table order.
     void symmetric_difference_update_set(const Set& o) {
         for (auto& s : o.table_)
             if (s.active() && !discard_entry(*s.key, s.hash)) add_entry(*s.key, s.hash);
     }
     bool issubset(const std::vector<T>& xs) const { return intersection(xs).len() == len(); }
+    /// Python's <= a_set.
     bool issubset_set(const Set& o) const {
         if (len() > o.len()) return false;
         for (auto& s : table_)
@@ -533,6 +537,8 @@ public:
     }
     /// Python's set.copy(): a merge into a new set.
     Set copy() const { return Set(*this, true); }
+    /// Python's union, intersection, difference and symmetric_difference
+    /// with a list: new sets, built as CPython builds them.
     Set union_(const std::vector<T>& xs) const {
         Set r = copy();
         r.update(xs);
