@@ -244,6 +244,10 @@ inline bool pool_write_frame(int fd, std::string& body) {  // body starts with 4
             if (!o.ok) pool_put_str(out, o.type);
             pool_put_str(out, o.value);
         }
+        // The worker ends with _exit(): what the function printed must not
+        // wait in a buffer for an exit that never flushes it.
+        std::cout.flush();
+        std::fflush(nullptr);
         if (!pool_write_frame(fd, out)) ::_exit(0);
     }
 }
@@ -317,9 +321,9 @@ private:
     }
 
     // Forked from the dispatcher thread: PDEATHSIG follows that thread.
-    void spawn() {
+    bool spawn() {
         int sv[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return;
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return false;
         std::cout.flush();
         std::cerr.flush();
         std::fflush(nullptr);
@@ -328,7 +332,7 @@ private:
         if (pid < 0) {
             ::close(sv[0]);
             ::close(sv[1]);
-            return;
+            return false;
         }
         if (pid == 0) {
             ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -357,11 +361,25 @@ private:
         ::close(sv[1]);
         std::lock_guard<std::mutex> g(mu_);
         workers_.push_back(worker{pid, sv[0], std::nullopt});
+        return true;
     }
 
-    static void reap(pid_t pid, bool kill_it) {
-        if (kill_it) ::kill(pid, SIGTERM);
-        auto st = wait_pid_for(pid, kill_it ? 1.0 : 5.0);
+    // Python's _maintain_pool: back to full strength after a worker died
+    // (or a fork failed: retried at the next turn).
+    void maintain() {
+        for (;;) {
+            {
+                std::lock_guard<std::mutex> g(mu_);
+                bool needed = state_ == run || (state_ == closing && !queue_.empty());
+                if (!needed || workers_.size() >= size_) return;
+            }
+            if (!spawn()) return;
+        }
+    }
+
+    // A retired worker exits on EOF; one stuck anyway is killed.
+    static void reap(pid_t pid) {
+        auto st = wait_pid_for(pid, 5.0);
         if (!st) {
             ::kill(pid, SIGKILL);
             wait_pid_for(pid, 10.0);
@@ -416,7 +434,7 @@ private:
         sigset_t all;
         sigfillset(&all);
         ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
-        for (std::size_t i = 0; i < size_; ++i) spawn();
+        maintain();
         {
             std::lock_guard<std::mutex> g(mu_);
             spawned_ = true;
@@ -424,6 +442,7 @@ private:
         }
         std::vector<pollfd> pfds;
         for (;;) {
+            maintain();
             std::vector<std::pair<int, std::string>> sends;
             std::vector<int> retire;
             {
@@ -496,7 +515,7 @@ private:
                 }
         }
         ::close(fd);
-        if (pid > 0) reap(pid, false);
+        if (pid > 0) reap(pid);
     }
 
     void worker_died(int fd) {
@@ -522,12 +541,6 @@ private:
         if (w.task)
             fail(*w.task, "a Pool worker (pid " + std::to_string(w.pid) + ") " + describe(status) + " while running '" +
                               w.task->fname + "'");
-        bool replace;
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            replace = state_ == run || (state_ == closing && !queue_.empty());
-        }
-        if (replace) spawn();
     }
 
     // terminate(): every worker ends, every unfinished item fails.
@@ -539,10 +552,18 @@ private:
             ws.swap(workers_);
             left.swap(queue_);
         }
-        for (auto& w : ws) ::kill(w.pid, SIGTERM);
         for (auto& w : ws) {
+            ::kill(w.pid, SIGTERM);
             ::close(w.fd);
-            reap(w.pid, false);
+        }
+        // One second for all of them, then SIGKILL for the rest.
+        auto end = clock::now() + std::chrono::seconds(1);
+        for (auto& w : ws) {
+            double left = std::chrono::duration<double>(end - clock::now()).count();
+            if (!wait_pid_for(w.pid, left > 0 ? left : 0)) {
+                ::kill(w.pid, SIGKILL);
+                wait_pid_for(w.pid, 10.0);
+            }
             if (w.task) fail(*w.task, "the Pool was terminated");
         }
         for (auto& t : left) fail(t, "the Pool was terminated");
