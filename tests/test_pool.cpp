@@ -78,7 +78,7 @@ MP_REGISTER_FUNCTION(identity)
 MP_REGISTER_FUNCTION(announce_and_sleep)
 MP_REGISTER_FUNCTION(nothing)
 
-static const bool lambda_registered = (mp::managers::register_function("add3", [](int a, int b, int c) { return a + b + c; }), true);
+[[maybe_unused]] static const bool lambda_registered = (mp::managers::register_function("add3", [](int a, int b, int c) { return a + b + c; }), true);
 
 static std::vector<int> range(int a, int b) {
     std::vector<int> v;
@@ -111,6 +111,7 @@ TEST_CASE("_TestPool.test_apply", "[pool]") {
     CHECK(pool.apply(mul, 6, 7) == 42);
     CHECK(pool.apply<int>("add3", 1, 2, 3) == 6);
     pool.apply(nothing);
+    pool.apply_async(nothing).get(30);
     CHECK(pool.apply(identity, "abc") == "abc");
     pool.terminate();
     CHECK(pool.join(30));

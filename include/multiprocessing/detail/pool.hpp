@@ -76,13 +76,15 @@ public:
         auto it = by_name_.find(name);
         return it == by_name_.end() ? nullptr : it->second;
     }
-    /// In a forked worker: the lock may have been held by another thread.
-    void after_fork() { new (&mu_) std::mutex; }
     std::string name_of(const std::string& key) const {
         std::lock_guard<std::mutex> g(mu_);
         auto it = by_key_.find(key);
         return it == by_key_.end() ? std::string() : it->second;
     }
+
+    /// In a new worker: another server thread may have held the lock at
+    /// fork() (a fork hook would order it against every other fork lock).
+    void after_fork() { new (&mu_) std::mutex; }
 
 private:
     mutable std::mutex mu_;
