@@ -148,8 +148,13 @@ struct pool_job {
     std::size_t next = 0;               // ordered, unordered: items handed out
     std::optional<pool_outcome> failure;  // all: the first error to arrive
 
-    void deliver(std::size_t index, pool_outcome o) {
+    /// A chunk's outcomes, from index first on: one lock, one wake-up.
+    void deliver(std::size_t first, std::vector<pool_outcome> os) {
         std::lock_guard<std::mutex> g(mu);
+        for (std::size_t i = 0; i < os.size(); ++i) deliver_locked(first + i, std::move(os[i]));
+        cv.notify_all();
+    }
+    void deliver_locked(std::size_t index, pool_outcome o) {
         if (mode == unordered) {
             arrived.push_back(std::move(o));
         } else {
@@ -159,7 +164,6 @@ struct pool_job {
             have[index] = 1;
         }
         ++done;
-        cv.notify_all();
     }
     /// Python's ready(): every item done, or (map) one failed: fail fast.
     bool ready_locked() const { return done == total || (mode == all && failure); }
@@ -405,7 +409,7 @@ private:
     }
 
     void fail(const pool_task& t, const std::string& why) {
-        for (std::size_t i = 0; i < t.args.size(); ++i) t.job->deliver(t.first + i, pool_outcome::process_error(why));
+        t.job->deliver(t.first, std::vector<pool_outcome>(t.args.size(), pool_outcome::process_error(why)));
     }
 
     // Reads one worker's outcomes; false if the worker is gone.
@@ -417,13 +421,14 @@ private:
         try {
             reader r{in.data(), in.size()};
             auto count = r.pod<std::uint32_t>();
-            for (std::uint32_t i = 0; i < count; ++i) {
-                pool_outcome o;
+            if (count != t.args.size()) throw ProcessError("wrong number of outcomes");
+            std::vector<pool_outcome> os(count);
+            for (auto& o : os) {
                 o.ok = r.pod<std::uint8_t>() != 0;
                 if (!o.ok) o.type = r.str();
                 o.value = r.str();
-                t.job->deliver(t.first + i, std::move(o));
             }
+            t.job->deliver(t.first, std::move(os));
         } catch (const std::exception& e) {
             fail(t, std::string("bad reply from a pool worker: ") + e.what());
         }
@@ -641,22 +646,35 @@ public:
     /// The next result archive; StopIteration after the last, TimeoutError
     /// if none comes within timeout (< 0: forever), the item's own
     /// exception if it failed.
-    std::string next(double timeout) {
+    std::string next(double timeout) { return std::move(next_batch(1, timeout).front()); }
+
+    /// Up to max results at once (at least one): those ready now, in the
+    /// iterator's order, stopping before a failed item, whose exception the
+    /// next call raises.  Saves a round trip per item.
+    std::vector<std::string> next_batch(long long max, double timeout) {
         std::unique_lock<std::mutex> lk(job_->mu);
         auto& j = *job_;
         if (j.next >= j.total) throw StopIteration();
-        detail::pool_outcome o;
-        if (j.mode == detail::pool_job::unordered) {
-            detail::wait_job(j, lk, timeout, [&] { return !j.arrived.empty(); });
-            o = std::move(j.arrived.front());
-            j.arrived.pop_front();
-        } else {
-            detail::wait_job(j, lk, timeout, [&] { return j.have[j.next] != 0; });
-            o = std::move(j.items[j.next]);
+        bool unordered = j.mode == detail::pool_job::unordered;
+        detail::wait_job(j, lk, timeout, [&] { return unordered ? !j.arrived.empty() : j.have[j.next] != 0; });
+        std::vector<std::string> out;
+        while (j.next < j.total && static_cast<long long>(out.size()) < (max < 1 ? 1 : max)) {
+            detail::pool_outcome* o;
+            if (unordered) {
+                if (j.arrived.empty()) break;
+                o = &j.arrived.front();
+            } else {
+                if (!j.have[j.next]) break;
+                o = &j.items[j.next];
+            }
+            if (!o->ok && !out.empty()) break;  // raised by the next call
+            detail::pool_outcome taken = std::move(*o);
+            if (unordered) j.arrived.pop_front();
+            ++j.next;
+            if (!taken.ok) taken.rethrow();
+            out.push_back(std::move(taken.value));
         }
-        ++j.next;
-        if (!o.ok) o.rethrow();
-        return std::move(o.value);
+        return out;
     }
 
 private:

@@ -4,6 +4,8 @@
 
 #include "multiprocessing/detail/pool.hpp"
 
+#include <cstring>
+#include <deque>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -42,6 +44,12 @@ struct fn_traits<R (C::*)(P...) noexcept> : fn_traits<R (*)(P...)> {};
 template <class R, class C, class... P>
 struct fn_traits<R (C::*)(P...) const noexcept> : fn_traits<R (*)(P...)> {};
 
+// Arithmetic values travel as their raw bytes, which is exactly what a
+// Boost binary archive writes for them: the same bytes without the cost of
+// an archive per item, so either end may take either path.
+template <class... T>
+constexpr bool all_arithmetic = (std::is_arithmetic_v<T> && ...);
+
 template <class R, class... P>
 std::uint64_t pool_signature(type_list<P...>) { return function_signature<wire_t<R>, P...>(); }
 
@@ -53,10 +61,22 @@ std::shared_ptr<const pool_function> make_pool_function(F f, type_list<P...>) {
     pf->text = multiprocessing::detail::type_name<wire_t<R>>() + "(" + type_names<P...>() + ")";
     pf->call = [f = std::move(f)](const char* p, std::size_t n, std::string& out) {
         std::tuple<P...> args;
-        load_args(p, n, args);
+        if constexpr (sizeof...(P) > 0 && all_arithmetic<P...>) {
+            std::size_t at = 0;
+            bool fits = true;
+            std::apply([&](auto&... a) {
+                ((fits = fits && at + sizeof a <= n, fits ? (std::memcpy(&a, p + at, sizeof a), at += sizeof a) : at), ...);
+            }, args);
+            if (!fits) throw multiprocessing::detail::archive_size_error("truncated pool arguments");
+        } else {
+            load_args(p, n, args);
+        }
         if constexpr (std::is_void_v<R>) {
             std::apply(f, std::move(args));
             (void)out;
+        } else if constexpr (std::is_arithmetic_v<wire_t<R>>) {
+            const wire_t<R> r = std::apply(f, std::move(args));
+            out.assign(reinterpret_cast<const char*>(&r), sizeof r);
         } else {
             const wire_t<R> r = std::apply(f, std::move(args));
             std::vector<char> buf;
@@ -73,6 +93,13 @@ std::shared_ptr<const pool_function> make_pool_function(F f, type_list<P...>) {
 
 template <class... W, class... A>
 std::string encode_args(type_list<W...>, A&&... args) {
+    if constexpr (sizeof...(W) > 0 && all_arithmetic<W...>) {
+        std::string s;
+        s.reserve((sizeof(W) + ...));
+        auto put = [&](auto v) { s.append(reinterpret_cast<const char*>(&v), sizeof v); };
+        (put(to_wire<W>(std::forward<A>(args))), ...);
+        return s;
+    }
     std::vector<char> buf;
     write_args(buf, type_list<W...>{}, std::forward<A>(args)...);
     return std::string(buf.begin(), buf.end());
@@ -83,6 +110,11 @@ template <class R>
 R decode_result(const std::string& s) {
     if constexpr (std::is_void_v<R>) {
         (void)s;
+    } else if constexpr (std::is_arithmetic_v<R>) {
+        if (s.size() != sizeof(R)) throw multiprocessing::detail::archive_size_error("pool result of the wrong size");
+        R r;
+        std::memcpy(&r, s.data(), sizeof r);
+        return r;
     } else {
         multiprocessing::detail::memory_source src(s.data(), s.size());
         multiprocessing::detail::iarchive ia(src);
@@ -180,7 +212,13 @@ public:
     std::string next(std::optional<double> timeout = std::nullopt) const {
         return _call_exposed_<&R::next>("next", timeout.value_or(-1));
     }
-    static auto _exposed_() { return std::make_tuple(detail::method_desc<&R::next>{"next"}); }
+    std::vector<std::string> next_batch(long long max, std::optional<double> timeout = std::nullopt) const {
+        return _call_exposed_<&R::next_batch>("next_batch", max, timeout.value_or(-1));
+    }
+    static auto _exposed_() {
+        using detail::method_desc;
+        return std::make_tuple(method_desc<&R::next>{"next"}, method_desc<&R::next_batch>{"next_batch"});
+    }
 };
 
 /// Python's pool.AsyncResult (a proxy to the one in the manager): get,
@@ -213,16 +251,25 @@ private:
 /// Python's IMapIterator (imap/imap_unordered): next(timeout), or a
 /// range-for loop.  StopIteration after the last result; an item whose
 /// call raised raises its exception at its position (imap) and the
-/// iteration can go on past it, as in Python.
+/// iteration can go on past it, as in Python.  Differs from Python: each
+/// round trip fetches every result already there (up to 1024), not one;
+/// copies share that buffer.
 template <class R>
 class IMapIterator {
 public:
     IMapIterator() = default;
-    explicit IMapIterator(Proxy<IteratorRef> p) : proxy_(std::move(p)) {}
+    explicit IMapIterator(Proxy<IteratorRef> p) : proxy_(std::move(p)), buffer_(std::make_shared<std::deque<std::string>>()) {}
 
     /// Python's next(timeout): TimeoutError when nothing comes in time.
     R next(std::optional<double> timeout = std::nullopt) const {
-        return detail::decode_result<R>(proxy_.next(timeout));
+        if (!buffer_) throw ValueError("empty IMapIterator");
+        if (buffer_->empty()) {
+            auto batch = proxy_.next_batch(1024, timeout);
+            for (auto& s : batch) buffer_->push_back(std::move(s));
+        }
+        std::string s = std::move(buffer_->front());
+        buffer_->pop_front();
+        return detail::decode_result<R>(s);
     }
 
     class iterator {
@@ -258,6 +305,7 @@ public:
 
 private:
     Proxy<IteratorRef> proxy_;
+    std::shared_ptr<std::deque<std::string>> buffer_;
 };
 
 /// Python's PoolProxy (manager.Pool()): the pool and its workers live in
