@@ -437,3 +437,19 @@ TEST_CASE("pool: a forked child uses its parent's pool", "[pool][fork]") {
     CHECK(test::join_or_kill(child) == 0);
     CHECK(r.get(30) == 81);
 }
+
+TEST_CASE("pool: dropping the last proxy ends the pool and its workers", "[pool][lifetime]") {
+    auto manager = mp::Manager();
+    std::vector<long long> pids;
+    mp::managers::AsyncResult<double> pending;
+    {
+        auto p = manager.Pool(2);
+        pids = p.pids();
+        pending = p.apply_async(sleep_for, 60.0);
+    }
+    // The AsyncResult outlives its pool: it fails instead of waiting forever.
+    CHECK_THROWS_AS(pending.get(30), mp::ProcessError);
+    for (auto pid : pids) CHECK(test::wait_until([&] { return ::kill(static_cast<pid_t>(pid), 0) != 0; }, 10));
+    pending = {};
+    CHECK(test::wait_until([&] { return manager.number_of_objects() == 0; }));
+}
