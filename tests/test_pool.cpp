@@ -327,7 +327,7 @@ TEST_CASE("pool: imap raises a failed item's exception at its place and goes on"
     CHECK_THROWS_AS(p.map(fail_at_3, range(0, 6)), mp::ValueError);
 }
 
-TEST_CASE("pool: unknown names, wrong types and unregistered functions are refused", "[pool]") {
+TEST_CASE("pool: unknown names and wrong types and unregistered functions are refused", "[pool]") {
     auto manager = mp::Manager();
     auto p = manager.Pool(1);
     CHECK_THROWS_AS(p.apply<int>("no_such_function", 1), mp::AttributeError);
@@ -337,7 +337,7 @@ TEST_CASE("pool: unknown names, wrong types and unregistered functions are refus
     CHECK(p.apply(sqr, 4) == 16);  // the pool is fine
 }
 
-TEST_CASE("pool: close() refuses new work, join() needs close() or terminate()", "[pool]") {
+TEST_CASE("pool: close() refuses new work and join() needs close() or terminate()", "[pool]") {
     auto manager = mp::Manager();
     auto p = manager.Pool(2);
     CHECK_THROWS_WITH(p.join(1), "Pool is still running");
