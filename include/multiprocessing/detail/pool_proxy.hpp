@@ -19,11 +19,11 @@ namespace multiprocessing::managers {
 
 namespace detail {
 
-/// Result and wire parameter types of a function or a non-generic lambda.
-template <class F>
-struct fn_traits : fn_traits<decltype(&F::operator())> {};
+/// Result and wire parameter types of a function pointer or call operator.
+template <class M>
+struct fn_signature;
 template <class R, class... P>
-struct fn_traits<R (*)(P...)> {
+struct fn_signature<R (*)(P...)> {
     using result = R;
     using wire_params = type_list<wire_t<P>...>;
     static constexpr std::size_t arity = sizeof...(P);
@@ -34,15 +34,21 @@ struct fn_traits<R (*)(P...)> {
     }
 };
 template <class R, class... P>
-struct fn_traits<R (*)(P...) noexcept> : fn_traits<R (*)(P...)> {};
+struct fn_signature<R (*)(P...) noexcept> : fn_signature<R (*)(P...)> {};
 template <class R, class C, class... P>
-struct fn_traits<R (C::*)(P...)> : fn_traits<R (*)(P...)> {};
+struct fn_signature<R (C::*)(P...)> : fn_signature<R (*)(P...)> {};
 template <class R, class C, class... P>
-struct fn_traits<R (C::*)(P...) const> : fn_traits<R (*)(P...)> {};
+struct fn_signature<R (C::*)(P...) const> : fn_signature<R (*)(P...)> {};
 template <class R, class C, class... P>
-struct fn_traits<R (C::*)(P...) noexcept> : fn_traits<R (*)(P...)> {};
+struct fn_signature<R (C::*)(P...) noexcept> : fn_signature<R (*)(P...)> {};
 template <class R, class C, class... P>
-struct fn_traits<R (C::*)(P...) const noexcept> : fn_traits<R (*)(P...)> {};
+struct fn_signature<R (C::*)(P...) const noexcept> : fn_signature<R (*)(P...)> {};
+
+/// fn_signature of a function pointer or a non-generic lambda.
+template <class F, class = void>
+struct fn_traits : fn_signature<F> {};
+template <class F>
+struct fn_traits<F, std::void_t<decltype(&F::operator())>> : fn_signature<decltype(&F::operator())> {};
 
 // Arithmetic values travel as their raw bytes, which is exactly what a
 // Boost binary archive writes for them: the same bytes without the cost of
