@@ -163,6 +163,9 @@ struct call_context {
     virtual Token share(std::shared_ptr<void> obj, const void* raw, std::type_index referent) = 0;
     virtual bool caller_gone() const = 0;
     virtual void hand_over(std::function<void()> take_back) = 0;
+    /// The object with token t's id in this server if its referent type is
+    /// `referent` and t names this server; null otherwise.
+    virtual std::shared_ptr<void> local_object(const Token& t, std::type_index referent) const = 0;
     std::uint64_t session = 0;     // the calling process
     std::uint64_t connection = 0;  // the calling thread's connection
 };
@@ -583,6 +586,23 @@ inline bool caller_gone() {
 /// to a dead process; Python has no such guarantee.  No-op outside a call.
 inline void hand_over(std::function<void()> take_back) {
     if (auto* c = detail::current_call()) c->hand_over(std::move(take_back));
+}
+
+/// For code running in the server (a constructor or an exposed method): the
+/// referent of a proxy of this same server, given its token, if it is a T.
+/// This is how Condition(lock) shares the lock object itself, as Python's
+/// RebuildProxy hands the server its own object.  Throws ValueError when
+/// the token names another server, an unknown object or another type, or
+/// when called outside the server.
+template <class T>
+std::shared_ptr<T> local_referent(const Token& t) {
+    auto* c = detail::current_call();
+    if (!c) throw ValueError("local_referent() works only in the server, during a call");
+    auto p = c->local_object(t, std::type_index(typeid(T)));
+    if (!p)
+        throw ValueError("'" + t.typeid_ + "' object " + std::to_string(t.id) + " is not a " +
+                         multiprocessing::detail::type_name<T>() + " of this manager");
+    return std::static_pointer_cast<T>(p);
 }
 
 }  // namespace multiprocessing::managers

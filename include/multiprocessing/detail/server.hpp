@@ -290,6 +290,16 @@ private:
             pollfd p{fd, POLLRDHUP, 0};
             return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
         }
+        std::shared_ptr<void> local_object(const Token& t, std::type_index referent) const override {
+            // A TCP server may be reached under another host name than the
+            // one it listens on: the port identifies it.
+            const auto& here = server->address();
+            bool same = here.is_tcp() ? t.address.is_tcp() && t.address.port() == here.port() : t.address == here;
+            if (!same) return nullptr;
+            auto r = server->lookup(t.id);
+            if (!r || r->type->referent != referent) return nullptr;
+            return r->obj;
+        }
         Token share(std::shared_ptr<void> obj, const void* raw, std::type_index referent) override {
             std::string tid = server->registry_->typeid_for_referent(referent);
             if (tid.empty())
@@ -652,6 +662,17 @@ private:
                 throw RemoteError("TypeError", "typeid '" + tid +
                                                    "' is registered differently by the client and the server "
                                                    "(exposed methods or their signatures differ)");
+            // A constructor may look up objects of this server
+            // (Condition(lock)), so it runs in a call context too.
+            context ctx;
+            ctx.server = this;
+            ctx.session = sess;
+            ctx.connection = conn_id;
+            ctx.fd = fd;
+            struct guard {
+                explicit guard(context& x) { detail::current_call() = &x; }
+                ~guard() { detail::current_call() = nullptr; }
+            } g(ctx);
             std::shared_ptr<void> obj;
             if (t->factory) {
                 if (h.sig != t->factory_sig)

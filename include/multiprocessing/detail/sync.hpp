@@ -13,13 +13,22 @@
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/object.hpp"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
+#include <functional>
+#include <new>
+#include <random>
 #include <deque>
 #include <limits>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace multiprocessing {
 
@@ -227,6 +236,31 @@ public:
         }
     }
 
+    // The steps of a Condition's wait (server side, not exposed).  As in
+    // Python, a plain Lock counts as owned by whoever asks while it is held.
+    bool owned_by(Caller me) const {
+        std::lock_guard<std::mutex> lk(mu_);
+        return count_ > 0 && (!recursive_ || owner_.connection == me.connection);
+    }
+    /// Releases every level the caller holds; returns how many.
+    int release_all(Caller me) {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (count_ == 0 || (recursive_ && owner_.connection != me.connection))
+            throw std::runtime_error("cannot wait on un-acquired lock");
+        int depth = count_;
+        count_ = 0;
+        owner_ = {};
+        cv_.notify_one();
+        return depth;
+    }
+    /// Takes the lock back at that depth (ConnectionError if the caller goes).
+    void reacquire(Caller me, int depth) {
+        std::unique_lock<std::mutex> lk(mu_);
+        detail::wait_sliced(cv_, lk, -1, [&] { return count_ == 0; });
+        count_ = depth;
+        owner_ = me;
+    }
+
 
 private:
     mutable std::mutex mu_;
@@ -304,13 +338,19 @@ private:
     bool flag_ = false;
 };
 
-/// Referent of Condition(): its own lock (an RLock, as in Python) plus a
-/// wait queue.  wait() must be called by the lock's owner; it releases the
-/// lock, waits for notify, and takes the lock back.
+/// Referent of Condition() and Condition(lock): a lock (its own RLock, as
+/// in Python, or a Lock/RLock of the same manager) plus a wait queue.
+/// wait() must be called by the lock's owner; it releases the lock, waits
+/// for notify, and takes the lock back.
 class ConditionRef {
 public:
-    bool acquire(bool block, double timeout) { return lock_.acquire(block, timeout); }
-    void release() { lock_.release(); }
+    ConditionRef() : lock_(std::make_shared<LockRef>(true)) {}
+    /// Python's Condition(lock): uses the Lock or RLock that token names,
+    /// which must belong to this manager (ValueError otherwise).
+    explicit ConditionRef(const Token& lock) : lock_(local_referent<LockRef>(lock)) {}
+
+    bool acquire(bool block, double timeout) { return lock_->acquire(block, timeout); }
+    void release() { lock_->release(); }
     bool wait(double timeout) {
         Caller me = current_caller();
         std::uint64_t ticket;
@@ -319,7 +359,16 @@ public:
             ticket = ++tickets_;
             waiting_.push_back(ticket);
         }
-        int depth = lock_.release_all(me);
+        int depth;
+        try {
+            depth = lock_->release_all(me);
+        } catch (...) {
+            std::lock_guard<std::mutex> lk(mu_);
+            bool had = is_notified(ticket);
+            forget(ticket);
+            if (had) pass_on_locked();
+            throw;
+        }
         bool notified;
         {
             std::unique_lock<std::mutex> lk(mu_);
@@ -336,7 +385,7 @@ public:
             forget(ticket);
         }
         try {
-            lock_.reacquire(me, depth);
+            lock_->reacquire(me, depth);
         } catch (...) {
             if (notified) pass_on();
             throw;
@@ -345,7 +394,7 @@ public:
         return notified;
     }
     void notify(long long n) {
-        if (!lock_.owned_by(current_caller())) throw std::runtime_error("cannot notify on un-acquired lock");
+        if (!lock_->owned_by(current_caller())) throw std::runtime_error("cannot notify on un-acquired lock");
         std::lock_guard<std::mutex> lk(mu_);
         while (n-- > 0 && !waiting_.empty()) {
             notified_.push_back(waiting_.front());
@@ -354,59 +403,11 @@ public:
         cv_.notify_all();
     }
     void notify_all() { notify(std::numeric_limits<long long>::max()); }
-    void _on_disconnect(std::uint64_t session, std::uint64_t connection) { lock_.drop_owner(session, connection); }
+    // An outside lock gets this call too, as an object of its own:
+    // releasing twice is harmless (the second finds it free or re-taken).
+    void _on_disconnect(std::uint64_t session, std::uint64_t connection) { lock_->_on_disconnect(session, connection); }
 
 private:
-    // An RLock with the extra steps a condition wait needs.
-    struct rlock {
-        std::mutex mu;
-        std::condition_variable cv;
-        int count = 0;
-        Caller owner;
-        bool acquire(bool block, double timeout) {
-            Caller me = current_caller();
-            std::unique_lock<std::mutex> lk(mu);
-            if (count > 0 && owner.connection == me.connection) {
-                ++count;
-                return true;
-            }
-            if (!block) timeout = 0;
-            if (!detail::wait_sliced(cv, lk, timeout, [&] { return count == 0; })) return false;
-            count = 1;
-            owner = me;
-            return true;
-        }
-        void release() {
-            Caller me = current_caller();
-            std::lock_guard<std::mutex> lk(mu);
-            if (count == 0 || owner.connection != me.connection) throw std::runtime_error("cannot release un-acquired lock");
-            if (--count == 0) { owner = {}; cv.notify_one(); }
-        }
-        int release_all(Caller me) {
-            std::lock_guard<std::mutex> lk(mu);
-            if (count == 0 || owner.connection != me.connection) throw std::runtime_error("cannot wait on un-acquired lock");
-            int d = count;
-            count = 0;
-            owner = {};
-            cv.notify_one();
-            return d;
-        }
-        void reacquire(Caller me, int depth) {
-            std::unique_lock<std::mutex> lk(mu);
-            detail::wait_sliced(cv, lk, -1, [&] { return count == 0; });
-            count = depth;
-            owner = me;
-        }
-        bool owned_by(Caller me) {
-            std::lock_guard<std::mutex> lk(mu);
-            return count > 0 && owner.connection == me.connection;
-        }
-        void drop_owner(std::uint64_t, std::uint64_t connection) {
-            std::lock_guard<std::mutex> lk(mu);
-            if (count > 0 && owner.connection == connection) { count = 0; owner = {}; cv.notify_one(); }
-        }
-    };
-
     void pass_on() {
         std::lock_guard<std::mutex> lk(mu_);
         pass_on_locked();
@@ -425,20 +426,192 @@ private:
         for (auto it = waiting_.begin(); it != waiting_.end(); ++it) if (*it == t) { waiting_.erase(it); break; }
         for (auto it = notified_.begin(); it != notified_.end(); ++it) if (*it == t) { notified_.erase(it); break; }
     }
-    rlock lock_;
+    std::shared_ptr<LockRef> lock_;
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::uint64_t> waiting_, notified_;
     std::uint64_t tickets_ = 0;
 };
 
-/// Referent of Barrier(parties, timeout): Python's threading.Barrier
-/// without the action callable (code cannot be sent to the server).
+namespace detail {
+
+/// Differs between two runs of a program, is the same in its forked
+/// children: a function pointer means the same code only where it matches.
+inline std::uint64_t make_image_id() {
+    std::random_device rd;
+    return (std::uint64_t(rd()) << 32) ^ rd() ^ std::uint64_t(::getpid());
+}
+inline const std::uint64_t image_id = make_image_id();
+
+using action_maker = std::function<void()> (*)(const std::vector<char>& payload);
+
+/// The server-side half of server_action: named actions, and one maker per
+/// callable type this program sends (filled before main(), like the
+/// constructor table, so a forked server knows them all).
+class action_table {
+public:
+    static action_table& instance() {
+        static action_table* t = new action_table;
+        return *t;
+    }
+    void add_named(const std::string& name, std::function<void()> f) {
+        std::lock_guard<std::mutex> g(mu_);
+        named_[name] = std::move(f);
+    }
+    void add_type(const std::string& key, action_maker m) {
+        std::lock_guard<std::mutex> g(mu_);
+        auto r = types_.emplace(key, m);
+        // Two types with one name (local types of two translation units):
+        // neither can be told apart, so both are refused.
+        if (!r.second && r.first->second != m) r.first->second = nullptr;
+    }
+    std::function<void()> named(const std::string& name) {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = named_.find(name);
+        if (it == named_.end()) throw ValueError("no action registered as '" + name + "' in the server");
+        return it->second;
+    }
+    action_maker type(const std::string& key) {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = types_.find(key);
+        if (it == types_.end())
+            throw ValueError("the server's program does not have the action type " +
+                             multiprocessing::detail::demangle(key.c_str()) + "; register it by name");
+        if (!it->second)
+            throw ValueError("two action types are named " + multiprocessing::detail::demangle(key.c_str()) +
+                             "; register it by name");
+        return it->second;
+    }
+
+private:
+    std::mutex mu_;
+    std::unordered_map<std::string, std::function<void()>> named_;
+    std::unordered_map<std::string, action_maker> types_;
+};
+
+template <class F>
+struct action_type {
+    static constexpr bool serialized = has_member_serialize<F>::value;
+    static std::function<void()> make(const std::vector<char>& payload) {
+        if constexpr (serialized) {
+            static_assert(std::is_default_constructible_v<F>, "multiprocessing: a serializable action needs a default constructor");
+            F f;
+            multiprocessing::detail::memory_source src(payload.data(), payload.size());
+            multiprocessing::detail::iarchive ia(src);
+            ia >> f;
+            return f;
+        } else {
+            // A stateless or trivially copyable callable: its bytes are it.
+            if (payload.size() != sizeof(F)) throw ValueError("action payload of the wrong size");
+            alignas(F) unsigned char buf[sizeof(F)];
+            std::memcpy(buf, payload.data(), sizeof(F));
+            F f = *std::launder(reinterpret_cast<F*>(buf));
+            return [f]() mutable { f(); };
+        }
+    }
+    static bool add() {
+        action_table::instance().add_type(typeid(F).name(), &make);
+        return true;
+    }
+    static const bool registered;
+};
+template <class F>
+const bool action_type<F>::registered = action_type<F>::add();
+
+}  // namespace detail
+
+/// Python's action= argument of Barrier: code for the server to run.
+/// Either a name given to register_action() in the server's program, or a
+/// callable the server's program also has, which is sent as data:
+/// - a stateless callable (a lambda without captures, an empty functor);
+/// - a functor with a Boost serialize() member (proxies in it travel as
+///   proxies), default-constructible;
+/// - a plain function pointer, only to a server forked from this program
+///   (a function's address means nothing in another run of it).
+/// A lambda with captures cannot be sent (a captured reference would point
+/// into the server's memory); write a serializable functor instead.
+class server_action {
+public:
+    server_action() = default;
+    server_action(std::string name) : kind_(named), key_(std::move(name)) {}
+    server_action(const char* name) : server_action(std::string(name)) {}
+    template <class F, class D = std::decay_t<F>,
+              class = std::enable_if_t<std::is_invocable_v<D&> && !std::is_convertible_v<F, std::string> &&
+                                       !std::is_same_v<D, server_action>>>
+    server_action(F&& f) : kind_(typed), key_(typeid(D).name()) {
+        constexpr bool pointer = std::is_pointer_v<D> && std::is_function_v<std::remove_pointer_t<D>>;
+        constexpr bool stateless = std::is_empty_v<D> && std::is_trivially_copyable_v<D>;
+        constexpr bool serialized = detail::action_type<D>::serialized;
+        static_assert(pointer || stateless || serialized,
+                      "multiprocessing: an action must be a function pointer, a lambda without captures, "
+                      "or a functor with a Boost serialize() member");
+        (void)&detail::action_type<D>::registered;
+        if constexpr (serialized) {
+            multiprocessing::detail::vector_sink sink(payload_);
+            multiprocessing::detail::oarchive oa(sink);
+            const D& cf = f;
+            oa << cf;
+        } else {
+            D copy = f;
+            if constexpr (pointer) {
+                if (!copy) throw ValueError("null action");
+                image_ = detail::image_id;
+            }
+            payload_.resize(sizeof(D));
+            std::memcpy(payload_.data(), static_cast<const void*>(&copy), sizeof(D));
+        }
+    }
+    /// True when no action was given.
+    bool empty() const { return kind_ == none; }
+
+    /// Server side: the callable it names (ValueError if the server cannot
+    /// run it).
+    std::function<void()> resolve() const {
+        switch (kind_) {
+        case named: return detail::action_table::instance().named(key_);
+        case typed:
+            if (image_ != 0 && image_ != detail::image_id)
+                throw ValueError("a function pointer action can only go to a server forked from this program; "
+                                 "register it by name or send a lambda without captures");
+            return detail::action_table::instance().type(key_)(payload_);
+        default: return {};
+        }
+    }
+
+    template <class Ar>
+    void serialize(Ar& ar, unsigned) { ar & kind_ & key_ & payload_ & image_; }
+
+private:
+    enum : std::uint8_t { none, named, typed };
+    std::uint8_t kind_ = none;
+    std::string key_;
+    std::vector<char> payload_;
+    std::uint64_t image_ = 0;
+};
+
+/// Makes `name` an action a Barrier created with server_action(name) runs.
+/// Register it in the server's program before the server starts (a
+/// manager's server is forked at start(): later registrations in the
+/// client are not in it).  Python passes the callable itself, pickled by
+/// reference.
+inline void register_action(const std::string& name, std::function<void()> f) {
+    detail::action_table::instance().add_named(name, std::move(f));
+}
+
+/// Referent of Barrier(parties, action, timeout): Python's
+/// threading.Barrier.  The action runs in the server, once per cycle, in the
+/// thread of the last party to arrive and before any party is released; if
+/// it throws, that party gets the exception and the others
+/// BrokenBarrierError.  As in Python the barrier's lock is held meanwhile,
+/// so the action must not call wait(), reset() or abort() on its barrier.
 class BarrierRef {
 public:
     BarrierRef() = default;
     BarrierRef(long long parties, double timeout) : parties_(parties), timeout_(timeout) {
         if (parties < 1) throw ValueError("parties must be >= 1");
+    }
+    BarrierRef(long long parties, const server_action& action, double timeout) : BarrierRef(parties, timeout) {
+        action_ = action.resolve();
     }
     /// Returns the arrival index, 0 for the first to arrive.
     long long wait(double timeout) {
@@ -458,6 +631,14 @@ public:
             }
         } g{*this};
         if (index + 1 == parties_) {
+            if (action_) {
+                try {
+                    action_();
+                } catch (...) {
+                    break_locked();
+                    throw;
+                }
+            }
             state_ = draining;
             cv_.notify_all();
         } else {
@@ -496,14 +677,9 @@ public:
         break_locked();
     }
     long long parties() const { return parties_; }
-    long long n_waiting() const {
-        std::lock_guard<std::mutex> lk(mu_);
-        return state_ == filling ? count_ : 0;
-    }
-    bool broken_() const {
-        std::lock_guard<std::mutex> lk(mu_);
-        return state_ == broken;
-    }
+    // Without the lock, as in Python: an action may ask while it holds it.
+    long long n_waiting() const { return state_ == filling ? count_.load() : 0; }
+    bool broken_() const { return state_ == broken; }
 
 private:
     // Python's states: filling 0, draining 1, resetting -1, broken -2.
@@ -516,8 +692,9 @@ private:
     std::condition_variable cv_;
     long long parties_ = 1;
     double timeout_ = -1;
-    long long count_ = 0;
-    state_t state_ = filling;
+    std::function<void()> action_;
+    std::atomic<long long> count_{0};    // written under mu_
+    std::atomic<state_t> state_{filling};  // written under mu_
 };
 
 template <class T> struct self_locking<QueueRef<T>> : std::true_type {};
@@ -733,10 +910,17 @@ public:
     Proxy<SemaphoreRef> BoundedSemaphore(long long value = 1) { return make<SemaphoreRef>("BoundedSemaphore", value, true); }
     Proxy<EventRef> Event() { return make<EventRef>("Event"); }
     Proxy<ConditionRef> Condition() { return make<ConditionRef>("Condition"); }
-    /// Python's manager.Barrier(parties, timeout); the action callable is
-    /// not supported (code cannot be sent to the server).
+    /// Python's manager.Condition(lock): a condition on a Lock or RLock of
+    /// this manager, which it uses itself (acquiring either is the same).
+    Proxy<ConditionRef> Condition(const Proxy<LockRef>& lock) { return make<ConditionRef>("Condition", lock._token()); }
+    /// Python's manager.Barrier(parties, timeout).
     Proxy<BarrierRef> Barrier(long long parties, std::optional<double> timeout = std::nullopt) {
         return make<BarrierRef>("Barrier", parties, timeout.value_or(-1));
+    }
+    /// Python's manager.Barrier(parties, action, timeout): the action runs in
+    /// the server once per cycle (see server_action for what can be sent).
+    Proxy<BarrierRef> Barrier(long long parties, server_action action, std::optional<double> timeout = std::nullopt) {
+        return make<BarrierRef>("Barrier", parties, std::move(action), timeout.value_or(-1));
     }
 
 protected:
