@@ -83,7 +83,7 @@ static constexpr double DELTA = 0.1, TIMEOUT1 = 0.1, TIMEOUT2 = 0.1, TIMEOUT3 = 
 static void expect(bool ok, const char* what) {
     if (!ok) throw std::runtime_error(std::string("expectation failed: ") + what);
 }
-#define EXPECT(c) expect((c), #c)
+#define EXPECT(...) expect((__VA_ARGS__), #__VA_ARGS__)
 
 TEST_CASE("_TestQueue.test_put", "[sync][queue][fork]") {
     auto manager = mp::Manager();
