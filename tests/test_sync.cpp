@@ -1,10 +1,13 @@
 // SyncManager's queues and locks across processes: ports of CPython's
 // _TestQueue, _TestLock, _TestSemaphore, _TestCondition, _TestEvent and
-// _TestBarrier (manager mode), plus what happens when a holder or a waiter
-// is killed.
+// _TestBarrier (manager mode), one TEST_CASE per CPython method; what
+// happens when a holder or a waiter is killed; Condition(lock) and Barrier
+// actions.
 #include "helpers.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <sys/stat.h>
 
 #include <mutex>
 
@@ -944,4 +947,32 @@ TEST_CASE("Condition(lock): a lock of another manager is refused", "[sync][condi
     auto other = mp::Manager();
     auto foreign = other.Lock();
     CHECK_THROWS_AS(manager.Condition(foreign), mp::ValueError);
+}
+
+TEST_CASE("Barrier action: a name registered only in a server program that serves with get_server()", "[sync][barrier][action][server]") {
+    std::string dir = "/tmp/mp-action-" + std::to_string(::getpid());
+    ::mkdir(dir.c_str(), 0700);
+    std::string addr = dir + "/sock";
+    std::string key = "barrier-action-key";
+    test::Channel ch;
+    mp::Process server([addr, key, &ch] {
+        // Registered in the server only: the client knows just the name.
+        mp::managers::register_action("mark", [&ch] { ch.write_line("mark"); });
+        mp::managers::SyncManager m(addr, key);
+        m.get_server().serve_forever();
+    });
+    server.start();
+    REQUIRE(test::wait_until([&] { return ::access(addr.c_str(), F_OK) == 0; }));
+    {
+        mp::managers::SyncManager client(addr, key);
+        client.connect();
+        auto b = client.Barrier(1, "mark");
+        CHECK(b.wait() == 0);
+        CHECK(b.wait() == 0);
+        CHECK(ch.read_line() == "mark");
+        CHECK(ch.read_line() == "mark");
+        client.shutdown();
+    }
+    CHECK(test::join_or_kill(server, 10) == 0);
+    ::rmdir(dir.c_str());
 }

@@ -929,6 +929,10 @@ protected:
         register_exception<Full>();
         register_exception<ShutDown>();
         register_exception<BrokenBarrierError>();
+        // Known to a server program that never makes them itself (one
+        // serving SyncManager types from get_server()).
+        (void)&constructor_registrar<ConditionRef, Token>::registered;
+        (void)&constructor_registrar<BarrierRef, long long, server_action, double>::registered;
     }
 
 private:
