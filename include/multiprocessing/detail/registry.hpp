@@ -61,7 +61,8 @@ using gc_visitor = std::function<void(const std::shared_ptr<ref_entry>&)>;
 /// whether a T can hold one at all.  Specialized for proxies, object, the
 /// standard containers and the library's shared containers; a user class
 /// holding proxies declares `void _gc_traverse(const gc_visitor&) const`
-/// (without it its proxies keep their objects alive, cycles included).
+/// (see managers::gc_visit; without it, what its proxies name is kept
+/// alive, cycles included).
 template <class T, class = void>
 struct gc_traverse {
     static constexpr bool holds = false;
@@ -244,10 +245,11 @@ struct call_context {
     virtual Token share(std::shared_ptr<void> obj, const void* raw, std::type_index referent) = 0;
     virtual bool caller_gone() const = 0;
     virtual void hand_over(std::function<void()> take_back) = 0;
-    /// Keeps a proxy reference of the result alive until the caller has its
-    /// own (its incref, or its next request on the connection; CPython's
-    /// server keeps its last result too): else a proxy popped out of a
-    /// container, or a cycle collected meanwhile, would die in transit.
+    /// Keeps a proxy reference of the result alive, if the caller holds none
+    /// yet, until the caller's incref (or its next request on the
+    /// connection; CPython's server keeps its last result until then too):
+    /// else a proxy popped out of a container, or a cycle collected
+    /// meanwhile, would die in transit.
     virtual void keep(std::shared_ptr<ref_entry>) {}
     std::uint64_t session = 0;     // the calling process
     std::uint64_t connection = 0;  // the calling thread's connection
@@ -651,6 +653,18 @@ std::shared_ptr<type_entry> make_entry(const std::string& typeid_) {
 }
 
 }  // namespace detail
+
+/// What a class holding proxies receives in its `_gc_traverse` member.
+using gc_visitor = detail::gc_visitor;
+
+/// For a class holding proxies (directly, in objects or in containers):
+///   void _gc_traverse(const gc_visitor& v) const { gc_visit(members_, v); }
+/// lets the server's cycle collector see them, so cycles through objects
+/// of the class are freed (Python's objects need no such declaration).
+template <class T>
+void gc_visit(const T& x, const gc_visitor& v) {
+    detail::gc_traverse<T>::run(x, v);
+}
 
 /// Who is calling, for methods running in the server: the client process
 /// (session) and its calling thread (connection).  Outside a call both are 0.

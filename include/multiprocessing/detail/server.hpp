@@ -145,12 +145,15 @@ public:
         registry_->run_exit_hooks();  // before the wait: a slow exit may be cut short by SIGKILL
         wait_for_threads(std::chrono::seconds(5));
         decltype(objects_) doomed;
+        decltype(reap_) late;
         {
             std::lock_guard<std::mutex> g(mu_);
             if (live_threads_ == 0) doomed.swap(objects_);  // destroyed below, outside the lock
             else for (auto& kv : objects_) leaked_.push_back(kv.second);  // threads still use them
+            if (!gc_thread_) late.swap(reap_);
         }
         doomed.clear();
+        late.clear();
         listener_.close();
         if (!owned_dir_.empty()) ::rmdir(owned_dir_.c_str());  // the private pymp-* directory
         ::close(wake_[0]);
@@ -258,7 +261,6 @@ public:
             std::vector<std::size_t> out;      // the objects its proxies name
             long held = 0;                     // proxies to it seen inside objects
             long uses = -1;                    // proxies to it in this process
-            long in_transit = 0;               // of those, kept for a caller that holds its own
         };
         std::vector<node> nodes;
         std::unordered_map<std::uint64_t, std::size_t> index;
@@ -271,9 +273,9 @@ public:
                 auto it = sit->second.refs.find(kv.first);
                 bool internal = it != sit->second.refs.end() && it->second == kv.second->refcount;
                 index.emplace(kv.first, nodes.size());
-                nodes.push_back({kv.first, kv.second, internal, false, {}, 0, -1, 0});
+                nodes.push_back({kv.first, kv.second, internal, false, {}, 0, -1});
             }
-            in_transit_locked(nodes, index, ep, epoch, [&](std::size_t i) { nodes[i].busy = true; });
+            in_transit_locked(index, [&](std::size_t i) { nodes[i].busy = true; });
         }
         // The edges; each object read under its own lock, never waited for.
         auto scan = [&](std::size_t i, const std::function<void(std::size_t, long)>& edge) {
@@ -300,7 +302,7 @@ public:
             });
         }
         auto candidate = [&](const node& n) {
-            return n.internal && !n.busy && n.held > 0 && n.held == n.uses - n.in_transit;
+            return n.internal && !n.busy && n.held > 0 && n.held == n.uses;
         };
         std::vector<char> live(nodes.size(), 0);
         std::vector<std::size_t> stack;
@@ -345,13 +347,12 @@ public:
                 nodes[i].out.clear();
                 nodes[i].held = 0;
                 nodes[i].uses = -1;
-                nodes[i].in_transit = 0;
                 auto oit = objects_.find(nodes[i].id);
                 auto sref = sit->second.refs.find(nodes[i].id);
                 ok[i] = oit != objects_.end() && oit->second == nodes[i].r && sref != sit->second.refs.end() &&
                         sref->second == oit->second->refcount;
             }
-            in_transit_locked(nodes, index, ep, epoch, [&](std::size_t i) { ok[i] = 0; });
+            in_transit_locked(index, [&](std::size_t i) { ok[i] = 0; });
             for (std::size_t i : garbage)
                 scan(i, [&](std::size_t j, long uses) {
                     nodes[i].out.push_back(j);
@@ -363,8 +364,7 @@ public:
             for (bool changed = true; changed;) {
                 changed = false;
                 for (std::size_t i : garbage) {
-                    if (!in[i] || (ok[i] && nodes[i].held > 0 && nodes[i].held == nodes[i].uses - nodes[i].in_transit))
-                        continue;
+                    if (!in[i] || (ok[i] && nodes[i].held > 0 && nodes[i].held == nodes[i].uses)) continue;
                     in[i] = 0;
                     changed = true;
                     for (std::size_t j : nodes[i].out)
@@ -606,35 +606,57 @@ private:
         if (held != s->second.refs.end() && held->second == it->second->refcount) want_collect_locked();
     }
 
-    // Proxies kept for replies in transit (call_context::keep): one whose
-    // caller held no reference pins its object until the caller's incref
-    // comes; one whose caller had its own is not a holder that counts.  (A
-    // caller that drops its last reference in another thread while the
-    // reply is in transit may find a collected cycle gone: KeyError.)
-    template <class Nodes, class Pin>
-    void in_transit_locked(Nodes& nodes, const std::unordered_map<std::uint64_t, std::size_t>& index,
-                           const detail::endpoint* ep, unsigned epoch, Pin pin) {
+    // A proxy kept for a reply in transit (call_context::keep) pins its
+    // object until the caller's incref comes.
+    template <class Pin>
+    void in_transit_locked(const std::unordered_map<std::uint64_t, std::size_t>& index, Pin pin) {
         for (auto& kv : kept_)
             for (auto& k : kv.second) {
-                if (!k.ref || k.ref->ep != ep || k.ref->epoch != epoch) continue;
+                if (!k.ref || k.ref->ep != self_ep_ || k.ref->epoch != self_ep_->epoch()) continue;
                 auto it = index.find(k.ref->token.id);
-                if (it == index.end()) continue;
-                if (k.covered) nodes[it->second].in_transit += 1;
-                else pin(it->second);
+                if (it != index.end()) pin(it->second);
             }
     }
 
-    // Runs collect() soon on a thread of its own, so a decref's reply never
-    // waits for it; requests that come meanwhile share one run.
+    // Objects freed by a decref that may hold proxies die on the
+    // housekeeping thread, not in the decref's handler: their proxies'
+    // decrefs come back to this server while this process's client lock is
+    // held, and a handler that waited for them could be serving the very
+    // thread that holds it (a dict holding a list holding a dict deadlocked).
+    void reap(std::vector<std::shared_ptr<referent>>& dead) {
+        std::vector<std::shared_ptr<void>> later;
+        for (auto& r : dead)
+            if (r->type->traverse) later.push_back(std::move(r));
+        dead.clear();  // the others now, outside the lock
+        if (later.empty()) return;
+        std::lock_guard<std::mutex> g(mu_);
+        for (auto& x : later) reap_.push_back(std::move(x));
+        want_housekeeping_locked();
+    }
+
     void want_collect_locked() {
         gc_wanted_ = true;
+        want_housekeeping_locked();
+    }
+
+    // Runs reaping and collect() soon on a thread of its own, so a decref's
+    // reply never waits for them; requests that come meanwhile share one run.
+    void want_housekeeping_locked() {
         if (gc_thread_ || stopping_.load()) return;
         gc_thread_ = true;
         try {
             std::thread([this] {
                 std::unique_lock<std::mutex> g(mu_);
                 for (;;) {
-                    while (gc_wanted_ && !stopping_.load()) {
+                    while ((gc_wanted_ || !reap_.empty()) && !stopping_.load()) {
+                        if (!reap_.empty()) {
+                            auto doomed = std::move(reap_);
+                            reap_.clear();
+                            g.unlock();
+                            doomed.clear();
+                            g.lock();
+                            continue;
+                        }
                         // A short pause gathers a burst of decrefs into one run.
                         gc_cv_.wait_for(g, std::chrono::milliseconds(5), [&] { return stopping_.load(); });
                         gc_wanted_ = false;
@@ -651,7 +673,7 @@ private:
                     g.unlock();
                     OPENSSL_thread_stop();
                     g.lock();
-                    if (!gc_wanted_ || stopping_.load()) break;
+                    if ((!gc_wanted_ && reap_.empty()) || stopping_.load()) break;
                 }
                 gc_thread_ = false;
                 threads_done_.notify_all();
@@ -674,8 +696,9 @@ private:
     }
 
     // Drops what the connection's last results kept (outside the lock:
-    // the proxies' decrefs come back to this server).
-    void unkeep(std::uint64_t conn_id) {
+    // the proxies' decrefs come back to this server).  At the end of a
+    // connection, what a reply pinned may be left in a cycle: collect.
+    void unkeep(std::uint64_t conn_id, bool closing = false) {
         std::vector<kept_ref> doomed;
         {
             std::lock_guard<std::mutex> g(mu_);
@@ -683,6 +706,7 @@ private:
             if (it == kept_.end()) return;
             doomed.swap(it->second);
             kept_.erase(it);
+            if (closing) want_collect_locked();
         }
     }
 
@@ -780,12 +804,16 @@ private:
                     detail::put_foreign_exception(out, h.request_id);
                 }
                 if (!kept.empty()) {
-                    std::lock_guard<std::mutex> g(mu_);
-                    auto& k = kept_[conn_id];
-                    auto& held = sessions_[sess].refs;
-                    for (auto& e : kept) {
-                        bool covered = held.count(e->token.id) > 0;
-                        k.push_back({sess, covered, std::move(e)});
+                    // Only what the caller holds no reference to yet needs
+                    // keeping; the rest goes now (outside the lock).
+                    std::vector<std::shared_ptr<detail::ref_entry>> covered;
+                    {
+                        std::lock_guard<std::mutex> g(mu_);
+                        auto& held = sessions_[sess].refs;
+                        for (auto& e : kept) {
+                            if (held.count(e->token.id)) covered.push_back(std::move(e));
+                            else kept_[conn_id].push_back({sess, std::move(e)});
+                        }
                     }
                     kept.clear();
                 }
@@ -823,7 +851,7 @@ private:
         // disconnect hooks and the release of the session's references.
         take_back_all(handovers);
         kept.clear();
-        unkeep(conn_id);
+        unkeep(conn_id, true);
         if (sess) {
             notify_disconnect(sess, conn_id);
             session_closed(sess);
@@ -957,6 +985,13 @@ private:
                                 doomed.push_back(std::move(k));
                 }
             }
+            if (!doomed.empty()) {
+                std::vector<std::shared_ptr<void>> later;
+                for (auto& k : doomed) later.push_back(std::move(k.ref));
+                std::lock_guard<std::mutex> g(mu_);
+                for (auto& x : later) reap_.push_back(std::move(x));
+                want_housekeeping_locked();
+            }
             detail::begin_reply(out, detail::status::ok, h.request_id);
             for (auto f : found) detail::put_pod(out, f);
             return false;
@@ -985,7 +1020,7 @@ private:
                     decref_locked(id, cnt, dead);
                 }
             }
-            dead.clear();  // destroy outside the lock
+            reap(dead);  // outside the lock
             detail::begin_reply(out, detail::status::ok, h.request_id);
             return false;
         }
@@ -1042,10 +1077,10 @@ private:
     // Proxy references of replies in transit, by connection (call_context::keep).
     struct kept_ref {
         std::uint64_t session = 0;
-        bool covered = false;  // the caller held a reference as the reply left
         std::shared_ptr<detail::ref_entry> ref;  // null once released
     };
     std::unordered_map<std::uint64_t, std::vector<kept_ref>> kept_;
+    std::vector<std::shared_ptr<void>> reap_;  // to destroy on the housekeeping thread
     const detail::endpoint* self_ep_ = nullptr;  // this process's client side of this server
     bool gc_wanted_ = false;   // under mu_
     bool gc_thread_ = false;   // under mu_: the collector thread is running
