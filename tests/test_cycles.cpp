@@ -436,3 +436,22 @@ TEST_CASE("object holding a proxy: nested three deep, freed without deadlock", "
     CHECK(objects_back_to(manager, base));
     CHECK(manager.number_of_objects() == base);
 }
+
+TEST_CASE("a proxy popped out of a container it alone held is usable", "[object-proxy][containers]") {
+    auto manager = mp::Manager();
+    auto base = manager.number_of_objects();
+    {
+        // Typed: on main the server dropped its reference before the reply
+        // reached the caller, whose incref then failed with KeyError.
+        auto typed = manager.list<ListProxy<int>>();
+        typed.append(manager.list<int>({1, 2}));
+        auto x = typed.pop();
+        CHECK(x.copy() == std::vector<int>{1, 2});
+        auto d = manager.dict();
+        d["k"] = manager.list({3});
+        auto y = d.pop("k");
+        CHECK(y.as_proxy<ListProxy<>>().copy() == std::vector<object>{3});
+        CHECK(manager.number_of_objects() == base + 4);
+    }
+    CHECK(objects_back_to(manager, base));
+}

@@ -655,10 +655,14 @@ private:
                             g.unlock();
                             doomed.clear();
                             g.lock();
+                            // Fewer proxies in this process: a cycle they
+                            // kept alive may be garbage now, with no decref.
+                            gc_wanted_ = true;
                             continue;
                         }
                         // A short pause gathers a burst of decrefs into one run.
                         gc_cv_.wait_for(g, std::chrono::milliseconds(5), [&] { return stopping_.load(); });
+                        if (!reap_.empty()) continue;  // reap first: collect sees the result
                         gc_wanted_ = false;
                         g.unlock();
                         try {
@@ -742,6 +746,7 @@ private:
         std::vector<char> out, batch;
         std::vector<handover> handovers;  // replies awaiting the client's ack
         std::vector<std::shared_ptr<detail::ref_entry>> kept;  // this call's, see call_context::keep
+        bool kept_any = false;  // kept_ may hold some of this connection's (saves a lock per call)
         try {
             for (;;) {
                 if (!batch.empty() && !c.frame_ready()) {
@@ -793,7 +798,10 @@ private:
                 }
                 bool stop = false;
                 std::vector<handover> handed;
-                unkeep(conn_id);  // the caller has its own references by now
+                if (kept_any) {
+                    unkeep(conn_id);  // the caller has its own references by now
+                    kept_any = false;
+                }
                 try {
                     stop = dispatch(h, name, body, n, sess, conn_id, c.fileno(), out, handed, kept);
                 } catch (const std::exception& e) {
@@ -811,8 +819,12 @@ private:
                         std::lock_guard<std::mutex> g(mu_);
                         auto& held = sessions_[sess].refs;
                         for (auto& e : kept) {
-                            if (held.count(e->token.id)) covered.push_back(std::move(e));
-                            else kept_[conn_id].push_back({sess, std::move(e)});
+                            if (held.count(e->token.id)) {
+                                covered.push_back(std::move(e));
+                            } else {
+                                kept_[conn_id].push_back({sess, std::move(e)});
+                                kept_any = true;
+                            }
                         }
                     }
                     kept.clear();
@@ -851,7 +863,7 @@ private:
         // disconnect hooks and the release of the session's references.
         take_back_all(handovers);
         kept.clear();
-        unkeep(conn_id, true);
+        if (kept_any) unkeep(conn_id, true);
         if (sess) {
             notify_disconnect(sess, conn_id);
             session_closed(sess);
