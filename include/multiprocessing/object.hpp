@@ -4,7 +4,8 @@
 // Python's equality, hashing (1 == 1.0 == True, one dict key), ordering
 // rules, repr() and `+=`.  Ints and floats compare exactly (2**53 + 1 is not
 // 2.0**53), and numbers hash with CPython's numeric hash, so equal values
-// hash equal whatever their type.
+// hash equal whatever their type.  An object can also hold a proxy
+// (Python's d['x'] = manager.list()): see as_proxy().
 #pragma once
 
 #include "multiprocessing/detail/py_repr.hpp"
@@ -66,7 +67,9 @@ struct object_proxy_hooks {
 
 /// A dynamic, Python-like value.  Differs from Python: int is 64-bit (no
 /// big integers: an int result out of range raises OverflowError), and a
-/// dict keeps insertion order but deletes in O(n).
+/// dict keeps insertion order but deletes in O(n).  A held proxy is equal
+/// to another naming the same shared object (Python: only to itself), and
+/// len() or iteration on it raise TypeError (Python forwards them).
 class object {
 public:
     struct tuple_t { std::vector<object> items; };
