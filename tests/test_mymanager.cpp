@@ -90,7 +90,23 @@ TEST_CASE("_TestMyManager.test_mymanager", "[mymanager]") {
 }
 
 TEST_CASE("_TestMyManager.test_mymanager_context", "[mymanager]") {
-    // Python's `with manager:` is a scope: the destructor shuts it down.
+    // Python's `with manager:` is manager.enter()'s scope: it starts the
+    // manager and shuts it down at its end, and the exit code stays
+    // readable after it (Python's manager._process.exitcode).
+    MyManager manager;
+    pid_t server;
+    {
+        auto with = manager.enter();
+        server = manager.pid();
+        common(manager);
+    }
+    CHECK_FALSE(test::pid_alive(server));
+    CHECK(manager.exitcode() == 0);
+    CHECK(manager.state() == MyManager::State::shutdown);
+    CHECK_THROWS_AS(manager.enter(), mp::ProcessError);  // Python: "Unable to start server"
+}
+
+TEST_CASE("manager: a scope alone shuts the server down", "[mymanager]") {
     pid_t server;
     {
         MyManager manager;
@@ -104,9 +120,11 @@ TEST_CASE("_TestMyManager.test_mymanager_context", "[mymanager]") {
 TEST_CASE("_TestMyManager.test_mymanager_context_prestarted", "[mymanager]") {
     MyManager manager;
     manager.start();
+    pid_t server = manager.pid();
     {
+        auto with = manager.enter();  // already started: used as it is
+        CHECK(manager.pid() == server);
         common(manager);
     }
-    manager.shutdown();
     CHECK(manager.exitcode() == 0);
 }

@@ -86,6 +86,8 @@ public:
     /// arguments its exact parameter types, or the server refuses the call.
     template <class R = void, class... A>
     detail::client_result_t<R> _callmethod(std::string_view name, A&&... args) const {
+        static_assert(!(detail::is_data_pointer_v<A> || ...),
+                      "multiprocessing: a pointer cannot be sent to another process; send the value it points to");
         std::uint64_t sig = detail::signature_hash<typename detail::result_wire<R>::type, detail::wire_t<A>...>("method");
         return _invoke<R>(name, sig, detail::type_list<detail::wire_t<A>...>{}, std::forward<A>(args)...);
     }
@@ -209,6 +211,9 @@ protected:
                       "multiprocessing: wrong number of arguments for this exposed method");
         static_assert(!tr::template arity_ok<A...>() || tr::template accepts<A...>(),
                       "multiprocessing: argument types do not match the exposed method's parameters");
+        static_assert(!(detail::is_data_pointer_v<A> || ...),
+                      "multiprocessing: a pointer cannot be sent to another process (a parameter of type bool "
+                      "would receive True); send the value it points to");
         if constexpr (tr::template accepts<A...>())
             return this->template _invoke<typename tr::result_type>(name, detail::method_signature<M>(),
                                                                     typename tr::wire_params{},
@@ -258,6 +263,9 @@ auto call_async(const P& proxy, A&&... args) {
     static_assert(tr::template arity_ok<A...>(), "multiprocessing: wrong number of arguments for this exposed method");
     static_assert(!tr::template arity_ok<A...>() || tr::template accepts<A...>(),
                   "multiprocessing: argument types do not match the exposed method's parameters");
+    static_assert(!(detail::is_data_pointer_v<A> || ...),
+                  "multiprocessing: a pointer cannot be sent to another process (a parameter of type bool "
+                  "would receive True); send the value it points to");
     using R = typename tr::result_type;
     using Res = detail::client_result_t<R>;
     const char* name = detail::exposed_name<M, P>();
@@ -614,6 +622,30 @@ public:
             ::unlink(address_.path().c_str());
             ::rmdir(auto_dir_.c_str());
         }
+    }
+
+    /// Python's `with manager:` when the manager must outlive the block
+    /// (to read exitcode() after it, as Python reads _process.exitcode):
+    /// starts the manager if it is not started yet (Python's __enter__;
+    /// ProcessError if it has shut down), and the returned guard shuts it
+    /// down when its scope ends (__exit__).
+    ///   { auto with = manager.enter(); ... }   // then manager.exitcode()
+    [[nodiscard]] auto enter() {
+        if (state_ == State::initial) start();
+        if (state_ != State::started) throw ProcessError("Unable to start server");
+        struct scope {
+            BaseManager* m;
+            explicit scope(BaseManager* mgr) : m(mgr) {}
+            scope(const scope&) = delete;
+            scope& operator=(const scope&) = delete;
+            ~scope() {
+                try {
+                    m->shutdown();
+                } catch (...) {
+                }
+            }
+        };
+        return scope(this);
     }
 
     /// Python's join(timeout): waits for the server process to end.

@@ -121,6 +121,20 @@ public:
     object(const char* s) : v_(std::string(s)) {}
     object(std::string s) : v_(std::move(s)) {}
     object(multiprocessing::bytes b) : v_(std::move(b)) {}
+    /// Refuses any other pointer at compile time: it would convert to bool
+    /// (True), and what it points to cannot cross to another process.
+    template <class P, std::enable_if_t<!std::is_same_v<std::remove_cv_t<P>, char>, int> = 0>
+    object(P*) {
+        static_assert(sizeof(P*) == 0,
+                      "multiprocessing: a pointer cannot be sent to another process (it would arrive as True); "
+                      "send the value it points to");
+    }
+    template <class M, class C>
+    object(M C::*) {
+        static_assert(sizeof(M C::*) == 0,
+                      "multiprocessing: a pointer to member cannot be sent to another process (it would arrive as "
+                      "True); send a value");
+    }
 
     /// Python's (a, b, ...).
     static object tuple(std::vector<object> items = {}) { object o; o.v_ = tuple_t{std::move(items)}; return o; }

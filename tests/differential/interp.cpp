@@ -376,6 +376,11 @@ std::string run_op(containers& c, const std::string& op, const std::vector<std::
     if (op == "s.issubset") return r(c.s.issubset(seq_of(arg(0))));
     if (op == "s.issuperset") return r(c.s.issuperset(seq_of(arg(0))));
     if (op == "s.isdisjoint") return r(c.s.isdisjoint(seq_of(arg(0))));
+    if (op == "s.oprint") {  // CPython's iteration order
+        std::string out = "{";
+        for (auto& x : c.s.items()) out += (out.size() > 1 ? ", " : "") + repr(x);
+        return out + "}";
+    }
     if (op == "s.print") {
         std::vector<std::string> reprs;
         for (auto& x : c.s.items()) reprs.push_back(repr(x));

@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -366,44 +367,166 @@ private:
     std::vector<T> v_;
 };
 
-/// The referent of SyncManager::set<T>() (Python 3.14's SetProxy).  Keeps
-/// insertion order, so its repr may order elements differently from CPython.
+namespace detail {
+
+template <class T, class = void>
+struct has_equal : std::false_type {};
+template <class T>
+struct has_equal<T, std::void_t<decltype(std::declval<const T&>() == std::declval<const T&>())>> : std::true_type {};
+
+template <class T> struct is_tuple_like : std::false_type {};
+template <class A, class B> struct is_tuple_like<std::pair<A, B>> : std::true_type {};
+template <class... A> struct is_tuple_like<std::tuple<A...>> : std::true_type {};
+
+/// CPython's hash of x where CPython's is deterministic (None, bool, int,
+/// float, tuples of those, via object and the C++ arithmetic types, pairs
+/// and tuples), so a set orders such elements as CPython does.  str and
+/// bytes hash by std::hash (CPython randomizes them); a type with only
+/// operator< hashes to 0 (every set operation is then linear).
+template <class T>
+std::int64_t py_hash_of(const T& x) {
+    using multiprocessing::detail::py_hash_float;
+    using multiprocessing::detail::py_hash_int;
+    if constexpr (std::is_same_v<T, bool>) return x ? 1 : 0;
+    else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) {
+        constexpr std::uint64_t P = (std::uint64_t{1} << 61) - 1;
+        return static_cast<std::int64_t>(static_cast<std::uint64_t>(x) % P);
+    } else if constexpr (std::is_integral_v<T>) return py_hash_int(static_cast<std::int64_t>(x));
+    else if constexpr (std::is_floating_point_v<T>) return py_hash_float(static_cast<double>(x));
+    else if constexpr (std::is_same_v<T, object>) return multiprocessing::detail::py_hash(x);
+    else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, multiprocessing::bytes>)
+        return multiprocessing::detail::py_hash(object(x));
+    else if constexpr (is_tuple_like<T>::value) {
+        // CPython's tuple hash (xxHash-like) over the items' hashes.
+        constexpr std::uint64_t p1 = 11400714785074694791ULL, p2 = 14029467366897019727ULL,
+                                p5 = 2870177450012600261ULL;
+        std::uint64_t acc = p5;
+        std::apply([&](const auto&... item) {
+            ((acc += static_cast<std::uint64_t>(py_hash_of(item)) * p2, acc = (acc << 31) | (acc >> 33), acc *= p1), ...);
+        }, x);
+        acc += std::tuple_size_v<T> ^ (p5 ^ 3527539ULL);
+        return acc == ~std::uint64_t{0} ? 1546275796 : static_cast<std::int64_t>(acc);
+    } else if constexpr (is_hashable<T>::value) {
+        auto h = static_cast<std::int64_t>(std::hash<T>{}(x));
+        return h == -1 ? -2 : h;
+    } else {
+        (void)x;
+        return 0;
+    }
+}
+
+/// Marks a set made from a dict's keys (CPython presizes for them).
+struct dict_keys_t {
+    template <class Ar>
+    void serialize(Ar&, unsigned) {}
+};
+
+template <class T>
+bool py_equal(const T& a, const T& b) {
+    if constexpr (has_equal<T>::value) return a == b;
+    else return !(a < b) && !(b < a);
+}
+
+}  // namespace detail
+
+/// The referent of SyncManager::set<T>() (Python 3.14's SetProxy): CPython's
+/// own open-addressing table (8 slots, 9 linear probes, perturbed jumps,
+/// dummies on removal, the same resize points), so iteration and repr
+/// order are CPython's for elements whose hash CPython fixes (see
+/// detail::py_hash_of).  A nan is found by equality only (CPython also
+/// matches the very same nan object, and hashes nan by address).
 template <class T>
 class Set {
+    struct slot {
+        std::optional<T> key;  // empty: no key, hash 0; dummy: no key, hash -1
+        std::int64_t hash = 0;
+        bool active() const { return key.has_value(); }
+        bool dummy() const { return !key && hash == -1; }
+    };
+    static constexpr std::size_t linear_probes = 9;
+
 public:
     using value_type = T;
-    Set() = default;
-    explicit Set(const std::vector<T>& xs) { update(xs); }
+    Set() : table_(8) {}
+    /// Python's set(list): the items added in order.
+    explicit Set(const std::vector<T>& xs) : Set() { update(xs); }
+    /// Python's set(a_set): one presized merge of the other's table.
+    explicit Set(const Set& o, bool) : Set() { merge(o); }
+    /// Python's set(a_dict): presized for the keys, then added in order.
+    Set(const std::vector<T>& keys, detail::dict_keys_t) : Set() {
+        if ((fill_ + keys.size()) * 5 >= mask() * 3) resize((used_ + keys.size()) * 2);
+        for (auto& k : keys) add_entry(k, detail::py_hash_of(k));
+    }
 
-    void add(const T& x) { d_.setitem(x, true); }
-    void discard(const T& x) {
-        if (d_.contains(x)) d_.delitem(x);
+    void add(const T& x) { add_entry(x, detail::py_hash_of(x)); }
+    void discard(const T& x) { discard_entry(x, detail::py_hash_of(x)); }
+    /// KeyError if x is missing.
+    void remove(const T& x) {
+        if (!discard_entry(x, detail::py_hash_of(x))) throw KeyError(multiprocessing::detail::py_repr(x));
     }
-    void remove(const T& x) { d_.delitem(x); }
-    bool contains(const T& x) const { return d_.contains(x); }
-    std::size_t len() const { return d_.len(); }
+    bool contains(const T& x) const { return lookup(x, detail::py_hash_of(x)) != npos; }
+    std::size_t len() const { return used_; }
+    /// Python's set.pop(): the next active slot from a moving finger.
     T pop() {
-        if (!d_.len()) throw KeyError("'pop from an empty set'");
-        return d_.popitem().first;
+        if (!used_) throw KeyError("'pop from an empty set'");
+        std::size_t i = finger_ & mask();
+        while (!table_[i].active()) i = i == mask() ? 0 : i + 1;
+        T k = std::move(*table_[i].key);
+        make_dummy(i);
+        finger_ = i + 1;
+        return k;
     }
-    void clear() { d_.clear(); }
-    std::vector<T> items() const { return d_.keys(); }
+    void clear() {
+        table_.assign(8, slot{});
+        fill_ = used_ = 0;
+    }
+    /// The elements in table order (Python's iteration order).
+    std::vector<T> items() const {
+        std::vector<T> v;
+        v.reserve(used_);
+        for (auto& s : table_)
+            if (s.active()) v.push_back(*s.key);
+        return v;
+    }
     void update(const std::vector<T>& xs) { for (auto& x : xs) add(x); }
+    /// Python's update(a_set) / |= a_set.
+    void update_set(const Set& o) { merge(o); }
     /// As CPython's set with a sequence argument: the argument's items
     /// (the first of equal ones) that are in the set; CPython stops reading
     /// the argument once every item of the set is found.
-    void intersection_update(const std::vector<T>& xs) {
-        Set result = intersection_with(xs);
-        d_.swap(result.d_);
+    void intersection_update(const std::vector<T>& xs) { swap_bodies(intersection(xs)); }
+    /// Python's &= a_set.
+    void intersection_update_set(const Set& o) { swap_bodies(intersection_set(o)); }
+    void difference_update(const std::vector<T>& xs) {
+        for (auto& x : xs) discard(x);
+        purge_dummies();
     }
-    void difference_update(const std::vector<T>& xs) { for (auto& x : xs) discard(x); }
-    void symmetric_difference_update(const std::vector<T>& xs) {
-        for (auto& x : Set(xs).items()) {
-            if (contains(x)) discard(x);
-            else add(x);
+    /// Python's -= a_set (walks the intersection when o is over 8x larger).
+    void difference_update_set(const Set& o) {
+        if ((o.len() >> 3) > len()) {
+            Set common = intersection_set(o);
+            for (auto& s : common.table_)
+                if (s.active()) discard_entry(*s.key, s.hash);
+        } else {
+            for (auto& s : o.table_)
+                if (s.active()) discard_entry(*s.key, s.hash);
         }
+        purge_dummies();
     }
-    bool issubset(const std::vector<T>& xs) const { return intersection_with(xs).len() == len(); }
+    void symmetric_difference_update(const std::vector<T>& xs) { symmetric_difference_update_set(Set(xs)); }
+    /// Python's ^= a_set: o's elements toggled in o's table order.
+    void symmetric_difference_update_set(const Set& o) {
+        for (auto& s : o.table_)
+            if (s.active() && !discard_entry(*s.key, s.hash)) add_entry(*s.key, s.hash);
+    }
+    bool issubset(const std::vector<T>& xs) const { return intersection(xs).len() == len(); }
+    /// Python's <= a_set.
+    bool issubset_set(const Set& o) const {
+        if (len() > o.len()) return false;
+        for (auto& s : table_)
+            if (s.active() && o.lookup(*s.key, s.hash) == npos) return false;
+        return true;
+    }
     bool issuperset(const std::vector<T>& xs) const {
         for (auto& x : xs)
             if (!contains(x)) return false;
@@ -414,6 +537,91 @@ public:
             if (contains(x)) return false;
         return true;
     }
+    /// Python's set.copy(): a merge into a new set.
+    Set copy() const { return Set(*this, true); }
+    /// Python's union, intersection, difference and symmetric_difference
+    /// with a list: new sets, built as CPython builds them.
+    Set union_(const std::vector<T>& xs) const {
+        Set r = copy();
+        r.update(xs);
+        return r;
+    }
+    Set intersection(const std::vector<T>& xs) const {
+        Set r;
+        for (auto& x : xs) {
+            auto h = detail::py_hash_of(x);
+            if (lookup(x, h) == npos) continue;
+            r.add_entry(x, h);
+            if (r.len() >= len()) break;
+        }
+        return r;
+    }
+    Set difference(const std::vector<T>& xs) const {
+        Set r = copy();
+        r.difference_update(xs);
+        return r;
+    }
+    Set symmetric_difference(const std::vector<T>& xs) const {
+        Set r(xs);
+        r.symmetric_difference_update_set(*this);
+        return r;
+    }
+
+    /// Python's a | b, a & b, a - b, a ^ b for two sets, as CPython computes
+    /// them (the order of the result depends on which side is which).
+    static Set or_(const Set& a, const Set& b) {
+        Set r = a.copy();
+        r.merge(b);
+        return r;
+    }
+    static Set and_(const Set& a, const Set& b) { return a.intersection_set(b); }
+    static Set sub(const Set& a, const Set& b) {
+        if ((a.len() >> 2) > b.len()) {
+            Set r = a.copy();
+            r.difference_update_set(b);
+            return r;
+        }
+        Set r;
+        for (auto& s : a.table_)
+            if (s.active() && b.lookup(*s.key, s.hash) == npos) r.add_entry(*s.key, s.hash);
+        return r;
+    }
+    static Set xor_(const Set& a, const Set& b) {
+        Set r = b.copy();
+        r.symmetric_difference_update_set(a);
+        return r;
+    }
+    /// Python's <, <=, >, >= between sets (0, 1, 2, 3).
+    static bool compare(const Set& a, const Set& b, int op) {
+        switch (op) {
+        case 0: return a.len() < b.len() && a.issubset_set(b);
+        case 1: return a.issubset_set(b);
+        case 2: return a.len() > b.len() && b.issubset_set(a);
+        default: return b.issubset_set(a);
+        }
+    }
+    friend bool operator==(const Set& a, const Set& b) { return a.len() == b.len() && a.issubset_set(b); }
+    friend bool operator!=(const Set& a, const Set& b) { return !(a == b); }
+    friend bool operator<(const Set& a, const Set& b) { return compare(a, b, 0); }
+    friend bool operator<=(const Set& a, const Set& b) { return compare(a, b, 1); }
+    friend bool operator>(const Set& a, const Set& b) { return compare(a, b, 2); }
+    friend bool operator>=(const Set& a, const Set& b) { return compare(a, b, 3); }
+    friend Set operator|(const Set& a, const Set& b) { return or_(a, b); }
+    friend Set operator&(const Set& a, const Set& b) { return and_(a, b); }
+    friend Set operator-(const Set& a, const Set& b) { return sub(a, b); }
+    friend Set operator^(const Set& a, const Set& b) { return xor_(a, b); }
+
+    // Server-side forms of the operators, one exposed method each.
+    Set op_or(const Set& b) const { return or_(*this, b); }
+    Set op_ror(const Set& a) const { return or_(a, *this); }
+    Set op_and(const Set& b) const { return and_(*this, b); }
+    Set op_rand(const Set& a) const { return and_(a, *this); }
+    Set op_sub(const Set& b) const { return sub(*this, b); }
+    Set op_rsub(const Set& a) const { return sub(a, *this); }
+    Set op_xor(const Set& b) const { return xor_(*this, b); }
+    Set op_rxor(const Set& a) const { return xor_(a, *this); }
+    bool op_compare(const Set& b, int op) const { return compare(*this, b, op); }
+
     std::string repr() const {
         if (!len()) return "set()";
         auto v = items();
@@ -421,6 +629,8 @@ public:
     }
     friend std::ostream& operator<<(std::ostream& os, const Set& s) { return os << s.repr(); }
 
+    // Travels as its items in table order and is rebuilt by adding them:
+    // exactly what pickling a set does.
     template <class Ar>
     void save(Ar& ar, unsigned) const {
         auto v = items();
@@ -431,22 +641,145 @@ public:
         std::vector<T> v;
         ar >> v;
         clear();
+        finger_ = 0;
         update(v);
     }
     BOOST_SERIALIZATION_SPLIT_MEMBER()
 
 private:
-    Set intersection_with(const std::vector<T>& xs) const {
-        Set result;
-        for (auto& x : xs) {
-            if (!contains(x)) continue;
-            result.add(x);
-            if (result.len() == len()) break;
+    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+    std::size_t mask() const { return table_.size() - 1; }
+
+    std::size_t lookup(const T& key, std::int64_t h) const {
+        std::size_t m = mask(), i = static_cast<std::size_t>(h) & m;
+        std::size_t perturb = static_cast<std::size_t>(h);
+        for (;;) {
+            std::size_t probes = i + linear_probes <= m ? linear_probes : 0;
+            for (std::size_t j = i;; ++j) {
+                const slot& s = table_[j];
+                if (!s.active() && !s.dummy()) return npos;
+                if (s.active() && s.hash == h && detail::py_equal(*s.key, key)) return j;
+                if (probes-- == 0) break;
+            }
+            perturb >>= 5;
+            i = (i * 5 + 1 + perturb) & m;
         }
-        return result;
     }
+    /// CPython's set_add_entry: a new key goes to the last dummy met on
+    /// its probe path, else to the empty slot ending it.
+    void add_entry(const T& key, std::int64_t h) {
+        std::size_t m = mask(), i = static_cast<std::size_t>(h) & m;
+        std::size_t perturb = static_cast<std::size_t>(h), freeslot = npos, empty = npos;
+        while (empty == npos) {
+            std::size_t probes = i + linear_probes <= m ? linear_probes : 0;
+            for (std::size_t j = i;; ++j) {
+                const slot& s = table_[j];
+                if (s.dummy()) freeslot = j;
+                else if (!s.active()) {
+                    empty = j;
+                    break;
+                } else if (s.hash == h && detail::py_equal(*s.key, key)) return;
+                if (probes-- == 0) break;
+            }
+            perturb >>= 5;
+            i = (i * 5 + 1 + perturb) & m;
+        }
+        if (freeslot != npos) {
+            table_[freeslot].key.emplace(key);
+            table_[freeslot].hash = h;
+            ++used_;
+            return;
+        }
+        table_[empty].key.emplace(key);
+        table_[empty].hash = h;
+        ++fill_;
+        ++used_;
+        if (fill_ * 5 >= m * 3) resize(used_ > 50000 ? used_ * 2 : used_ * 4);
+    }
+    template <class U>
+    static void insert_clean(std::vector<slot>& t, U&& key, std::int64_t h) {
+        std::size_t m = t.size() - 1, i = static_cast<std::size_t>(h) & m;
+        std::size_t perturb = static_cast<std::size_t>(h);
+        for (;;) {
+            std::size_t last = i + linear_probes <= m ? i + linear_probes : i;
+            for (std::size_t j = i; j <= last; ++j)
+                if (!t[j].active()) {
+                    t[j].key.emplace(std::forward<U>(key));
+                    t[j].hash = h;
+                    return;
+                }
+            perturb >>= 5;
+            i = (i * 5 + 1 + perturb) & m;
+        }
+    }
+    /// CPython's set_table_resize: the smallest power of 2 above minused.
+    void resize(std::size_t minused) {
+        std::size_t n = 8;
+        while (n <= minused) n <<= 1;
+        if (n == 8 && table_.size() == 8 && fill_ == used_) return;
+        std::vector<slot> t(n);
+        for (auto& s : table_)
+            if (s.active()) insert_clean(t, std::move(*s.key), s.hash);
+        table_.swap(t);
+        fill_ = used_;
+    }
+    bool discard_entry(const T& key, std::int64_t h) {
+        std::size_t j = lookup(key, h);
+        if (j == npos) return false;
+        make_dummy(j);
+        return true;
+    }
+    void make_dummy(std::size_t j) {
+        table_[j].key.reset();
+        table_[j].hash = -1;
+        --used_;
+    }
+    /// After difference_update: CPython rebuilds once over a quarter of
+    /// the slots are dummies.
+    void purge_dummies() {
+        if (fill_ - used_ > mask() / 4) resize(used_ > 50000 ? used_ * 2 : used_ * 4);
+    }
+    /// CPython's set_merge.
+    void merge(const Set& o) {
+        if (&o == this || o.used_ == 0) return;
+        if ((fill_ + o.used_) * 5 >= mask() * 3) resize((used_ + o.used_) * 2);
+        if (fill_ == 0 && mask() == o.mask() && o.fill_ == o.used_) {
+            table_ = o.table_;
+            fill_ = o.fill_;
+            used_ = o.used_;
+            return;
+        }
+        if (fill_ == 0) {
+            for (auto& s : o.table_)
+                if (s.active()) insert_clean(table_, *s.key, s.hash);
+            fill_ = used_ = o.used_;
+            return;
+        }
+        for (auto& s : o.table_)
+            if (s.active()) add_entry(*s.key, s.hash);
+    }
+    /// CPython's set_intersection with a set: walks the smaller one.
+    Set intersection_set(const Set& o) const {
+        const Set* big = this;
+        const Set* small = &o;
+        if (o.len() > len()) std::swap(big, small);
+        Set r;
+        for (auto& s : small->table_)
+            if (s.active() && big->lookup(*s.key, s.hash) != npos) r.add_entry(*s.key, s.hash);
+        return r;
+    }
+    /// CPython's set_swap_bodies: the table moves, the pop finger stays.
+    void swap_bodies(Set&& o) {
+        table_.swap(o.table_);
+        fill_ = o.fill_;
+        used_ = o.used_;
+    }
+
     template <class, class> friend struct detail::gc_traverse;
-    Dict<T, bool> d_;
+    std::vector<slot> table_;
+    std::size_t fill_ = 0;  // active + dummy slots
+    std::size_t used_ = 0;  // active slots
+    std::size_t finger_ = 0;
 };
 
 namespace detail {
@@ -576,11 +909,19 @@ public:
         r.update(other);
         return r;
     }
+    R operator|(const R& other) const { return *this | other.items(); }
+    /// Python 3.14's {..} | d (__ror__): the plain dict's items, then d's.
+    friend R operator|(R other, const Proxy& d) {
+        other.update(d.items());
+        return other;
+    }
+    friend R operator|(const std::vector<std::pair<K, V>>& other, const Proxy& d) { return R(other) | d; }
     /// Python's d |= other: updates the shared dict.
     const Proxy& operator|=(const std::vector<std::pair<K, V>>& other) const {
         update(other);
         return *this;
     }
+    const Proxy& operator|=(const R& other) const { return *this |= other.items(); }
     /// Iterates the keys, fetched in one call.
     auto begin() const {
         return detail::snapshot_iterator<K>(keys());
@@ -677,6 +1018,15 @@ public:
         for (long long k = 0; k < n; ++k) out.insert(out.end(), v.begin(), v.end());
         return out;
     }
+    /// Python's n * l (__rmul__).
+    friend std::vector<T> operator*(long long n, const Proxy& l) { return l * n; }
+    /// [..] + l: a plain list (CPython 3.13 raises TypeError here, as
+    /// ListProxy has no __radd__).
+    friend std::vector<T> operator+(std::vector<T> xs, const Proxy& l) {
+        auto v = l.copy();
+        xs.insert(xs.end(), v.begin(), v.end());
+        return xs;
+    }
     /// Iterates a snapshot fetched in one call.
     auto begin() const {
         return detail::snapshot_iterator<T>(copy());
@@ -698,7 +1048,13 @@ public:
     }
 };
 
-/// Python 3.14's SetProxy for Set<T>.
+/// Python 3.14's SetProxy for Set<T>.  The operators take a plain set
+/// (Set<T>, as copy() returns) or another set proxy, in either order, and
+/// run in the server as CPython's do; a proxy operand travels as its value.
+/// As in Python, `|`, `&`, `-`, `^` and the comparisons refuse a list (they
+/// do not compile); the named methods and the in-place operators also take
+/// a std::vector (Python's `s |= [1]` is silently ignored by 3.14's
+/// SetProxy; here it updates the set).
 template <class T>
 class Proxy<Set<T>> : public ProxyBase<Set<T>> {
     using R = Set<T>;
@@ -714,30 +1070,83 @@ public:
     bool empty() const { return size() == 0; }
     T pop() const { return this->template _call_exposed_<&R::pop>("pop"); }
     void clear() const { this->template _call_exposed_<&R::clear>("clear"); }
+    /// The elements in CPython's iteration order (one call).
     std::vector<T> items() const { return this->template _call_exposed_<&R::items>("__iter__"); }
-    R copy() const { return this->_getvalue(); }
+    /// Python's s.copy(): a plain set.
+    R copy() const { return this->template _call_exposed_<&R::copy>("copy"); }
     void update(const std::vector<T>& xs) const { this->template _call_exposed_<&R::update>("update", xs); }
+    void update(const R& s) const { this->template _call_exposed_<&R::update_set>("__ior__", s); }
     void intersection_update(const std::vector<T>& xs) const {
         this->template _call_exposed_<&R::intersection_update>("intersection_update", xs);
+    }
+    void intersection_update(const R& s) const {
+        this->template _call_exposed_<&R::intersection_update_set>("__iand__", s);
     }
     void difference_update(const std::vector<T>& xs) const {
         this->template _call_exposed_<&R::difference_update>("difference_update", xs);
     }
+    void difference_update(const R& s) const { this->template _call_exposed_<&R::difference_update_set>("__isub__", s); }
     void symmetric_difference_update(const std::vector<T>& xs) const {
         this->template _call_exposed_<&R::symmetric_difference_update>("symmetric_difference_update", xs);
+    }
+    void symmetric_difference_update(const R& s) const {
+        this->template _call_exposed_<&R::symmetric_difference_update_set>("__ixor__", s);
     }
     bool issubset(const std::vector<T>& xs) const { return this->template _call_exposed_<&R::issubset>("issubset", xs); }
     bool issuperset(const std::vector<T>& xs) const { return this->template _call_exposed_<&R::issuperset>("issuperset", xs); }
     bool isdisjoint(const std::vector<T>& xs) const { return this->template _call_exposed_<&R::isdisjoint>("isdisjoint", xs); }
     /// Python's union (a C++ keyword): a plain set.
-    R union_(const std::vector<T>& xs) const { R r = copy(); r.update(xs); return r; }
-    R intersection(const std::vector<T>& xs) const { R r = copy(); r.intersection_update(xs); return r; }
-    R difference(const std::vector<T>& xs) const { R r = copy(); r.difference_update(xs); return r; }
-    R symmetric_difference(const std::vector<T>& xs) const { R r = copy(); r.symmetric_difference_update(xs); return r; }
+    R union_(const std::vector<T>& xs) const { return this->template _call_exposed_<&R::union_>("union", xs); }
+    R intersection(const std::vector<T>& xs) const {
+        return this->template _call_exposed_<&R::intersection>("intersection", xs);
+    }
+    R difference(const std::vector<T>& xs) const { return this->template _call_exposed_<&R::difference>("difference", xs); }
+    R symmetric_difference(const std::vector<T>& xs) const {
+        return this->template _call_exposed_<&R::symmetric_difference>("symmetric_difference", xs);
+    }
+
+    R operator|(const R& b) const { return this->template _call_exposed_<&R::op_or>("__or__", b); }
+    R operator&(const R& b) const { return this->template _call_exposed_<&R::op_and>("__and__", b); }
+    R operator-(const R& b) const { return this->template _call_exposed_<&R::op_sub>("__sub__", b); }
+    R operator^(const R& b) const { return this->template _call_exposed_<&R::op_xor>("__xor__", b); }
+    R operator|(const Proxy& b) const { return *this | b.copy(); }
+    R operator&(const Proxy& b) const { return *this & b.copy(); }
+    R operator-(const Proxy& b) const { return *this - b.copy(); }
+    R operator^(const Proxy& b) const { return *this ^ b.copy(); }
+    /// Python's reflected forms: a plain set on the left.
+    friend R operator|(const R& a, const Proxy& p) { return p.template _call_exposed_<&R::op_ror>("__ror__", a); }
+    friend R operator&(const R& a, const Proxy& p) { return p.template _call_exposed_<&R::op_rand>("__rand__", a); }
+    friend R operator-(const R& a, const Proxy& p) { return p.template _call_exposed_<&R::op_rsub>("__rsub__", a); }
+    friend R operator^(const R& a, const Proxy& p) { return p.template _call_exposed_<&R::op_rxor>("__rxor__", a); }
+
     const Proxy& operator|=(const std::vector<T>& xs) const { update(xs); return *this; }
     const Proxy& operator&=(const std::vector<T>& xs) const { intersection_update(xs); return *this; }
     const Proxy& operator-=(const std::vector<T>& xs) const { difference_update(xs); return *this; }
     const Proxy& operator^=(const std::vector<T>& xs) const { symmetric_difference_update(xs); return *this; }
+    const Proxy& operator|=(const R& s) const { update(s); return *this; }
+    const Proxy& operator&=(const R& s) const { intersection_update(s); return *this; }
+    const Proxy& operator-=(const R& s) const { difference_update(s); return *this; }
+    const Proxy& operator^=(const R& s) const { symmetric_difference_update(s); return *this; }
+    const Proxy& operator|=(const Proxy& s) const { return *this |= s.copy(); }
+    const Proxy& operator&=(const Proxy& s) const { return *this &= s.copy(); }
+    const Proxy& operator-=(const Proxy& s) const { return *this -= s.copy(); }
+    const Proxy& operator^=(const Proxy& s) const { return *this ^= s.copy(); }
+
+    /// Python's subset and superset comparisons, with a plain set or a set
+    /// proxy on either side.
+    friend bool operator<(const Proxy& p, const R& b) { return p.cmp(b, 0); }
+    friend bool operator<=(const Proxy& p, const R& b) { return p.cmp(b, 1); }
+    friend bool operator>(const Proxy& p, const R& b) { return p.cmp(b, 2); }
+    friend bool operator>=(const Proxy& p, const R& b) { return p.cmp(b, 3); }
+    friend bool operator<(const R& a, const Proxy& p) { return p.cmp(a, 2); }
+    friend bool operator<=(const R& a, const Proxy& p) { return p.cmp(a, 3); }
+    friend bool operator>(const R& a, const Proxy& p) { return p.cmp(a, 0); }
+    friend bool operator>=(const R& a, const Proxy& p) { return p.cmp(a, 1); }
+    friend bool operator<(const Proxy& p, const Proxy& q) { return p < q.copy(); }
+    friend bool operator<=(const Proxy& p, const Proxy& q) { return p <= q.copy(); }
+    friend bool operator>(const Proxy& p, const Proxy& q) { return p > q.copy(); }
+    friend bool operator>=(const Proxy& p, const Proxy& q) { return p >= q.copy(); }
+
     auto begin() const {
         return detail::snapshot_iterator<T>(items());
     }
@@ -754,8 +1163,20 @@ public:
             method_desc<&R::difference_update>{"difference_update"},
             method_desc<&R::symmetric_difference_update>{"symmetric_difference_update"},
             method_desc<&R::issubset>{"issubset"}, method_desc<&R::issuperset>{"issuperset"},
-            method_desc<&R::isdisjoint>{"isdisjoint"});
+            method_desc<&R::isdisjoint>{"isdisjoint"}, method_desc<&R::copy>{"copy"},
+            method_desc<&R::union_>{"union"}, method_desc<&R::intersection>{"intersection"},
+            method_desc<&R::difference>{"difference"}, method_desc<&R::symmetric_difference>{"symmetric_difference"},
+            method_desc<&R::update_set>{"__ior__"}, method_desc<&R::intersection_update_set>{"__iand__"},
+            method_desc<&R::difference_update_set>{"__isub__"},
+            method_desc<&R::symmetric_difference_update_set>{"__ixor__"}, method_desc<&R::op_or>{"__or__"},
+            method_desc<&R::op_ror>{"__ror__"}, method_desc<&R::op_and>{"__and__"},
+            method_desc<&R::op_rand>{"__rand__"}, method_desc<&R::op_sub>{"__sub__"},
+            method_desc<&R::op_rsub>{"__rsub__"}, method_desc<&R::op_xor>{"__xor__"},
+            method_desc<&R::op_rxor>{"__rxor__"}, method_desc<&R::op_compare>{"__richcmp__"});
     }
+
+private:
+    bool cmp(const R& b, int op) const { return this->template _call_exposed_<&R::op_compare>("__richcmp__", b, op); }
 };
 
 /// Python's ValueProxy: get(), set() and value().
@@ -799,6 +1220,11 @@ public:
     T at(long long i) const { return this->template _call_exposed_<&R::getitem>("__getitem__", i); }
     std::size_t size() const { return this->template _call_exposed_<&R::len>("__len__"); }
     std::vector<T> copy() const { return this->template _call_exposed_<&R::copy>("copy"); }
+    /// Iterates a snapshot fetched in one call (Python iterates an
+    /// ArrayProxy by __getitem__, one call per element).
+    auto begin() const { return detail::snapshot_iterator<T>(copy()); }
+    /// The end of any iteration (iterators own what they walk).
+    detail::snapshot_iterator<T> end() const { return {}; }
     static auto _exposed_() {
         using detail::method_desc;
         return std::make_tuple(method_desc<&R::getitem>{"__getitem__"}, method_desc<&R::setitem>{"__setitem__"},
@@ -864,7 +1290,11 @@ struct gc_traverse<List<T>> {
 template <class T>
 struct gc_traverse<Set<T>> {
     static constexpr bool holds = gc_traverse<T>::holds;
-    static void run(const Set<T>& x, const gc_visitor& v) { gc_traverse<Dict<T, bool>>::run(x.d_, v); }
+    static void run(const Set<T>& x, const gc_visitor& v) {
+        if constexpr (holds)
+            for (auto& s : x.table_)
+                if (s.active()) gc_traverse<T>::run(*s.key, v);
+    }
 };
 template <class T>
 struct gc_traverse<ValueRef<T>> {
@@ -981,6 +1411,25 @@ public:
     /// Python's manager.set(seq) (3.14).
     template <class T = object>
     Proxy<Set<T>> set(const std::vector<T>& items = {}) { return make<Set<T>>(items); }
+    /// Python's manager.set(a_set): the server merges the set's table.
+    template <class T>
+    Proxy<Set<T>> set(const Set<T>& s) { return make<Set<T>>(s, true); }
+    template <class T>
+    Proxy<Set<T>> set(const Proxy<Set<T>>& s) { return set(s.copy()); }
+    /// Python's manager.set(a_dict): the dict's keys.
+    template <class K, class V>
+    Proxy<Set<K>> set(const Dict<K, V>& d) { return make<Set<K>>(d.keys(), dict_keys_t{}); }
+    template <class K, class V>
+    Proxy<Set<K>> set(const Proxy<Dict<K, V>>& d) { return make<Set<K>>(d.keys(), dict_keys_t{}); }
+    /// Python's manager.set(x) for a dynamic x: iterated at run time (a
+    /// str by characters, a dict by keys); TypeError "'int' object is not
+    /// iterable" as in CPython.  A typed argument that is not a sequence
+    /// does not compile instead.
+    template <class O, std::enable_if_t<std::is_same_v<O, object>, int> = 0>
+    Proxy<Set<object>> set(const O& iterable) {
+        if (iterable.type() == object::kind::dict) return make<Set<object>>(iterable.iterate(), dict_keys_t{});
+        return make<Set<object>>(iterable.iterate());
+    }
     /// Python's manager.Value(typecode, value).
     template <class T>
     Proxy<ValueRef<T>> Value(const std::string& typecode, T v) { return make<ValueRef<T>>(typecode, std::move(v)); }

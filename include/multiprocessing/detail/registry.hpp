@@ -160,6 +160,13 @@ decltype(auto) to_wire(A&& a) {
 template <class... T>
 struct type_list {};
 
+/// A pointer other than a C string (or a pointer to member) as an argument:
+/// refused, since only the address would travel (or it would become a bool).
+template <class A, class D = std::decay_t<A>>
+inline constexpr bool is_data_pointer_v =
+    (std::is_pointer_v<D> && !std::is_same_v<std::remove_cv_t<std::remove_pointer_t<D>>, char>) ||
+    std::is_member_pointer_v<D>;
+
 /// Appends the arguments, converted to their wire types W, as one archive.
 template <class... W, class... A>
 void write_args(std::vector<char>& buf, type_list<W...>, A&&... args) {

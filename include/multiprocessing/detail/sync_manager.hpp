@@ -2,6 +2,7 @@
 #pragma once
 
 #include "multiprocessing/detail/containers.hpp"
+#include "multiprocessing/detail/pool_proxy.hpp"
 #include "multiprocessing/detail/sync.hpp"
 
 namespace multiprocessing::managers {
@@ -11,7 +12,8 @@ namespace multiprocessing::managers {
 /// made with methods named like Python's typeids.
 class SyncManager : public BaseManager<SyncManager>,
                     public detail::container_factories<SyncManager>,
-                    public detail::sync_factories<SyncManager> {
+                    public detail::sync_factories<SyncManager>,
+                    public detail::pool_factories<SyncManager> {
 public:
     explicit SyncManager(Address address = {}, AuthKey authkey = {}, ServerOptions options = {},
                          double shutdown_timeout = 1.0)
@@ -24,7 +26,7 @@ public:
     /// Registers the built-in typeids (done by the constructor; a program
     /// that serves SyncManager types from get_server() gets them the same way).
     static void register_builtin_types() {
-        static const bool once = (register_container_types(), register_sync_types(), true);
+        static const bool once = (register_container_types(), register_sync_types(), register_pool_types(), true);
         (void)once;
     }
 };
