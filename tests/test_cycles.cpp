@@ -455,3 +455,15 @@ TEST_CASE("a proxy popped out of a container it alone held is usable", "[object-
     }
     CHECK(objects_back_to(manager, base));
 }
+
+TEST_CASE("cycles: through a set", "[gc]") {
+    auto manager = mp::Manager();
+    auto base = manager.number_of_objects();
+    {
+        auto s = manager.set();
+        s.add(s);  // a proxy is hashable, as in CPython
+        s.add(s);  // equal to itself: one element
+        CHECK(s.size() == 1);
+    }
+    CHECK(objects_back_to(manager, base));
+}
