@@ -143,6 +143,17 @@ protected:
 protected:
 
 public:
+    // Internal: proxy type P over a reference held by an object (object::as_proxy).
+    template <class P>
+    static P _from_entry(const std::shared_ptr<detail::ref_entry>& r) {
+        if constexpr (!std::is_same_v<P, BaseProxy>) {
+            if (!detail::proxy_typeid_check<typename P::referent_type>::ok(r->token.typeid_))
+                throw TypeError("the object holds a proxy of typeid '" + r->token.typeid_ + "', not a " +
+                                multiprocessing::detail::type_name<P>());
+        }
+        return P(detail::from_ref, r);
+    }
+
     // Internal: decodes a reply body as the result of a method returning R.
     template <class R>
     static detail::client_result_t<R> _read_result(const char* p, std::size_t n) {
@@ -306,6 +317,56 @@ private:
     std::optional<double> value_;
     const std::optional<double>* outer_;
 };
+
+namespace detail {
+
+inline std::string encode_address(const connection::Address& a);
+inline connection::Address decode_address(const std::string& s);
+
+/// Python's class name of the proxy a typeid gets from SyncManager (the
+/// part of our typeid before '[', e.g. "list[List<object>]" -> ListProxy).
+inline std::string proxy_class_name(const std::string& typeid_) {
+    std::string base = typeid_.substr(0, typeid_.find('['));
+    static const std::pair<const char*, const char*> names[] = {
+        {"list", "ListProxy"}, {"dict", "DictProxy"}, {"set", "SetProxy"}, {"Value", "ValueProxy"},
+        {"Array", "ArrayProxy"}, {"Namespace", "NamespaceProxy"}, {"Lock", "AcquirerProxy"},
+        {"RLock", "AcquirerProxy"}, {"Semaphore", "AcquirerProxy"}, {"BoundedSemaphore", "AcquirerProxy"},
+        {"Condition", "ConditionProxy"}, {"Event", "EventProxy"}, {"Barrier", "BarrierProxy"},
+        {"Pool", "PoolProxy"}};
+    for (auto& n : names)
+        if (base == n.first) return n.second;
+    return "AutoProxy[" + base + "]";
+}
+
+/// Lets multiprocessing::object hold proxies (object.hpp cannot include us).
+inline bool install_object_proxy_hooks() {
+    auto& h = object_proxy_hooks::instance();
+    h.type_name = [](const ref_entry& e) { return proxy_class_name(e.token.typeid_); };
+    h.repr = [](const ref_entry& e) {
+        // Python prints the proxy's id(); the shared object's id is what
+        // identifies it here.
+        std::ostringstream os;
+        os << "<" << proxy_class_name(e.token.typeid_) << " object, typeid '"
+           << e.token.typeid_.substr(0, e.token.typeid_.find('[')) << "' at 0x" << std::hex << e.token.id << ">";
+        return os.str();
+    };
+    h.id = [](const ref_entry& e) { return e.token.id; };
+    h.same = [](const ref_entry& a, const ref_entry& b) { return a.token == b.token; };
+    h.token = [](const ref_entry& e, std::string& tid, std::string& addr, std::uint64_t& id) {
+        tid = e.token.typeid_;
+        addr = encode_address(e.token.address);
+        id = e.token.id;
+    };
+    h.acquire = [](const std::string& tid, const std::string& addr, std::uint64_t id) {
+        if (id == 0) throw ValueError("an object holds a proxy with no shared object");
+        Token t{tid, decode_address(addr), id};
+        return client_state::instance().get(t.address).acquire(t);
+    };
+    return true;
+}
+inline const bool object_proxy_hooks_installed = install_object_proxy_hooks();
+
+}  // namespace detail
 
 /// Python's RebuildProxy: the proxy for a Token received from another
 /// process (over a pipe, a file, the network).  This process takes its own
@@ -617,6 +678,12 @@ public:
     std::size_t number_of_objects() { return std::stoul(endpoint().simple(detail::kind::number_of_objects)); }
     /// One line per object and client session (Python's _debug_info()).
     std::string debug_info() { return endpoint().simple(detail::kind::debug_info); }
+    /// Frees, now, the shared objects kept alive only by proxies held in
+    /// other shared objects (reference cycles such as `l.append(l)`), and
+    /// returns how many.  The server also does this by itself shortly after
+    /// a decref leaves an object referenced only from inside the server, as
+    /// CPython's server's garbage collector does; Python has no such call.
+    std::size_t collect() { return std::stoul(endpoint().simple(detail::kind::collect)); }
 
     /// Python's manager.<typeid>(args): makes a shared object in the server
     /// and returns its proxy.  T is the referent or proxy type registered;

@@ -4,7 +4,8 @@
 // Python's equality, hashing (1 == 1.0 == True, one dict key), ordering
 // rules, repr() and `+=`.  Ints and floats compare exactly (2**53 + 1 is not
 // 2.0**53), and numbers hash with CPython's numeric hash, so equal values
-// hash equal whatever their type.
+// hash equal whatever their type.  An object can also hold a proxy
+// (Python's d['x'] = manager.list()): see as_proxy().
 #pragma once
 
 #include "multiprocessing/detail/py_repr.hpp"
@@ -44,9 +45,31 @@ std::size_t hash_object(const object& o);
 std::int64_t py_hash(const object& o);
 }
 
+namespace managers::detail {
+struct ref_entry;
+
+/// How an object holding a proxy reaches the managers code (object.hpp does
+/// not include it): filled in by managers.hpp before main().
+struct object_proxy_hooks {
+    std::string (*type_name)(const ref_entry&) = nullptr;   // ListProxy, AutoProxy[Foo]...
+    std::string (*repr)(const ref_entry&) = nullptr;
+    std::uint64_t (*id)(const ref_entry&) = nullptr;
+    bool (*same)(const ref_entry&, const ref_entry&) = nullptr;  // the same shared object
+    void (*token)(const ref_entry&, std::string& typeid_, std::string& address, std::uint64_t& id) = nullptr;
+    std::shared_ptr<ref_entry> (*acquire)(const std::string& typeid_, const std::string& address,
+                                          std::uint64_t id) = nullptr;
+    static object_proxy_hooks& instance() {
+        static object_proxy_hooks h;
+        return h;
+    }
+};
+}  // namespace managers::detail
+
 /// A dynamic, Python-like value.  Differs from Python: int is 64-bit (no
 /// big integers: an int result out of range raises OverflowError), and a
-/// dict keeps insertion order but deletes in O(n).
+/// dict keeps insertion order but deletes in O(n).  A held proxy is equal
+/// to another naming the same shared object (Python: only to itself), and
+/// len() or iteration on it raise TypeError (Python forwards them).
 class object {
 public:
     struct tuple_t { std::vector<object> items; };
@@ -83,7 +106,10 @@ public:
         }
         std::unique_ptr<data> p_;
     };
-    enum class kind { none, boolean, integer, floating, str, bytes, tuple, list, dict };
+    /// A proxy held as a value (Python's `d['x'] = manager.list()`): the
+    /// shared reference its proxies use, on the heap so object stays small.
+    struct proxy_t { std::shared_ptr<managers::detail::ref_entry> ref; };
+    enum class kind { none, boolean, integer, floating, str, bytes, tuple, list, dict, proxy };
 
     object() = default;
     object(std::nullptr_t) {}
@@ -123,8 +149,9 @@ public:
     }
 
     kind type() const { return static_cast<kind>(v_.index()); }
-    /// Python's type(x).__name__.
+    /// Python's type(x).__name__ (a proxy's class name: ListProxy, ...).
     std::string type_name() const {
+        if (auto* p = std::get_if<proxy_t>(&v_)) return hooks().type_name(*p->ref);
         static const char* names[] = {"NoneType", "bool", "int", "float", "str", "bytes", "tuple", "list", "dict"};
         return names[v_.index()];
     }
@@ -133,6 +160,29 @@ public:
     bool is_int() const { return type() == kind::integer; }
     bool is_float() const { return type() == kind::floating; }
     bool is_str() const { return type() == kind::str; }
+    bool is_proxy() const { return type() == kind::proxy; }
+
+    /// An object holding a proxy (what `d['x'] = manager.list()` stores).
+    /// P is any proxy type, e.g. ListProxy<>; an empty proxy gives None.
+    template <class P, std::enable_if_t<std::is_same_v<decltype(std::declval<const P&>().ref_),
+                                                       std::shared_ptr<managers::detail::ref_entry>>, int> = 0>
+    object(const P& proxy) {
+        if (proxy.ref_) v_ = proxy_t{proxy.ref_};
+    }
+    /// The proxy this object holds, as proxy type P (e.g. ListProxy<>):
+    /// Python's `d['x'].append(1)` is `d["x"].get().as_proxy<ListProxy<>>().append(1)`.
+    /// TypeError if it holds no proxy or (for the library's containers) a
+    /// proxy of another type.
+    template <class P>
+    P as_proxy() const {
+        return P::template _from_entry<P>(get<proxy_t>("proxy").ref);
+    }
+    /// The shared reference of a held proxy, or null (used by the server's
+    /// cycle collector).
+    const std::shared_ptr<managers::detail::ref_entry>* proxy_ref() const {
+        auto* p = std::get_if<proxy_t>(&v_);
+        return p ? &p->ref : nullptr;
+    }
 
     bool as_bool() const { return get<bool>("bool"); }
     std::int64_t as_int() const {
@@ -275,6 +325,14 @@ public:
             for (auto& kv : d) ar << kv.first << kv.second;
             break;
         }
+        case kind::proxy: {
+            // Its token; the receiving process takes its own reference.
+            std::string tid, addr;
+            std::uint64_t id = 0;
+            hooks().token(*std::get<proxy_t>(v_).ref, tid, addr, id);
+            ar << tid << addr << id;
+            break;
+        }
         }
     }
     template <class Ar>
@@ -314,12 +372,21 @@ public:
             }
             break;
         }
+        case kind::proxy: {
+            std::string tid, addr;
+            std::uint64_t id = 0;
+            ar >> tid >> addr >> id;
+            if (!hooks().acquire) throw ValueError("an object holding a proxy needs <multiprocessing/managers.hpp>");
+            v_ = proxy_t{hooks().acquire(tid, addr, id)};
+            break;
+        }
         default: throw ValueError("bad object tag " + std::to_string(tag));
         }
     }
     BOOST_SERIALIZATION_SPLIT_MEMBER()
 
 private:
+    static const managers::detail::object_proxy_hooks& hooks() { return managers::detail::object_proxy_hooks::instance(); }
     template <class T>
     const T& get(const char* want) const {
         if (auto* p = std::get_if<T>(&v_)) return *p;
@@ -366,6 +433,7 @@ private:
         if (a.type() != b.type()) return false;
         switch (a.type()) {
         case kind::none: return true;
+        case kind::proxy: return hooks().same(*std::get<proxy_t>(a.v_).ref, *std::get<proxy_t>(b.v_).ref);
         case kind::str: return a.as_str() == b.as_str();
         case kind::bytes: return a.as_bytes() == b.as_bytes();
         case kind::tuple: case kind::list: return a.items() == b.items();
@@ -492,11 +560,14 @@ private:
             }
             return s + "}";
         }
+        case kind::proxy: return hooks().repr(*std::get<proxy_t>(v_).ref);
         }
         return "?";
     }
 
-    std::variant<std::monostate, bool, std::int64_t, double, std::string, multiprocessing::bytes, tuple_t, list_t, dict_t> v_;
+    std::variant<std::monostate, bool, std::int64_t, double, std::string, multiprocessing::bytes, tuple_t, list_t, dict_t,
+                 proxy_t>
+        v_;
 };
 
 /// Python's repr(x).
@@ -566,6 +637,8 @@ inline std::int64_t py_hash(const object& o) {
         if (acc == ~std::uint64_t{0}) return 1546275796;
         return static_cast<std::int64_t>(acc);
     }
+    case object::kind::proxy:  // by the shared object it names (Python: by identity)
+        return py_hash_int(static_cast<std::int64_t>(managers::detail::object_proxy_hooks::instance().id(**o.proxy_ref())));
     default: throw TypeError("unhashable type: '" + o.type_name() + "'");
     }
 }

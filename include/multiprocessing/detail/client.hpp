@@ -95,7 +95,7 @@ public:
     const connection::Address& address() const { return address_; }
     const std::string& authkey() const { return authkey_; }
     void set_authkey(std::string k) { authkey_ = std::move(k); }
-    void set_max_frame(std::size_t n) { max_frame_ = n; }
+    void set_max_frame(std::size_t n) { max_frame_.store(n, std::memory_order_relaxed); }
     void set_spin(int us) { spin_us_ = us; }
     void set_call_timeout(std::optional<double> t) {
         std::lock_guard<std::mutex> p(pool_mu_);
@@ -499,7 +499,7 @@ private:
 
     connection::Address address_;
     std::string authkey_;
-    std::size_t max_frame_;
+    std::atomic<std::size_t> max_frame_;  // set by a manager while other threads call
     int spin_us_ = 0;
     std::optional<double> call_timeout_;  // guarded by pool_mu_
     std::atomic<unsigned> epoch_{0};
@@ -525,19 +525,21 @@ public:
 
     std::uint64_t session_id() const { return session_id_; }
 
-    /// The endpoint for address; authkey (if given) replaces the one it had.
+    /// The endpoint for address; authkey and max_frame (if given) replace
+    /// the ones it had.  (A proxy arriving in a message passes neither: it
+    /// used to reset the manager's max_frame, racing with calls.)
     endpoint& get(const connection::Address& a, const std::string* authkey = nullptr,
-                  std::size_t max_frame = connection::default_max_frame, int spin_us = -1,
+                  std::size_t max_frame = 0, int spin_us = -1,
                   const std::optional<double>* call_timeout = nullptr) {
         std::lock_guard<std::mutex> g(mu_);
         std::string key = a.str();
         auto it = endpoints_.find(key);
         if (it == endpoints_.end()) {
             std::string k = authkey ? *authkey : multiprocessing::current_process().authkey();
-            it = endpoints_.emplace(key, new endpoint(a, k, max_frame)).first;
+            it = endpoints_.emplace(key, new endpoint(a, k, max_frame ? max_frame : connection::default_max_frame)).first;
         } else {
             if (authkey) it->second->set_authkey(*authkey);
-            it->second->set_max_frame(max_frame);
+            if (max_frame) it->second->set_max_frame(max_frame);
         }
         if (spin_us >= 0) it->second->set_spin(spin_us);
         if (call_timeout) it->second->set_call_timeout(*call_timeout);

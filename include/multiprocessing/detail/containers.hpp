@@ -289,6 +289,7 @@ private:
         index_.erase(&it->first);  // found by identity: works for nan too
         items_.erase(it);
     }
+    template <class, class> friend struct detail::gc_traverse;
     mutable list_t items_;
     index_t index_;
 };
@@ -362,6 +363,7 @@ public:
     void serialize(Ar& ar, unsigned) { ar & v_; }
 
 private:
+    template <class, class> friend struct detail::gc_traverse;
     std::vector<T> v_;
 };
 
@@ -773,6 +775,7 @@ private:
         used_ = o.used_;
     }
 
+    template <class, class> friend struct detail::gc_traverse;
     std::vector<slot> table_;
     std::size_t fill_ = 0;  // active + dummy slots
     std::size_t used_ = 0;  // active slots
@@ -814,6 +817,7 @@ public:
     void serialize(Ar& ar, unsigned) { ar & typecode_ & v_; }
 
 private:
+    template <class, class> friend struct detail::gc_traverse;
     std::string typecode_;
     T v_{};
 };
@@ -837,6 +841,7 @@ public:
     void serialize(Ar& ar, unsigned) { ar & typecode_ & v_; }
 
 private:
+    template <class, class> friend struct detail::gc_traverse;
     std::string typecode_;
     std::vector<T> v_;
 };
@@ -1260,8 +1265,55 @@ public:
 
 private:
     static std::string repr_of(const object& o) { return multiprocessing::repr(o); }
+    template <class, class> friend struct detail::gc_traverse;
     Dict<std::string, object> attrs_;
 };
+
+namespace detail {
+// What the server's cycle collector sees inside the shared containers.
+template <class K, class V>
+struct gc_traverse<Dict<K, V>> {
+    static constexpr bool holds = gc_traverse<K>::holds || gc_traverse<V>::holds;
+    static void run(const Dict<K, V>& d, const gc_visitor& v) {
+        if constexpr (holds)
+            for (auto& kv : d.items_) {
+                gc_traverse<K>::run(kv.first, v);
+                gc_traverse<V>::run(kv.second, v);
+            }
+    }
+};
+template <class T>
+struct gc_traverse<List<T>> {
+    static constexpr bool holds = gc_traverse<T>::holds;
+    static void run(const List<T>& l, const gc_visitor& v) { gc_traverse<std::vector<T>>::run(l.v_, v); }
+};
+template <class T>
+struct gc_traverse<Set<T>> {
+    static constexpr bool holds = gc_traverse<T>::holds;
+    static void run(const Set<T>& x, const gc_visitor& v) {
+        if constexpr (holds)
+            for (auto& s : x.table_)
+                if (s.active()) gc_traverse<T>::run(*s.key, v);
+    }
+};
+template <class T>
+struct gc_traverse<ValueRef<T>> {
+    static constexpr bool holds = gc_traverse<T>::holds;
+    static void run(const ValueRef<T>& x, const gc_visitor& v) { gc_traverse<T>::run(x.v_, v); }
+};
+template <class T>
+struct gc_traverse<ArrayRef<T>> {
+    static constexpr bool holds = gc_traverse<T>::holds;
+    static void run(const ArrayRef<T>& x, const gc_visitor& v) { gc_traverse<std::vector<T>>::run(x.v_, v); }
+};
+template <>
+struct gc_traverse<NamespaceRef> {
+    static constexpr bool holds = true;
+    static void run(const NamespaceRef& x, const gc_visitor& v) {
+        gc_traverse<Dict<std::string, object>>::run(x.attrs_, v);
+    }
+};
+}  // namespace detail
 
 /// Python's NamespaceProxy: getattr/setattr/delattr by name.
 template <>
@@ -1317,6 +1369,28 @@ template <class T> struct container_name<Set<T>> { static constexpr const char* 
 template <class T> struct container_name<ValueRef<T>> { static constexpr const char* value = "Value"; };
 template <class T> struct container_name<ArrayRef<T>> { static constexpr const char* value = "Array"; };
 template <> struct container_name<NamespaceRef> { static constexpr const char* value = "Namespace"; };
+
+template <class R>
+struct container_typeid_check {
+    static bool ok(const std::string& tid) {
+        if (tid == std::string(container_name<R>::value) + "[" + multiprocessing::detail::type_name<R>() + "]")
+            return true;
+        // Another SyncManager container ("dict[...]"...) is a mismatch; a
+        // typeid the user registered R under is not checked.
+        for (const char* base : {"dict[", "list[", "set[", "Value[", "Array[", "Namespace["})
+            if (tid.rfind(base, 0) == 0) return false;
+        return true;
+    }
+};
+
+/// as_proxy<Proxy<R>>() on an object holding a container proxy of another
+/// type is a TypeError (the typeid a container is made under names R).
+template <class K, class V> struct proxy_typeid_check<Dict<K, V>> : container_typeid_check<Dict<K, V>> {};
+template <class T> struct proxy_typeid_check<List<T>> : container_typeid_check<List<T>> {};
+template <class T> struct proxy_typeid_check<Set<T>> : container_typeid_check<Set<T>> {};
+template <class T> struct proxy_typeid_check<ValueRef<T>> : container_typeid_check<ValueRef<T>> {};
+template <class T> struct proxy_typeid_check<ArrayRef<T>> : container_typeid_check<ArrayRef<T>> {};
+template <> struct proxy_typeid_check<NamespaceRef> : container_typeid_check<NamespaceRef> {};
 
 template <class Manager, class T>
 const bool auto_registered<Manager, T>::done = auto_registered<Manager, T>::add(container_name<T>::value);

@@ -72,7 +72,7 @@ private:
 namespace multiprocessing::managers::detail {
 
 /// Bumped whenever the wire format changes; checked in HELLO.
-constexpr std::uint32_t protocol_version = 2;
+constexpr std::uint32_t protocol_version = 3;
 
 enum class kind : std::uint8_t {
     hello = 1,      // id = session, sig = (version << 32) | pid
@@ -85,6 +85,7 @@ enum class kind : std::uint8_t {
     shutdown = 8,
     dummy = 9,
     ack = 10,       // request_id = the reply acknowledged, sig = 1 taken / 0 refused; no reply
+    collect = 11,   // frees unreachable reference cycles; reply = the count freed, as text
 };
 
 /// ReplyHeader::flags: the reply hands something over (a queue item, a

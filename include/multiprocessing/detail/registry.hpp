@@ -10,6 +10,7 @@
 #include "multiprocessing/detail/archive.hpp"
 #include "multiprocessing/detail/demangle.hpp"
 #include "multiprocessing/detail/protocol.hpp"
+#include "multiprocessing/object.hpp"
 
 #include <boost/serialization/string.hpp>
 
@@ -49,6 +50,94 @@ template <class T>
 struct self_locking : std::false_type {};
 
 namespace detail {
+
+struct ref_entry;
+
+/// Visits the proxy references a referent holds: how the server's cycle
+/// collector finds the edges between shared objects.
+using gc_visitor = std::function<void(const std::shared_ptr<ref_entry>&)>;
+
+/// gc_traverse<T>::run(x, visit) visits every proxy inside x; `holds` says
+/// whether a T can hold one at all.  Specialized for proxies, object, the
+/// standard containers and the library's shared containers; a user class
+/// holding proxies declares `void _gc_traverse(const gc_visitor&) const`
+/// (see managers::gc_visit; without it, what its proxies name is kept
+/// alive, cycles included).
+template <class T, class = void>
+struct gc_traverse {
+    static constexpr bool holds = false;
+    static void run(const T&, const gc_visitor&) {}
+};
+template <class T>
+struct gc_traverse<T, std::enable_if_t<std::is_base_of_v<BaseProxy, T>>> {
+    static constexpr bool holds = true;
+    static void run(const T& p, const gc_visitor& v) {
+        if (p.ref_) v(p.ref_);
+    }
+};
+template <class T>
+struct gc_traverse<T, std::void_t<decltype(std::declval<const T&>()._gc_traverse(std::declval<const gc_visitor&>()))>> {
+    static constexpr bool holds = true;
+    static void run(const T& x, const gc_visitor& v) { x._gc_traverse(v); }
+};
+template <>
+struct gc_traverse<object> {
+    static constexpr bool holds = true;
+    static void run(const object& o, const gc_visitor& v) {
+        switch (o.type()) {
+        case object::kind::proxy: v(*o.proxy_ref()); break;
+        case object::kind::tuple: case object::kind::list:
+            for (auto& x : o.items()) run(x, v);
+            break;
+        case object::kind::dict:
+            for (auto& kv : o.dict_items()) {
+                run(kv.first, v);
+                run(kv.second, v);
+            }
+            break;
+        default: break;
+        }
+    }
+};
+/// Any range of elements (vector, deque, list, set, map...).
+template <class C, class E>
+struct gc_range {
+    static constexpr bool holds = gc_traverse<E>::holds;
+    static void run(const C& c, const gc_visitor& v) {
+        if constexpr (holds)
+            for (auto& x : c) gc_traverse<E>::run(x, v);
+    }
+};
+template <class T, class A> struct gc_traverse<std::vector<T, A>> : gc_range<std::vector<T, A>, T> {};
+template <class T, class A> struct gc_traverse<std::deque<T, A>> : gc_range<std::deque<T, A>, T> {};
+template <class T, class A> struct gc_traverse<std::list<T, A>> : gc_range<std::list<T, A>, T> {};
+template <class T, class C, class A> struct gc_traverse<std::set<T, C, A>> : gc_range<std::set<T, C, A>, T> {};
+template <class K, class V, class C, class A>
+struct gc_traverse<std::map<K, V, C, A>> : gc_range<std::map<K, V, C, A>, std::pair<const K, V>> {};
+template <class K, class V, class H, class E, class A>
+struct gc_traverse<std::unordered_map<K, V, H, E, A>> : gc_range<std::unordered_map<K, V, H, E, A>, std::pair<const K, V>> {};
+template <class A, class B>
+struct gc_traverse<std::pair<A, B>> {
+    static constexpr bool holds = gc_traverse<std::remove_const_t<A>>::holds || gc_traverse<B>::holds;
+    static void run(const std::pair<A, B>& p, const gc_visitor& v) {
+        gc_traverse<std::remove_const_t<A>>::run(p.first, v);
+        gc_traverse<B>::run(p.second, v);
+    }
+};
+template <class T>
+struct gc_traverse<std::optional<T>> {
+    static constexpr bool holds = gc_traverse<T>::holds;
+    static void run(const std::optional<T>& o, const gc_visitor& v) {
+        if (o) gc_traverse<T>::run(*o, v);
+    }
+};
+
+/// Whether a token's typeid may be viewed through a proxy of referent T
+/// (object::as_proxy); the shared containers specialize it.
+template <class T>
+struct proxy_typeid_check {
+    static bool ok(const std::string&) { return true; }
+};
 
 template <class T> struct is_shared_ptr : std::false_type {};
 template <class T> struct is_shared_ptr<std::shared_ptr<T>> : std::true_type {};
@@ -166,6 +255,12 @@ struct call_context {
     /// The object with token t's id in this server if its referent type is
     /// `referent` and t names this server; null otherwise.
     virtual std::shared_ptr<void> local_object(const Token& t, std::type_index referent) const = 0;
+    /// Keeps a proxy reference of the result alive, if the caller holds none
+    /// yet, until the caller's incref (or its next request on the
+    /// connection; CPython's server keeps its last result until then too):
+    /// else a proxy popped out of a container, or a cycle collected
+    /// meanwhile, would die in transit.
+    virtual void keep(std::shared_ptr<ref_entry>) {}
     std::uint64_t session = 0;     // the calling process
     std::uint64_t connection = 0;  // the calling thread's connection
 };
@@ -217,6 +312,11 @@ void invoke_impl(void* obj, const char* body, std::size_t n, std::vector<char>& 
     C& self = *static_cast<C*>(obj);
     if constexpr (std::is_void_v<R>) {
         (self.*M)(static_cast<P&&>(std::get<I>(args))...);
+    } else if constexpr (gc_traverse<std::decay_t<R>>::holds) {
+        auto&& result = (self.*M)(static_cast<P&&>(std::get<I>(args))...);
+        save_result(out, result);
+        if (auto* c = current_call())
+            gc_traverse<std::decay_t<R>>::run(result, [c](const std::shared_ptr<ref_entry>& e) { c->keep(e); });
     } else {
         save_result(out, (self.*M)(static_cast<P&&>(std::get<I>(args))...));
     }
@@ -409,6 +509,8 @@ struct type_entry {
     std::uint64_t getvalue_sig = 0;
     invoke_fn str = nullptr;
     void (*on_disconnect)(void*, std::uint64_t session, std::uint64_t connection, std::mutex*) = nullptr;
+    /// Visits the proxies an object holds (null: it holds none we can see).
+    void (*traverse)(const void*, const gc_visitor&) = nullptr;
 
     const method_entry* find(std::string_view name) const {
         auto it = by_name.find(name);
@@ -547,6 +649,10 @@ std::shared_ptr<type_entry> make_entry(const std::string& typeid_) {
         e->getvalue_sig = getvalue_signature<T>();
     }
     if constexpr (is_ostreamable<T>::value) e->str = &str_impl<T>;
+    // A self-locking type cannot be read while calls run on it: its proxies
+    // count as outside references (kept alive), never as garbage.
+    if constexpr (gc_traverse<T>::holds && !self_locking<T>::value)
+        e->traverse = [](const void* obj, const gc_visitor& v) { gc_traverse<T>::run(*static_cast<const T*>(obj), v); };
     if constexpr (has_disconnect_hook<T>::value)
         e->on_disconnect = [](void* obj, std::uint64_t sess, std::uint64_t conn, std::mutex* mu) {
             std::unique_lock<std::mutex> lock;
@@ -557,6 +663,18 @@ std::shared_ptr<type_entry> make_entry(const std::string& typeid_) {
 }
 
 }  // namespace detail
+
+/// What a class holding proxies receives in its `_gc_traverse` member.
+using gc_visitor = detail::gc_visitor;
+
+/// For a class holding proxies (directly, in objects or in containers):
+///   void _gc_traverse(const gc_visitor& v) const { gc_visit(members_, v); }
+/// lets the server's cycle collector see them, so cycles through objects
+/// of the class are freed (Python's objects need no such declaration).
+template <class T>
+void gc_visit(const T& x, const gc_visitor& v) {
+    detail::gc_traverse<T>::run(x, v);
+}
 
 /// Who is calling, for methods running in the server: the client process
 /// (session) and its calling thread (connection).  Outside a call both are 0.

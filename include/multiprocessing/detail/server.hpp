@@ -133,19 +133,27 @@ public:
         listener_ = connection::Listener(address, authkey_);
         if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) throw connection::detail::sys_error("pipe");
         // Server-side proxies (objects holding proxies) talk back to us.
-        detail::client_state::instance().get(listener_.address(), &authkey_, opts_.max_frame);
+        self_ep_ = &detail::client_state::instance().get(listener_.address(), &authkey_, opts_.max_frame);
     }
     ~Server() {
         shutdown();
+        {
+            // The collector thread, if any, ends at once on stopping_.
+            std::unique_lock<std::mutex> g(mu_);
+            threads_done_.wait_for(g, std::chrono::seconds(5), [&] { return !gc_thread_; });
+        }
         registry_->run_exit_hooks();  // before the wait: a slow exit may be cut short by SIGKILL
         wait_for_threads(std::chrono::seconds(5));
         decltype(objects_) doomed;
+        decltype(reap_) late;
         {
             std::lock_guard<std::mutex> g(mu_);
             if (live_threads_ == 0) doomed.swap(objects_);  // destroyed below, outside the lock
             else for (auto& kv : objects_) leaked_.push_back(kv.second);  // threads still use them
+            if (!gc_thread_) late.swap(reap_);
         }
         doomed.clear();
+        late.clear();
         listener_.close();
         if (!owned_dir_.empty()) ::rmdir(owned_dir_.c_str());  // the private pymp-* directory
         ::close(wake_[0]);
@@ -221,6 +229,162 @@ public:
         [[maybe_unused]] auto w = ::write(wake_[1], &b, 1);
         std::lock_guard<std::mutex> g(mu_);
         for (int fd : conn_fds_) ::shutdown(fd, SHUT_RDWR);
+        gc_cv_.notify_all();
+    }
+
+    /// Frees the shared objects that only other shared objects' proxies keep
+    /// alive and that no outside reference reaches (reference cycles: a list
+    /// holding itself, two dicts holding each other); returns how many.
+    ///
+    /// Trial deletion over the graph whose edges are the proxies each object
+    /// holds (type_entry::traverse): an object whose every reference comes
+    /// from this server process's own proxies, all of them inside shared
+    /// objects, is a candidate; candidates not reachable from any other
+    /// object are garbage.  Calls keep running meanwhile, so the garbage is
+    /// checked again with each of its objects locked (try_lock: a busy
+    /// object is live) before anything is freed, and an object whose
+    /// contents cannot be read (no traverse, self-locking) never counts as
+    /// holding anything, which keeps what it holds alive.  Runs by itself
+    /// after a decref leaves an object referenced only from inside the
+    /// server; Python's server relies on CPython's garbage collector.
+    std::size_t collect() {
+        if (stopping_.load()) return 0;
+        std::lock_guard<std::mutex> one(gc_run_mu_);
+        std::uint64_t self = detail::client_state::instance().session_id();
+        const detail::endpoint* ep = self_ep_;
+        unsigned epoch = ep->epoch();
+        struct node {
+            std::uint64_t id;
+            std::shared_ptr<referent> r;
+            bool internal;                     // every reference is this process's
+            bool busy = false;                 // locked by a call: treated as live
+            std::vector<std::size_t> out;      // the objects its proxies name
+            long held = 0;                     // proxies to it seen inside objects
+            long uses = -1;                    // proxies to it in this process
+        };
+        std::vector<node> nodes;
+        std::unordered_map<std::uint64_t, std::size_t> index;
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            auto sit = sessions_.find(self);
+            if (sit == sessions_.end()) return 0;  // no object holds a proxy
+            nodes.reserve(objects_.size());
+            for (auto& kv : objects_) {
+                auto it = sit->second.refs.find(kv.first);
+                bool internal = it != sit->second.refs.end() && it->second == kv.second->refcount;
+                index.emplace(kv.first, nodes.size());
+                nodes.push_back({kv.first, kv.second, internal, false, {}, 0, -1});
+            }
+            in_transit_locked(index, [&](std::size_t i) { nodes[i].busy = true; });
+        }
+        // The edges; each object read under its own lock, never waited for.
+        auto scan = [&](std::size_t i, const std::function<void(std::size_t, long)>& edge) {
+            auto& t = *nodes[i].r->type;
+            if (!t.traverse) return;
+            t.traverse(nodes[i].r->obj.get(), [&](const std::shared_ptr<detail::ref_entry>& e) {
+                if (e->ep != ep || e->epoch != epoch) return;  // another server's object
+                auto it = index.find(e->token.id);
+                if (it != index.end()) edge(it->second, e.use_count());
+            });
+        };
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+            auto& n = nodes[i];
+            if (!n.r->type->traverse) continue;
+            std::unique_lock<std::mutex> lk(n.r->mu, std::defer_lock);
+            if (!n.r->type->self_locking && !lk.try_lock()) {
+                n.busy = true;
+                continue;
+            }
+            scan(i, [&](std::size_t j, long uses) {
+                n.out.push_back(j);
+                nodes[j].held += 1;
+                nodes[j].uses = uses;
+            });
+        }
+        auto candidate = [&](const node& n) {
+            return n.internal && !n.busy && n.held > 0 && n.held == n.uses;
+        };
+        std::vector<char> live(nodes.size(), 0);
+        std::vector<std::size_t> stack;
+        for (std::size_t i = 0; i < nodes.size(); ++i)
+            if (!candidate(nodes[i])) {
+                live[i] = 1;
+                stack.push_back(i);
+            }
+        while (!stack.empty()) {
+            std::size_t i = stack.back();
+            stack.pop_back();
+            for (std::size_t j : nodes[i].out)
+                if (!live[j]) {
+                    live[j] = 1;
+                    stack.push_back(j);
+                }
+        }
+        std::vector<std::size_t> garbage;
+        for (std::size_t i = 0; i < nodes.size(); ++i)
+            if (!live[i]) garbage.push_back(i);
+        if (garbage.empty()) return 0;
+
+        // Check again with the garbage frozen: locked (an object a call is
+        // using is not garbage), and this server's tables locked (lock order:
+        // an object's lock, then mu_, as a call returning a new object does).
+        std::vector<std::unique_lock<std::mutex>> locks;
+        for (std::size_t i : garbage) {
+            auto& r = *nodes[i].r;
+            if (r.type->self_locking) continue;
+            locks.emplace_back(r.mu, std::try_to_lock);
+            if (!locks.back().owns_lock()) return 0;  // busy: the next run will see
+        }
+        std::vector<std::shared_ptr<referent>> dead;
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            if (stopping_.load()) return 0;
+            auto sit = sessions_.find(self);
+            if (sit == sessions_.end()) return 0;
+            std::vector<char> in(nodes.size(), 0), ok(nodes.size(), 0);
+            for (std::size_t i : garbage) {
+                in[i] = 1;
+                nodes[i].out.clear();
+                nodes[i].held = 0;
+                nodes[i].uses = -1;
+                auto oit = objects_.find(nodes[i].id);
+                auto sref = sit->second.refs.find(nodes[i].id);
+                ok[i] = oit != objects_.end() && oit->second == nodes[i].r && sref != sit->second.refs.end() &&
+                        sref->second == oit->second->refcount;
+            }
+            in_transit_locked(index, [&](std::size_t i) { ok[i] = 0; });
+            for (std::size_t i : garbage)
+                scan(i, [&](std::size_t j, long uses) {
+                    nodes[i].out.push_back(j);
+                    if (!in[j]) return;
+                    nodes[j].held += 1;
+                    nodes[j].uses = uses;
+                });
+            // Whatever fails the check is live, and so is all it holds.
+            for (bool changed = true; changed;) {
+                changed = false;
+                for (std::size_t i : garbage) {
+                    if (!in[i] || (ok[i] && nodes[i].held > 0 && nodes[i].held == nodes[i].uses)) continue;
+                    in[i] = 0;
+                    changed = true;
+                    for (std::size_t j : nodes[i].out)
+                        if (in[j]) nodes[j].held -= 1;
+                }
+            }
+            for (std::size_t i : garbage) {
+                if (!in[i]) continue;
+                by_pointer_.erase(nodes[i].r->key());
+                objects_.erase(nodes[i].id);
+                dead.push_back(nodes[i].r);
+            }
+        }
+        locks.clear();
+        std::size_t freed = dead.size();
+        nodes.clear();
+        // Destroyed here, outside every lock: their proxies' decrefs come
+        // back to this server through this process's own connection.
+        dead.clear();
+        return freed;
     }
 
     /// Number of live shared objects (Python's private _number_of_objects).
@@ -284,7 +448,11 @@ private:
         int fd = -1;
         std::shared_ptr<referent> target;
         std::vector<std::function<void()>> handed;
+        std::vector<std::shared_ptr<detail::ref_entry>>* kept = nullptr;
         void hand_over(std::function<void()> take_back) override { handed.push_back(std::move(take_back)); }
+        void keep(std::shared_ptr<detail::ref_entry> e) override {
+            if (kept) kept->push_back(std::move(e));
+        }
         bool caller_gone() const override {
             if (server->stopping_.load()) return true;
             pollfd p{fd, POLLRDHUP, 0};
@@ -439,6 +607,93 @@ private:
             by_pointer_.erase(it->second->key());
             dead.push_back(std::move(it->second));
             objects_.erase(it);
+            return;
+        }
+        // Referenced only from inside the server now: maybe a cycle.
+        auto s = sessions_.find(detail::client_state::instance().session_id());
+        if (s == sessions_.end()) return;
+        auto held = s->second.refs.find(id);
+        if (held != s->second.refs.end() && held->second == it->second->refcount) want_collect_locked();
+    }
+
+    // A proxy kept for a reply in transit (call_context::keep) pins its
+    // object until the caller's incref comes.
+    template <class Pin>
+    void in_transit_locked(const std::unordered_map<std::uint64_t, std::size_t>& index, Pin pin) {
+        for (auto& kv : kept_)
+            for (auto& k : kv.second) {
+                if (!k.ref || k.ref->ep != self_ep_ || k.ref->epoch != self_ep_->epoch()) continue;
+                auto it = index.find(k.ref->token.id);
+                if (it != index.end()) pin(it->second);
+            }
+    }
+
+    // Objects freed by a decref that may hold proxies die on the
+    // housekeeping thread, not in the decref's handler: their proxies'
+    // decrefs come back to this server while this process's client lock is
+    // held, and a handler that waited for them could be serving the very
+    // thread that holds it (a dict holding a list holding a dict deadlocked).
+    void reap(std::vector<std::shared_ptr<referent>>& dead) {
+        std::vector<std::shared_ptr<void>> later;
+        for (auto& r : dead)
+            if (r->type->traverse) later.push_back(std::move(r));
+        dead.clear();  // the others now, outside the lock
+        if (later.empty()) return;
+        std::lock_guard<std::mutex> g(mu_);
+        for (auto& x : later) reap_.push_back(std::move(x));
+        want_housekeeping_locked();
+    }
+
+    void want_collect_locked() {
+        gc_wanted_ = true;
+        want_housekeeping_locked();
+    }
+
+    // Runs reaping and collect() soon on a thread of its own, so a decref's
+    // reply never waits for them; requests that come meanwhile share one run.
+    void want_housekeeping_locked() {
+        if (gc_thread_ || stopping_.load()) return;
+        gc_thread_ = true;
+        try {
+            std::thread([this] {
+                std::unique_lock<std::mutex> g(mu_);
+                for (;;) {
+                    while ((gc_wanted_ || !reap_.empty()) && !stopping_.load()) {
+                        if (!reap_.empty()) {
+                            auto doomed = std::move(reap_);
+                            reap_.clear();
+                            g.unlock();
+                            doomed.clear();
+                            g.lock();
+                            // Fewer proxies in this process: a cycle they
+                            // kept alive may be garbage now, with no decref.
+                            gc_wanted_ = true;
+                            continue;
+                        }
+                        // A short pause gathers a burst of decrefs into one run.
+                        gc_cv_.wait_for(g, std::chrono::milliseconds(5), [&] { return stopping_.load(); });
+                        if (!reap_.empty()) continue;  // reap first: collect sees the result
+                        gc_wanted_ = false;
+                        g.unlock();
+                        try {
+                            collect();
+                        } catch (const std::exception& e) {
+                            log_limited("gc", std::string("cycle collection failed: ") + e.what());
+                        }
+                        g.lock();
+                    }
+                    // As a connection thread does: OpenSSL state freed before
+                    // the thread counts as finished.
+                    g.unlock();
+                    OPENSSL_thread_stop();
+                    g.lock();
+                    if ((!gc_wanted_ && reap_.empty()) || stopping_.load()) break;
+                }
+                gc_thread_ = false;
+                threads_done_.notify_all();
+            }).detach();
+        } catch (...) {
+            gc_thread_ = false;  // no thread now; the next decref tries again
         }
     }
 
@@ -451,6 +706,21 @@ private:
             if (--it->second.connections > 0) return;
             for (auto& kv : it->second.refs) decref_locked(kv.first, kv.second, dead);
             sessions_.erase(it);
+        }
+    }
+
+    // Drops what the connection's last results kept (outside the lock:
+    // the proxies' decrefs come back to this server).  At the end of a
+    // connection, what a reply pinned may be left in a cycle: collect.
+    void unkeep(std::uint64_t conn_id, bool closing = false) {
+        std::vector<kept_ref> doomed;
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            auto it = kept_.find(conn_id);
+            if (it == kept_.end()) return;
+            doomed.swap(it->second);
+            kept_.erase(it);
+            if (closing) want_collect_locked();
         }
     }
 
@@ -485,6 +755,8 @@ private:
         }
         std::vector<char> out, batch;
         std::vector<handover> handovers;  // replies awaiting the client's ack
+        std::vector<std::shared_ptr<detail::ref_entry>> kept;  // this call's, see call_context::keep
+        bool kept_any = false;  // kept_ may hold some of this connection's (saves a lock per call)
         try {
             for (;;) {
                 if (!batch.empty() && !c.frame_ready()) {
@@ -536,14 +808,36 @@ private:
                 }
                 bool stop = false;
                 std::vector<handover> handed;
+                if (kept_any) {
+                    unkeep(conn_id);  // the caller has its own references by now
+                    kept_any = false;
+                }
                 try {
-                    stop = dispatch(h, name, body, n, sess, conn_id, c.fileno(), out, handed);
+                    stop = dispatch(h, name, body, n, sess, conn_id, c.fileno(), out, handed, kept);
                 } catch (const std::exception& e) {
                     take_back_all(handed);  // the caller gets an error, not the thing
                     detail::put_exception(out, h.request_id, e);
                 } catch (...) {
                     take_back_all(handed);
                     detail::put_foreign_exception(out, h.request_id);
+                }
+                if (!kept.empty()) {
+                    // Only what the caller holds no reference to yet needs
+                    // keeping; the rest goes now (outside the lock).
+                    std::vector<std::shared_ptr<detail::ref_entry>> covered;
+                    {
+                        std::lock_guard<std::mutex> g(mu_);
+                        auto& held = sessions_[sess].refs;
+                        for (auto& e : kept) {
+                            if (held.count(e->token.id)) {
+                                covered.push_back(std::move(e));
+                            } else {
+                                kept_[conn_id].push_back({sess, std::move(e)});
+                                kept_any = true;
+                            }
+                        }
+                    }
+                    kept.clear();
                 }
                 if (!handed.empty()) {
                     out[connection::Connection::header_room + offsetof(detail::ReplyHeader, flags)] =
@@ -578,6 +872,8 @@ private:
         // What the client never acknowledged goes back, before the
         // disconnect hooks and the release of the session's references.
         take_back_all(handovers);
+        kept.clear();
+        if (kept_any) unkeep(conn_id, true);
         if (sess) {
             notify_disconnect(sess, conn_id);
             session_closed(sess);
@@ -604,7 +900,7 @@ private:
     // Fills `out` with the reply; returns true for a shutdown request.
     bool dispatch(const detail::RequestHeader& h, std::string_view name, const char* body, std::size_t n,
                   std::uint64_t sess, std::uint64_t conn_id, int fd, std::vector<char>& out,
-                  std::vector<handover>& handed) {
+                  std::vector<handover>& handed, std::vector<std::shared_ptr<detail::ref_entry>>& kept) {
         using detail::kind;
         switch (static_cast<kind>(h.kind)) {
         case kind::call: {
@@ -635,6 +931,7 @@ private:
             ctx.session = sess;
             ctx.connection = conn_id;
             ctx.fd = fd;
+            ctx.kept = &kept;
             struct guard {
                 context& c;
                 std::vector<handover>& handed;
@@ -700,6 +997,7 @@ private:
             bool tolerate = h.sig != 0;
             detail::reader rd{body, n};
             std::vector<std::uint8_t> found;
+            std::vector<kept_ref> doomed;  // destroyed after the lock
             {
                 std::lock_guard<std::mutex> g(mu_);
                 while (rd.n >= 8) {
@@ -713,7 +1011,19 @@ private:
                     it->second->refcount += 1;
                     sessions_[sess].refs[id] += 1;
                     found.push_back(1);
+                    // A token this session got in a reply is now its own.
+                    for (auto& kv : kept_)
+                        for (auto& k : kv.second)
+                            if (k.ref && k.session == sess && k.ref->token.id == id && k.ref->ep == self_ep_)
+                                doomed.push_back(std::move(k));
                 }
+            }
+            if (!doomed.empty()) {
+                std::vector<std::shared_ptr<void>> later;
+                for (auto& k : doomed) later.push_back(std::move(k.ref));
+                std::lock_guard<std::mutex> g(mu_);
+                for (auto& x : later) reap_.push_back(std::move(x));
+                want_housekeeping_locked();
             }
             detail::begin_reply(out, detail::status::ok, h.request_id);
             for (auto f : found) detail::put_pod(out, f);
@@ -743,13 +1053,19 @@ private:
                     decref_locked(id, cnt, dead);
                 }
             }
-            dead.clear();  // destroy outside the lock
+            reap(dead);  // outside the lock
             detail::begin_reply(out, detail::status::ok, h.request_id);
             return false;
         }
         case kind::number_of_objects: {
             detail::begin_reply(out, detail::status::ok, h.request_id);
             std::string s = std::to_string(number_of_objects());
+            detail::put_raw(out, s.data(), s.size());
+            return false;
+        }
+        case kind::collect: {
+            std::string s = std::to_string(collect());
+            detail::begin_reply(out, detail::status::ok, h.request_id);
             detail::put_raw(out, s.data(), s.size());
             return false;
         }
@@ -791,6 +1107,18 @@ private:
     std::uint64_t next_connection_ = 1;
     std::deque<std::pair<std::uint64_t, int>> pending_;  // (connection, fd) not yet authenticated, oldest first
     std::uint64_t shed_ = 0;
+    // Proxy references of replies in transit, by connection (call_context::keep).
+    struct kept_ref {
+        std::uint64_t session = 0;
+        std::shared_ptr<detail::ref_entry> ref;  // null once released
+    };
+    std::unordered_map<std::uint64_t, std::vector<kept_ref>> kept_;
+    std::vector<std::shared_ptr<void>> reap_;  // to destroy on the housekeeping thread
+    const detail::endpoint* self_ep_ = nullptr;  // this process's client side of this server
+    bool gc_wanted_ = false;   // under mu_
+    bool gc_thread_ = false;   // under mu_: the collector thread is running
+    std::condition_variable gc_cv_;
+    std::mutex gc_run_mu_;     // one collect() at a time
 
     struct log_state {
         clock::time_point window_end{};
