@@ -233,6 +233,16 @@ TEST_CASE("set iteration is live, with CPython's RuntimeError", "[containers][it
     CHECK(seen == range(1, 5));
 }
 
+TEST_CASE("array iteration is live, as CPython's over an ArrayProxy", "[containers][iter]") {
+    auto manager = mp::Manager();
+    auto a = manager.Array<int>({1, 2, 3});
+    auto it = a.begin();
+    a[0] = 10;
+    CHECK(*it == 10);
+    std::vector<int> seen(it, a.end());
+    CHECK(seen == std::vector<int>{10, 2, 3});
+}
+
 TEST_CASE("an untyped dict's iteration is live too", "[containers][iter]") {
     auto manager = mp::Manager();
     auto d = manager.dict();

@@ -654,6 +654,8 @@ public:
     void setitem(long long i, const T& x) { v_[detail::py_index(i, v_.size(), "array assignment index out of range")] = x; }
     std::size_t len() const { return v_.size(); }
     std::vector<T> copy() const { return v_; }
+    /// a[i] for a live iteration: nothing past the end.
+    std::optional<T> iter_item(std::size_t i) const { return i < v_.size() ? std::optional<T>(v_[i]) : std::nullopt; }
     std::string repr() const {
         return "array(" + multiprocessing::detail::py_str_repr(typecode_) + ", " + multiprocessing::detail::py_repr(v_) + ")";
     }
@@ -965,10 +967,19 @@ public:
     T at(long long i) const { return this->template _call_exposed_<&R::getitem>("__getitem__", i); }
     std::size_t size() const { return this->template _call_exposed_<&R::len>("__len__"); }
     std::vector<T> copy() const { return this->template _call_exposed_<&R::copy>("copy"); }
+    /// Python's iter(a): live, a[0], a[1], ... one call per step; copy()
+    /// is the one-call snapshot.
+    detail::index_iterator<Proxy, T> begin() const { return detail::index_iterator<Proxy, T>(*this); }
+    detail::index_iterator<Proxy, T> end() const { return {}; }
+    /// Internal: a[i] for a live iteration, nothing past the end.
+    std::optional<T> _iter_item(std::size_t i) const {
+        return this->template _call_exposed_<&R::iter_item>("__iter_item__", i);
+    }
     static auto _exposed_() {
         using detail::method_desc;
         return std::make_tuple(method_desc<&R::getitem>{"__getitem__"}, method_desc<&R::setitem>{"__setitem__"},
-                               method_desc<&R::len>{"__len__"}, method_desc<&R::copy>{"copy"});
+                               method_desc<&R::len>{"__len__"}, method_desc<&R::copy>{"copy"},
+                               method_desc<&R::iter_item>{"__iter_item__"});
     }
 };
 
@@ -1041,6 +1052,76 @@ using ValueProxy = Proxy<ValueRef<T>>;
 template <class T>
 using ArrayProxy = Proxy<ArrayRef<T>>;
 using NamespaceProxy = Proxy<NamespaceRef>;
+
+namespace detail {
+
+/// Steps a proxy whose referent has __next__ (ending with StopIteration):
+/// one call per element.  Copies share one position.
+template <class P>
+class next_iterator {
+public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = std::decay_t<decltype(std::declval<const P&>().__next__())>;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const value_type*;
+    using reference = const value_type&;
+
+    next_iterator() = default;
+    explicit next_iterator(P p) : s_(std::make_shared<state>(std::move(p))) {}
+
+    reference operator*() const {
+        if (at_end()) throw StopIteration();
+        return *s_->cur;
+    }
+    pointer operator->() const { return &**this; }
+    next_iterator& operator++() {
+        if (!at_end()) s_->cur.reset();
+        return *this;
+    }
+    stepped_value<value_type> operator++(int) {
+        stepped_value<value_type> old{**this};
+        ++*this;
+        return old;
+    }
+    friend bool operator==(const next_iterator& a, const next_iterator& b) {
+        if (a.at_end() || b.at_end()) return a.at_end() == b.at_end();
+        return a.s_ == b.s_;
+    }
+    friend bool operator!=(const next_iterator& a, const next_iterator& b) { return !(a == b); }
+
+private:
+    struct state {
+        explicit state(P q) : p(std::move(q)) {}
+        P p;
+        std::optional<value_type> cur;
+        bool ended = false;
+    };
+    bool at_end() const {
+        if (!s_) return true;
+        if (!s_->ended && !s_->cur) {
+            try {
+                s_->cur = s_->p.__next__();
+            } catch (const StopIteration&) {
+                s_->ended = true;
+            }
+        }
+        return s_->ended;
+    }
+    std::shared_ptr<state> s_;
+};
+
+}  // namespace detail
+
+/// Python's IteratorProxy, as a mixin over a proxy type that exposes
+/// __next__ (made with MP_PROXY(Base, T, __next__), T's __next__ throwing
+/// StopIteration at the end): makes it iterable, one call per element, as
+/// list(iterator_proxy) is in Python.  send/throw/close are not provided.
+template <class Base>
+struct IteratorProxy : Base {
+    using Base::Base;
+    detail::next_iterator<Base> begin() const { return detail::next_iterator<Base>(*this); }
+    detail::next_iterator<Base> end() const { return {}; }
+};
 
 namespace detail {
 

@@ -13,6 +13,7 @@
 
 #include <boost/serialization/string.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <deque>
@@ -194,6 +195,38 @@ void load_args(const char* body, std::size_t n, Tuple& args) {
     }
 }
 
+/// Holds an object's lock for one call, unless this thread holds it
+/// already: a method that calls its own object back through a proxy has
+/// that call run in its own thread (see Server), which must not wait for
+/// itself.  So the lock is re-entrant per thread, as CPython, which has no
+/// per-object lock, lets such calls through.
+class object_lock {
+public:
+    explicit object_lock(std::mutex* mu) {
+        if (!mu) return;
+        auto& h = held();
+        if (std::find(h.begin(), h.end(), mu) != h.end()) return;
+        mu->lock();
+        mu_ = mu;
+        h.push_back(mu);
+    }
+    ~object_lock() {
+        if (!mu_) return;
+        auto& h = held();
+        h.erase(std::find(h.begin(), h.end(), mu_));
+        mu_->unlock();
+    }
+    object_lock(const object_lock&) = delete;
+    object_lock& operator=(const object_lock&) = delete;
+
+private:
+    static std::vector<std::mutex*>& held() {
+        static thread_local std::vector<std::mutex*> h;
+        return h;
+    }
+    std::mutex* mu_ = nullptr;
+};
+
 /// (object, request body, reply buffer, lock or null)
 using invoke_fn = void (*)(void*, const char*, std::size_t, std::vector<char>&, std::mutex*);
 
@@ -202,8 +235,7 @@ void invoke_impl(void* obj, const char* body, std::size_t n, std::vector<char>& 
                  type_list<P...>, std::index_sequence<I...>) {
     std::tuple<wire_t<P>...> args;
     load_args(body, n, args);
-    std::unique_lock<std::mutex> lock;
-    if (mu) lock = std::unique_lock<std::mutex>(*mu);
+    object_lock lock(mu);
     C& self = *static_cast<C*>(obj);
     if constexpr (std::is_void_v<R>) {
         (self.*M)(static_cast<P&&>(std::get<I>(args))...);
@@ -301,15 +333,13 @@ namespace detail {
 
 template <class T>
 void getvalue_impl(void* obj, const char*, std::size_t, std::vector<char>& out, std::mutex* mu) {
-    std::unique_lock<std::mutex> lock;
-    if (mu) lock = std::unique_lock<std::mutex>(*mu);
+    object_lock lock(mu);
     save_result(out, *static_cast<const T*>(obj));
 }
 
 template <class T>
 void str_impl(void* obj, const char*, std::size_t, std::vector<char>& out, std::mutex* mu) {
-    std::unique_lock<std::mutex> lock;
-    if (mu) lock = std::unique_lock<std::mutex>(*mu);
+    object_lock lock(mu);
     std::ostringstream os;
     os << *static_cast<const T*>(obj);
     save_result(out, os.str());
@@ -539,8 +569,7 @@ std::shared_ptr<type_entry> make_entry(const std::string& typeid_) {
     if constexpr (is_ostreamable<T>::value) e->str = &str_impl<T>;
     if constexpr (has_disconnect_hook<T>::value)
         e->on_disconnect = [](void* obj, std::uint64_t sess, std::uint64_t conn, std::mutex* mu) {
-            std::unique_lock<std::mutex> lock;
-            if (mu) lock = std::unique_lock<std::mutex>(*mu);
+            object_lock lock(mu);
             static_cast<T*>(obj)->_on_disconnect(sess, conn);
         };
     return e;

@@ -125,7 +125,13 @@ struct ServerOptions {
 
 /// Python's managers.Server: serves the objects of one registry at one
 /// address.  Obtain one from BaseManager::get_server().
-class Server {
+///
+/// A method may call back into this server through proxies (to its own
+/// object or to others): such a call runs at once in the method's thread,
+/// and the object locks that thread holds let it through, so it cannot
+/// deadlock on them.  Python's Server serves it on another thread instead;
+/// both give the same results.
+class Server : private detail::local_server {
 public:
     Server(std::shared_ptr<const detail::registry> reg, const connection::Address& address,
            std::string authkey, ServerOptions opts = {}, std::string owned_dir = {})
@@ -133,9 +139,12 @@ public:
         listener_ = connection::Listener(address, authkey_);
         if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) throw connection::detail::sys_error("pipe");
         // Server-side proxies (objects holding proxies) talk back to us.
-        detail::client_state::instance().get(listener_.address(), &authkey_, opts_.max_frame);
+        auto& self = detail::client_state::instance().get(listener_.address(), &authkey_, opts_.max_frame);
+        self.set_local(this);
+        self_ = &self;
     }
     ~Server() {
+        self_->clear_local(this);
         shutdown();
         registry_->run_exit_hooks();  // before the wait: a slow exit may be cut short by SIGKILL
         wait_for_threads(std::chrono::seconds(5));
@@ -284,9 +293,11 @@ private:
         int fd = -1;
         std::shared_ptr<referent> target;
         std::vector<std::function<void()>> handed;
+        const context* outer = nullptr;  // the call that made this one, run inline
         void hand_over(std::function<void()> take_back) override { handed.push_back(std::move(take_back)); }
         bool caller_gone() const override {
             if (server->stopping_.load()) return true;
+            if (outer) return outer->caller_gone();
             pollfd p{fd, POLLRDHUP, 0};
             return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
         }
@@ -591,10 +602,44 @@ private:
         }
     }
 
+    bool serving_this_thread() const override {
+        auto* c = dynamic_cast<const context*>(detail::current_call());
+        return c && c->server == this && ::getpid() == pid_;  // not in a child a method forked
+    }
+
+    // A call one of our methods makes through a proxy to this server: run
+    // here, in the caller's thread, as this process's session.  What it
+    // hands over is taken at once (the taker is this thread).
+    void call_inline(const std::vector<char>& req, std::vector<char>& reply) override {
+        auto* outer = dynamic_cast<const context*>(detail::current_call());
+        const std::size_t off = connection::Connection::header_room;
+        detail::RequestHeader h;
+        std::memcpy(&h, req.data() + off, sizeof h);
+        std::string_view name(req.data() + off + sizeof h, h.name_len);
+        const char* body = req.data() + off + sizeof h + h.name_len;
+        std::size_t n = req.size() - off - sizeof h - h.name_len;
+        static thread_local std::uint64_t conn_id = 0;  // this thread as a caller (an RLock's owner)
+        if (conn_id == 0) {
+            std::lock_guard<std::mutex> g(mu_);
+            conn_id = next_connection_++;
+        }
+        std::vector<handover> handed;
+        try {
+            dispatch(h, name, body, n, detail::client_state::instance().session_id(), conn_id, -1, reply, handed,
+                     outer);
+        } catch (const std::exception& e) {
+            take_back_all(handed);
+            detail::put_exception(reply, h.request_id, e);
+        } catch (...) {
+            take_back_all(handed);
+            detail::put_foreign_exception(reply, h.request_id);
+        }
+    }
+
     // Fills `out` with the reply; returns true for a shutdown request.
     bool dispatch(const detail::RequestHeader& h, std::string_view name, const char* body, std::size_t n,
                   std::uint64_t sess, std::uint64_t conn_id, int fd, std::vector<char>& out,
-                  std::vector<handover>& handed) {
+                  std::vector<handover>& handed, const context* outer = nullptr) {
         using detail::kind;
         switch (static_cast<kind>(h.kind)) {
         case kind::call: {
@@ -625,17 +670,20 @@ private:
             ctx.session = sess;
             ctx.connection = conn_id;
             ctx.fd = fd;
+            ctx.outer = outer;
             struct guard {
                 context& c;
                 std::vector<handover>& handed;
                 std::uint64_t rid;
-                guard(context& x, std::vector<handover>& hs, std::uint64_t id) : c(x), handed(hs), rid(id) {
+                detail::call_context* prev;  // the call this one runs inside, if inline
+                guard(context& x, std::vector<handover>& hs, std::uint64_t id)
+                    : c(x), handed(hs), rid(id), prev(detail::current_call()) {
                     detail::current_call() = &c;
                 }
                 // Also on a throw, so the caller of dispatch can take back
                 // what a failing call had already handed over.
                 ~guard() {
-                    detail::current_call() = nullptr;
+                    detail::current_call() = prev;
                     for (auto& f : c.handed) handed.push_back({rid, c.target, std::move(f)});
                 }
             } g(ctx, handed, h.request_id);
@@ -752,6 +800,8 @@ private:
     std::shared_ptr<const detail::registry> registry_;
     std::string authkey_;
     ServerOptions opts_;
+    detail::endpoint* self_ = nullptr;  // this process's client side of this server
+    const pid_t pid_ = ::getpid();
     std::string owned_dir_;
     connection::Listener listener_;
     int wake_[2] = {-1, -1};
