@@ -30,11 +30,13 @@ public:
     int fail_via(NodeProxy self) const;
     std::shared_ptr<Node> child(int v) const { return std::make_shared<Node>(v); }
     int child_via(NodeProxy self) const;
+    // Holds this object, meets another caller, then calls `other` back.
+    int meet(NodeProxy other, NodeProxy self, mp::managers::BarrierProxy both) const;
 
 private:
     int v_;
 };
-MP_EXPOSE(Node, value, set, via, set_via, via_via, ask, fail, fail_via, child, child_via)
+MP_EXPOSE(Node, value, set, via, set_via, via_via, ask, fail, fail_via, child, child_via, meet)
 
 // Defined once Proxy<Node> is complete.
 int Node::via(NodeProxy self) const { return self.value() + 1; }
@@ -46,6 +48,10 @@ int Node::via_via(NodeProxy self) const { return self.via(self) + 10; }
 int Node::ask(NodeProxy other, NodeProxy self) const { return other.via(self) * 100; }
 int Node::fail_via(NodeProxy self) const { return self.fail(); }
 int Node::child_via(NodeProxy self) const { return self.child(v_ + 5).value(); }
+int Node::meet(NodeProxy other, NodeProxy self, mp::managers::BarrierProxy both) const {
+    both.wait(20.0);
+    return other.via(self);
+}
 
 struct CallbackManager : mp::managers::BaseManager<CallbackManager> {};
 
@@ -111,4 +117,36 @@ TEST_CASE("calls back from many processes at once stay atomic and finish", "[cal
     for (auto& w : workers) CHECK(test::join_or_kill(w, 60) == 0);
     mp::managers::call_timeout limit(10.0);
     CHECK(a.via(a) == 50);
+}
+
+TEST_CASE("calls back in opposite orders at once: one fails as a deadlock, none hangs", "[callbacks][fork]") {
+    // a.meet holds a and waits for b; b.meet holds b and waits for a.
+    // CPython runs both; here the one that closes the cycle fails.
+    CallbackManager manager;
+    manager.start();
+    auto sync = mp::Manager();
+    auto both = sync.Barrier(2, 20.0);
+    auto a = manager.create<Node>(3);
+    auto b = manager.create<Node>(4);
+    mp::Process other([a, b, both] {
+        mp::managers::call_timeout limit(30.0);
+        try {
+            if (b.meet(a, b, both) != 5) throw mp::SystemExit{2};
+        } catch (const std::runtime_error& e) {
+            throw mp::SystemExit{std::string(e.what()).find("deadlock") == 0 ? 7 : 3};
+        }
+    });
+    other.start();
+    mp::managers::call_timeout limit(30.0);
+    bool mine_failed = false;
+    int mine = 0;
+    try {
+        mine = a.meet(b, a, both);
+    } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()).find("deadlock") == 0);
+        mine_failed = true;
+    }
+    if (!mine_failed) CHECK(mine == 4);
+    CHECK(test::join_or_kill(other, 60) == (mine_failed ? 0 : 7));
+    CHECK(a.ask(b, a) == 400);  // both objects are free again
 }

@@ -107,7 +107,7 @@ public:
     const connection::Address& address() const { return address_; }
     const std::string& authkey() const { return authkey_; }
     void set_authkey(std::string k) { authkey_ = std::move(k); }
-    void set_max_frame(std::size_t n) { max_frame_ = n; }
+    void set_max_frame(std::size_t n) { max_frame_.store(n, std::memory_order_relaxed); }
     void set_spin(int us) { spin_us_ = us; }
     void set_call_timeout(std::optional<double> t) {
         std::lock_guard<std::mutex> p(pool_mu_);
@@ -539,7 +539,7 @@ private:
 
     connection::Address address_;
     std::string authkey_;
-    std::size_t max_frame_;
+    std::atomic<std::size_t> max_frame_;  // set again by every proxy rebuilt here, from any thread
     int spin_us_ = 0;
     std::optional<double> call_timeout_;  // guarded by pool_mu_
     std::atomic<unsigned> epoch_{0};

@@ -14,6 +14,7 @@
 #include <boost/serialization/string.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <deque>
@@ -29,6 +30,8 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <stdexcept>
+#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <typeindex>
@@ -200,13 +203,20 @@ void load_args(const char* body, std::size_t n, Tuple& args) {
 /// that call run in its own thread (see Server), which must not wait for
 /// itself.  So the lock is re-entrant per thread, as CPython, which has no
 /// per-object lock, lets such calls through.
+///
+/// A call back into another object (A's method calls B) could deadlock
+/// with a thread doing the opposite (B's method calls A).  Such a call
+/// waits without blocking, and if its wait would close a cycle of waiting
+/// calls it fails with std::runtime_error instead (CPython would run both
+/// methods interleaved; C++ objects cannot be used by two threads at once).
 class object_lock {
 public:
     explicit object_lock(std::mutex* mu) {
         if (!mu) return;
         auto& h = held();
         if (std::find(h.begin(), h.end(), mu) != h.end()) return;
-        mu->lock();
+        if (h.empty()) mu->lock();
+        else acquire_nested(mu, h);
         mu_ = mu;
         h.push_back(mu);
     }
@@ -223,6 +233,65 @@ private:
     static std::vector<std::mutex*>& held() {
         static thread_local std::vector<std::mutex*> h;
         return h;
+    }
+    // Threads waiting for an object lock while holding others.  A waiting
+    // thread's held list does not change until it leaves this list.
+    struct waiter {
+        const std::vector<std::mutex*>* held;
+        std::mutex* wants;
+    };
+    struct wait_graph {
+        std::mutex mu;
+        std::vector<waiter> waiting;
+    };
+    static wait_graph& graph() {
+        static wait_graph* g = new wait_graph;  // leaked: server threads may outlive statics
+        return *g;
+    }
+    static bool holds(const std::vector<std::mutex*>& h, const std::mutex* m) {
+        return std::find(h.begin(), h.end(), m) != h.end();
+    }
+    // Whether waiting for `wants` closes a cycle: its holder waits, through
+    // other waiting holders, for a lock in `mine`.  Only waiting threads can
+    // be in a cycle, so the waiters list is enough; the last one to join a
+    // cycle sees it.
+    static bool closes_cycle(const wait_graph& g, const std::vector<std::mutex*>& mine, std::mutex* wants) {
+        for (std::size_t step = 0; step <= g.waiting.size(); ++step) {
+            const waiter* holder = nullptr;
+            for (auto& w : g.waiting)
+                if (w.held != &mine && holds(*w.held, wants)) holder = &w;
+            if (!holder) return false;
+            wants = holder->wants;
+            if (holds(mine, wants)) return true;
+        }
+        return false;
+    }
+    static void acquire_nested(std::mutex* mu, const std::vector<std::mutex*>& mine) {
+        if (mu->try_lock()) return;
+        auto& g = graph();
+        {
+            std::lock_guard<std::mutex> lk(g.mu);
+            if (closes_cycle(g, mine, mu))
+                throw std::runtime_error(
+                    "deadlock: a call back into a shared object waits for a call that waits for this one");
+            g.waiting.push_back({&mine, mu});
+        }
+        struct leave {
+            wait_graph& g;
+            const std::vector<std::mutex*>* mine;
+            ~leave() {
+                std::lock_guard<std::mutex> lk(g.mu);
+                for (auto it = g.waiting.begin(); it != g.waiting.end(); ++it)
+                    if (it->held == mine) {
+                        g.waiting.erase(it);
+                        break;
+                    }
+            }
+        } on_exit{g, &mine};
+        // Polled, not blocked on: only calls back that meet a busy object
+        // get here.
+        for (int us = 10; !mu->try_lock(); us = std::min(us * 2, 1000))
+            std::this_thread::sleep_for(std::chrono::microseconds(us));
     }
     std::mutex* mu_ = nullptr;
 };
