@@ -128,9 +128,11 @@ struct ServerOptions {
 ///
 /// A method may call back into this server through proxies (to its own
 /// object or to others): such a call runs at once in the method's thread,
-/// and the object locks that thread holds let it through, so it cannot
-/// deadlock on them.  Python's Server serves it on another thread instead;
-/// both give the same results.
+/// and the object locks that thread holds let it through.  Python's Server
+/// serves it on another thread and has no per-object locks; here two calls
+/// back in opposite orders at once (A's method calls B while B's calls A)
+/// cannot both proceed, and the one that would close the cycle fails with a
+/// "deadlock" std::runtime_error instead of hanging.
 class Server : private detail::local_server {
 public:
     Server(std::shared_ptr<const detail::registry> reg, const connection::Address& address,
