@@ -51,12 +51,51 @@ TEST_CASE("_TestContainers.test_list", "[containers]") {
 TEST_CASE("_TestContainers.test_list_iter", "[containers]") {
     auto manager = mp::Manager();
     auto a = manager.list(range(0, 10));
+    auto it = a.begin();
+    CHECK(std::vector<int>(it, a.end()) == range(0, 10));
+    CHECK(std::vector<int>(it, a.end()).empty());  // exhausted
+    // list modified during iteration
+    it = a.begin();
+    a[0] = 100;
+    CHECK(*it == 100);
+}
+
+TEST_CASE("list iteration is live: it sees changes and ends where the list ends", "[containers][iter]") {
+    // Each case printed by CPython 3.13 for the same steps on a ListProxy.
+    auto manager = mp::Manager();
+    auto l = manager.list(range(0, 5));
+    auto it = l.begin();
+    CHECK(*it == 0);
+    ++it;
+    l[1] = 100;
+    CHECK(*it == 100);
+    ++it;
+    l.erase(4);
+    l.erase(3);
+    l.erase(2);
+    CHECK(it == l.end());  // shrunk under the iterator: StopIteration
+    l.extend({7, 8, 9});
+    CHECK(it == l.end());  // and it stays exhausted
+    auto l2 = manager.list(range(1, 4));
+    auto j = l2.begin();
+    CHECK(*j == 1);
+    ++j;
+    l2.insert(0, 0);
+    CHECK(*j == 1);  // by index: the inserted 0 moved 1 to index 1
+    auto l3 = manager.list(range(1, 4));
     std::vector<int> seen;
-    for (int x : a) seen.push_back(x);
-    CHECK(seen == range(0, 10));
-    // iterating fetched one snapshot: changes after begin() are not seen
-    a.erase(0);
-    CHECK(seen.size() == 10);
+    for (int x : l3) {
+        seen.push_back(x);
+        if (x == 1) l3.append(4);  // appended during the loop: seen
+    }
+    CHECK(seen == range(1, 5));
+    // copy() is the one-call snapshot
+    std::vector<int> snap;
+    for (int x : l3.copy()) {
+        snap.push_back(x);
+        if (x == 1) l3.append(5);
+    }
+    CHECK(snap == range(1, 5));
 }
 
 TEST_CASE("_TestContainers.test_list_proxy_in_list", "[containers][nested]") {
@@ -95,11 +134,128 @@ TEST_CASE("_TestContainers.test_dict", "[containers]") {
 
 TEST_CASE("_TestContainers.test_dict_iter", "[containers]") {
     auto manager = mp::Manager();
-    auto d = manager.dict<int, int>();
-    for (int i = 0; i < 10; ++i) d[i] = i * i;
-    std::vector<int> keys;
-    for (int k : d) keys.push_back(k);
-    CHECK(keys == range(0, 10));
+    auto d = manager.dict<int, char>();
+    std::vector<int> indices = range(65, 70);
+    for (int i : indices) d[i] = static_cast<char>(i);
+    auto it = d.begin();
+    CHECK(std::vector<int>(it, d.end()) == indices);
+    CHECK(std::vector<int>(it, d.end()).empty());  // exhausted
+    // dictionary changed size during iteration
+    it = d.begin();
+    d.clear();
+    CHECK_THROWS_AS(*it, std::runtime_error);
+}
+
+TEST_CASE("dict iteration is live, with CPython's RuntimeErrors", "[containers][iter]") {
+    // Each case printed by CPython 3.13 for the same steps on a DictProxy.
+    auto manager = mp::Manager();
+    auto d = manager.dict<int, std::string>({{1, "a"}, {2, "b"}, {3, "c"}});
+    auto it = d.begin();
+    CHECK(*it == 1);
+    d[4] = "d";
+    ++it;
+    CHECK_THROWS_WITH(*it, "dictionary changed size during iteration");
+    CHECK_THROWS_WITH(*it, "dictionary changed size during iteration");  // sticky
+    d.erase(4);
+    CHECK_THROWS_WITH(*it, "dictionary changed size during iteration");  // even once the size is back
+    bool thrown = false;
+    try {
+        for (int k : d)
+            if (k == 2) d[9] = "x";
+    } catch (const std::runtime_error& e) {
+        thrown = std::string(e.what()) == "dictionary changed size during iteration";
+    }
+    CHECK(thrown);
+    d.erase(9);
+
+    // a value changed: fine
+    it = d.begin();
+    ++it;
+    d[1] = "z";
+    CHECK(*it == 2);
+    // same size, keys changed: the walk goes on by position...
+    it = d.begin();
+    ++it;
+    d.erase(2);
+    d[2] = "x";
+    CHECK(*it == 3);
+    ++it;
+    CHECK(*it == 2);
+    ++it;
+    CHECK(it == d.end());
+    // ...and finding more keys than it started with is an error, then the end
+    auto e = manager.dict<int, std::string>({{1, "a"}, {2, "b"}, {3, "c"}});
+    auto k = e.begin();
+    CHECK(*k == 1);
+    e.erase(1);
+    e[4] = "d";
+    ++k;
+    CHECK(*k == 2);
+    ++k;
+    CHECK(*k == 3);
+    ++k;
+    CHECK_THROWS_WITH(*k, "dictionary keys changed during iteration");
+    CHECK(k == e.end());
+    // cleared and refilled to the same size: positions start again
+    auto f = manager.dict<int, int>({{1, 0}, {2, 0}, {3, 0}});
+    auto m = f.begin();
+    CHECK(*m == 1);
+    ++m;
+    f.clear();
+    f.update({{7, 0}, {8, 0}, {9, 0}});
+    CHECK(*m == 8);
+    // the size is compared at each step, not in between
+    auto g = manager.dict<int, int>({{1, 0}, {2, 0}, {3, 0}});
+    auto n = g.begin();
+    g[4] = 0;
+    g.erase(4);
+    CHECK(*n == 1);
+    // an empty dict ends at once; keys() is the one-call snapshot
+    CHECK(manager.dict<int, int>().begin() == manager.dict<int, int>().end());
+    std::vector<int> ks;
+    for (int key : g.keys()) {
+        ks.push_back(key);
+        if (key == 1) g[5] = 0;
+    }
+    CHECK(ks == range(1, 4));
+}
+
+TEST_CASE("set iteration is live, with CPython's RuntimeError", "[containers][iter]") {
+    auto manager = mp::Manager();
+    auto s = manager.set<int>({1, 2, 3});
+    auto it = s.begin();
+    CHECK(*it == 1);
+    s.add(4);
+    ++it;
+    CHECK_THROWS_WITH(*it, "Set changed size during iteration");
+    std::vector<int> seen;
+    for (int x : s) seen.push_back(x);
+    CHECK(seen == range(1, 5));
+}
+
+TEST_CASE("array iteration is live, as CPython's over an ArrayProxy", "[containers][iter]") {
+    auto manager = mp::Manager();
+    auto a = manager.Array<int>({1, 2, 3});
+    auto it = a.begin();
+    a[0] = 10;
+    CHECK(*it == 10);
+    std::vector<int> seen(it, a.end());
+    CHECK(seen == std::vector<int>{10, 2, 3});
+}
+
+TEST_CASE("an untyped dict's iteration is live too", "[containers][iter]") {
+    auto manager = mp::Manager();
+    auto d = manager.dict();
+    d[1] = "1";
+    d["2"] = 2;
+    d[0.25] = mp::None;
+    std::vector<std::string> keys;
+    for (auto& k : d) keys.push_back(mp::repr(k));
+    CHECK(keys == std::vector<std::string>{"1", "'2'", "0.25"});
+    auto l = manager.list(mp::range(3));
+    std::vector<std::string> items;
+    for (auto& x : l) items.push_back(mp::repr(x));
+    CHECK(items == std::vector<std::string>{"0", "1", "2"});
 }
 
 TEST_CASE("_TestContainers.test_dict_proxy_nested", "[containers][nested]") {

@@ -207,6 +207,29 @@ TEST_CASE("an unregistered exception type arrives as RemoteError with its name",
     CHECK(std::string(e.what()).find("Foo::Bar: msg") != std::string::npos);
 }
 
+// CPython's TestManagerExceptions (gh-106558) checks that a raised
+// exception is not kept alive by a reference cycle through the traceback
+// and the connection; a C++ exception holds only its message, so what is
+// left to check is that it arrives as itself.
+TEST_CASE("TestManagerExceptions.test_queue_get", "[core]") {
+    auto manager = mp::Manager();
+    auto queue = manager.Queue();
+    CHECK_THROWS_AS(queue.get_nowait(), mp::Empty);
+    queue.put(1);
+    CHECK(queue.get_nowait() == mp::object(1));
+}
+
+TEST_CASE("TestManagerExceptions.test_dispatch", "[core]") {
+    // CPython's dispatch() raises what a '#ERROR' reply carries; here the
+    // reply codec does, for a reply built as the server builds it.
+    namespace d = mp::managers::detail;
+    mp::managers::register_exception<mp::Empty>();
+    std::vector<char> reply;
+    d::put_exception(reply, 7, mp::Empty());
+    std::size_t off = mp::connection::Connection::header_room + sizeof(d::ReplyHeader);
+    CHECK_THROWS_AS(d::throw_error(d::reader{reply.data() + off, reply.size() - off}), mp::Empty);
+}
+
 TEST_CASE("unknown typeid and unknown object give errors that name them", "[core]") {
     TestManager m;
     m.start();

@@ -35,19 +35,7 @@ MP_EXPOSE(FooBar, f, g)
 MP_PROXY(BarProxy, FooBar, f, _h);
 // IteratorProxy exposes __next__ and makes the proxy iterable.
 MP_PROXY(SquaresProxyBase, Squares, __next__);
-struct IteratorProxy : SquaresProxyBase {
-    using SquaresProxyBase::SquaresProxyBase;
-    std::vector<int> list() const {
-        std::vector<int> out;
-        for (;;) {
-            try {
-                out.push_back(__next__());
-            } catch (const mp::StopIteration&) {
-                return out;
-            }
-        }
-    }
-};
+using IteratorProxy = mp::managers::IteratorProxy<SquaresProxyBase>;
 
 struct MyManager : mp::managers::BaseManager<MyManager> {};
 
@@ -78,7 +66,7 @@ static void common(MyManager& manager) {
 
     std::vector<int> squares;
     for (int i = 0; i < 10; ++i) squares.push_back(i * i);
-    CHECK(baz.list() == squares);
+    CHECK(std::vector<int>(baz.begin(), baz.end()) == squares);  // list(baz)
 }
 
 TEST_CASE("_TestMyManager.test_mymanager", "[mymanager]") {

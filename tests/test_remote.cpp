@@ -91,6 +91,84 @@ TEST_CASE("_TestManagerRestart.test_rapid_restart on the same TCP address", "[re
     CHECK(again.create<Echo>().twice(2) == 4);
 }
 
+// CPython's QueueManager (serves one queue through a callable) and
+// QueueManager2 (the same interface, registered without a callable, for
+// clients).
+using ObjectQueue = mp::managers::QueueRef<mp::object>;
+struct QueueManager : mp::managers::BaseManager<QueueManager> {
+    using BaseManager::BaseManager;
+};
+struct QueueManager2 : mp::managers::BaseManager<QueueManager2> {
+    using BaseManager::BaseManager;
+};
+static const bool queue_managers_registered = [] {
+    QueueManager::register_type<ObjectQueue>("get_queue", [] {
+        static auto q = std::make_shared<ObjectQueue>();
+        return q;
+    });
+    QueueManager2::register_type<ObjectQueue>("get_queue");
+    return true;
+}();
+
+static std::string random_authkey() { return mp::connection::detail::random_bytes(32); }
+
+TEST_CASE("_TestRemoteManager.test_remote", "[remote][tcp]") {
+    // Python's values, sent through xmlrpclib there and Boost here; a tuple
+    // stays a tuple.  Putting something that cannot be sent (time.sleep)
+    // does not compile here.
+    const mp::object values = mp::object::tuple(
+        {"hello world", mp::None, true, 2.25, "hall\u00e5 v\u00e4rlden",
+         "\u043f\u0440\u0438\u0432\u0456\u0442 \u0441\u0432\u0456\u0442", mp::bytes{"hall\xe5 v\xe4rlden"}});
+    std::string authkey = random_authkey();
+    QueueManager manager(Address("127.0.0.1", 0), authkey);
+    manager.start();
+    Address a = manager.address();
+    mp::Process putter([a, authkey, values] {
+        QueueManager2 m(a, authkey);
+        m.connect();
+        auto queue = m.create_as<ObjectQueue>("get_queue");
+        queue.put(values);
+    });
+    putter.set_daemon(true);
+    putter.start();
+    QueueManager2 manager2(a, authkey);
+    manager2.connect();
+    auto queue = manager2.create_as<ObjectQueue>("get_queue");
+    CHECK(queue.get(true, 20.0) == values);
+    CHECK(mp::repr(values) ==
+          "('hello world', None, True, 2.25, 'hall\u00e5 v\u00e4rlden', "
+          "'\u043f\u0440\u0438\u0432\u0456\u0442 \u0441\u0432\u0456\u0442', b'hall\\xe5 v\\xe4rlden')");
+    CHECK(test::join_or_kill(putter) == 0);
+}
+
+TEST_CASE("_TestManagerRestart.test_rapid_restart", "[remote][tcp]") {
+    std::string authkey = random_authkey();
+    Address addr;
+    {
+        QueueManager manager(Address("127.0.0.1", 0), authkey);
+        manager.start();
+        addr = manager.address();
+        mp::Process putter([addr, authkey] {
+            QueueManager m(addr, authkey);
+            m.connect();
+            m.create_as<ObjectQueue>("get_queue").put("hello world");
+        });
+        putter.start();
+        CHECK(test::join_or_kill(putter) == 0);
+        auto queue = manager.create_as<ObjectQueue>("get_queue");
+        CHECK(queue.get(true, 20.0) == mp::object("hello world"));
+        manager.shutdown();
+    }
+    // At once on the same address: SO_REUSEADDR, so no EADDRINUSE (CPython
+    // retries after a second for that).
+    QueueManager manager(addr, authkey);
+    manager.start();
+    CHECK(manager.address() == addr);
+    auto queue = manager.create_as<ObjectQueue>("get_queue");
+    queue.put(1);
+    CHECK(queue.get(true, 20.0) == mp::object(1));
+}
+
 TEST_CASE("IPv6 loopback", "[remote][tcp]") {
     NetManager m(Address("::1", 0), std::string("v6"));
     try {

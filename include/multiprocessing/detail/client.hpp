@@ -85,6 +85,18 @@ inline std::uint64_t new_session_id() {
 
 class client_state;
 
+/// A Server running in this process, seen from its own proxies: a call that
+/// one of its methods makes on its objects runs at once in the calling
+/// thread instead of over a socket, so it can take locks that thread holds.
+struct local_server {
+    virtual ~local_server() = default;
+    /// Whether this thread is running one of this server's calls now.
+    virtual bool serving_this_thread() const = 0;
+    /// Runs the call request req (begun with begin_frame) and writes the
+    /// reply frame into reply.
+    virtual void call_inline(const std::vector<char>& req, std::vector<char>& reply) = 0;
+};
+
 /// A server this process talks to.  Never destroyed (proxies may outlive
 /// everything else), only reset when its manager shuts down or restarts.
 class endpoint {
@@ -102,6 +114,9 @@ public:
         call_timeout_ = t;
     }
     unsigned epoch() const { return epoch_.load(std::memory_order_acquire); }
+    /// The server at this address, when it runs in this process (or null).
+    void set_local(local_server* s) { local_.store(s, std::memory_order_release); }
+    void clear_local(local_server* s) { local_.compare_exchange_strong(s, nullptr, std::memory_order_acq_rel); }
     bool dead() const { return dead_.load(std::memory_order_acquire); }
 
     /// This thread's connection, made (or taken from the pool) on first use.
@@ -209,6 +224,8 @@ public:
     /// on this thread).
     template <class Build>
     std::pair<const char*, std::size_t> call(Build&& build) {
+        local_server* local = local_.load(std::memory_order_acquire);
+        if (local && local->serving_this_thread()) return call_inline(*local, build);
         client_connection& c = thread_connection();
         build(c.obuf, c.next_id++);
         try {
@@ -378,6 +395,29 @@ public:
     }
 
 private:
+    // A call from one of our own server's methods: run in this thread.  The
+    // reply lives in a per-thread buffer until the next call, as a
+    // connection's does; a nested call has its own until it returns.
+    template <class Build>
+    std::pair<const char*, std::size_t> call_inline(local_server& local, Build& build) {
+        std::vector<char> req, reply;
+        build(req, 0);
+        local.call_inline(req, reply);
+        std::vector<char>& last = inline_reply();
+        last.swap(reply);
+        std::size_t off = connection::Connection::header_room;
+        ReplyHeader h;
+        std::memcpy(&h, last.data() + off, sizeof h);
+        reader body{last.data() + off + sizeof h, last.size() - off - sizeof h};
+        if (h.status != static_cast<std::uint8_t>(status::ok)) throw_error(body);
+        return {body.p, body.n};
+    }
+
+    static std::vector<char>& inline_reply() {
+        static thread_local std::vector<char> r;
+        return r;
+    }
+
     struct slot {
         endpoint* ep;
         std::unique_ptr<client_connection> c;
@@ -499,11 +539,12 @@ private:
 
     connection::Address address_;
     std::string authkey_;
-    std::atomic<std::size_t> max_frame_;  // set by a manager while other threads call
+    std::atomic<std::size_t> max_frame_;  // set again by every proxy rebuilt here, from any thread
     int spin_us_ = 0;
     std::optional<double> call_timeout_;  // guarded by pool_mu_
     std::atomic<unsigned> epoch_{0};
     std::atomic<bool> dead_{false};
+    std::atomic<local_server*> local_{nullptr};
 
     std::recursive_mutex mu_;  // refs_, control_, attached_generation_
     std::unique_ptr<client_connection> control_;

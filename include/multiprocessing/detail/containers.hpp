@@ -5,7 +5,7 @@
 // spellings (operator[], size(), contains(), erase(), iteration) where its
 // idiom is stronger.  Every method is one atomic call in the server; that
 // includes `d[k] += v`, which in Python is two calls that can lose updates
-// (gh-137233).  Iteration fetches one snapshot in one call.
+// (gh-137233).  Iteration is live, as in CPython: one call per step.
 #pragma once
 
 #include "multiprocessing/detail/py_repr.hpp"
@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <list>
 #include <map>
@@ -29,6 +30,7 @@
 #include <tuple>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -59,42 +61,159 @@ inline std::size_t py_index(long long i, std::size_t n, const char* what) {
     return static_cast<std::size_t>(j);
 }
 
-/// Iterates a snapshot it shares ownership of, so any number of iterators
-/// over one proxy stay valid on their own; a default-constructed one is
-/// the end.
+/// Where a live iteration over a Dict or Set stands: the key last yielded
+/// and its position, the size seen at the start and the keys still
+/// expected (CPython's di_used and len).
+template <class K>
+struct iter_state {
+    std::optional<K> last;
+    std::uint64_t pos = 0, used = 0, remaining = 0;
+    template <class Ar>
+    void serialize(Ar& ar, unsigned) { ar & last & pos & used & remaining; }
+};
+
+/// What `*it++` on a live iterator yields: the element it stepped past.
 template <class T>
-class snapshot_iterator {
+struct stepped_value {
+    T value;
+    const T& operator*() const { return value; }
+};
+
+/// Python's iter(list_proxy): asks for l[i] at each step, so every step sees
+/// the list as it is then (CPython's sequence iterator over a ListProxy).
+/// Nothing is fetched until the element is looked at; once past the end it
+/// stays ended.  Copies share one position, as references to one Python
+/// iterator do, and the proxy they hold keeps the list alive.
+template <class P, class T>
+class index_iterator {
 public:
-    using iterator_category = std::forward_iterator_tag;
+    using iterator_category = std::input_iterator_tag;
     using value_type = T;
     using difference_type = std::ptrdiff_t;
     using pointer = const T*;
     using reference = const T&;
 
-    snapshot_iterator() = default;
-    explicit snapshot_iterator(std::vector<T> v) : v_(std::make_shared<const std::vector<T>>(std::move(v))) {}
+    index_iterator() = default;
+    explicit index_iterator(P p) : s_(std::make_shared<state>(std::move(p))) {}
 
-    reference operator*() const { return (*v_)[i_]; }
-    pointer operator->() const { return &(*v_)[i_]; }
-    snapshot_iterator& operator++() {
-        ++i_;
+    reference operator*() const {
+        if (at_end()) throw StopIteration();
+        return *s_->cur;
+    }
+    pointer operator->() const { return &**this; }
+    index_iterator& operator++() {
+        if (s_ && !s_->ended) {
+            ++s_->i;
+            s_->cur.reset();
+        }
         return *this;
     }
-    snapshot_iterator operator++(int) {
-        auto old = *this;
-        ++i_;
+    stepped_value<T> operator++(int) {
+        stepped_value<T> old{**this};
+        ++*this;
         return old;
     }
-    friend bool operator==(const snapshot_iterator& a, const snapshot_iterator& b) {
+    friend bool operator==(const index_iterator& a, const index_iterator& b) {
         if (a.at_end() || b.at_end()) return a.at_end() == b.at_end();
-        return a.v_ == b.v_ && a.i_ == b.i_;
+        return a.s_ == b.s_;
     }
-    friend bool operator!=(const snapshot_iterator& a, const snapshot_iterator& b) { return !(a == b); }
+    friend bool operator!=(const index_iterator& a, const index_iterator& b) { return !(a == b); }
 
 private:
-    bool at_end() const { return !v_ || i_ >= v_->size(); }
-    std::shared_ptr<const std::vector<T>> v_;
-    std::size_t i_ = 0;
+    struct state {
+        explicit state(P q) : p(std::move(q)) {}
+        P p;
+        std::size_t i = 0;
+        std::optional<T> cur;
+        bool ended = false;
+    };
+    bool at_end() const {
+        if (!s_) return true;
+        if (!s_->ended && !s_->cur) {
+            s_->cur = s_->p._iter_item(s_->i);
+            if (!s_->cur) s_->ended = true;
+        }
+        return s_->ended;
+    }
+    std::shared_ptr<state> s_;
+};
+
+/// Python's iter(dict_proxy) (and a SetProxy's): one call per step to the
+/// server, which yields the next key in insertion order or raises
+/// RuntimeError when the size changed since begin(), as CPython's dict
+/// iterator does.  That error repeats on every later step (CPython makes it
+/// sticky too); "keys changed during iteration" ends the iteration.  Copies
+/// share one position.
+template <class P, class K>
+class key_iterator {
+public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = K;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const K*;
+    using reference = const K&;
+
+    key_iterator() = default;
+    key_iterator(P p, std::size_t size) : s_(std::make_shared<state>(std::move(p))) {
+        s_->st.used = s_->st.remaining = size;
+    }
+
+    reference operator*() const {
+        if (at_end()) throw StopIteration();
+        return *s_->cur;
+    }
+    pointer operator->() const { return &**this; }
+    key_iterator& operator++() {
+        if (!at_end()) s_->cur.reset();  // a step takes a key, looked at or not
+        return *this;
+    }
+    stepped_value<K> operator++(int) {
+        stepped_value<K> old{**this};
+        ++*this;
+        return old;
+    }
+    friend bool operator==(const key_iterator& a, const key_iterator& b) {
+        if (a.at_end() || b.at_end()) return a.at_end() == b.at_end();
+        return a.s_ == b.s_;
+    }
+    friend bool operator!=(const key_iterator& a, const key_iterator& b) { return !(a == b); }
+
+private:
+    struct state {
+        explicit state(P q) : p(std::move(q)) {}
+        P p;
+        iter_state<K> st;
+        std::optional<K> cur;
+        std::string sticky;
+        bool ended = false;
+    };
+    bool at_end() const {
+        if (!s_) return true;
+        if (!s_->ended && !s_->cur) fetch(*s_);
+        return s_->ended;
+    }
+    static void fetch(state& s) {
+        if (!s.sticky.empty()) throw std::runtime_error(s.sticky);
+        std::optional<std::pair<K, std::uint64_t>> r;
+        try {
+            r = s.p._iter_step(s.st);
+        } catch (const std::runtime_error& e) {
+            if (typeid(e) != typeid(std::runtime_error)) throw;
+            std::string m = e.what();
+            if (m.find("changed size") != std::string::npos) s.sticky = m;
+            else s.ended = true;
+            throw;
+        }
+        if (!r) {
+            s.ended = true;
+            return;
+        }
+        s.cur = std::move(r->first);
+        s.st.last = s.cur;
+        s.st.pos = r->second + 1;
+        s.st.remaining -= 1;
+    }
+    std::shared_ptr<state> s_;
 };
 
 }  // namespace detail
@@ -110,7 +229,12 @@ private:
 /// as CPython's does).
 template <class K, class V>
 class Dict {
-    using list_t = std::list<std::pair<K, V>>;
+    // Each entry keeps its position: CPython's index in the entries array,
+    // which is what a live iterator walks by.
+    struct entry : std::pair<K, V> {
+        std::uint64_t seq;
+    };
+    using list_t = std::list<entry>;
     using node_t = typename list_t::iterator;
     // The index points at the keys stored in items_ (stable list nodes).
     struct key_hash {
@@ -140,7 +264,9 @@ public:
         return *this;
     }
     // Moving a std::list keeps its nodes, so the index stays valid.
-    Dict(Dict&& o) noexcept : items_(std::move(o.items_)), index_(std::move(o.index_)) { o.clear(); }
+    Dict(Dict&& o) noexcept : items_(std::move(o.items_)), index_(std::move(o.index_)), next_seq_(o.next_seq_) {
+        o.clear();
+    }
     Dict& operator=(Dict&& o) noexcept {
         if (this != &o) {
             clear();
@@ -151,6 +277,7 @@ public:
     void swap(Dict& o) noexcept {
         items_.swap(o.items_);
         index_.swap(o.index_);
+        std::swap(next_seq_, o.next_seq_);
     }
     explicit Dict(const std::vector<std::pair<K, V>>& items) { update(items); }
 
@@ -191,7 +318,7 @@ public:
     std::pair<K, V> popitem() {
         if (items_.empty()) throw KeyError("'popitem(): dictionary is empty'");
         auto it = std::prev(items_.end());
-        auto kv = *it;
+        std::pair<K, V> kv = *it;
         erase_node(it);
         return kv;
     }
@@ -204,9 +331,30 @@ public:
     void update(const std::vector<std::pair<K, V>>& kvs) {
         for (auto& kv : kvs) setitem(kv.first, kv.second);
     }
+    // A cleared dict starts its positions again, as CPython's does.
     void clear() {
         index_.clear();
         items_.clear();
+        next_seq_ = 0;
+    }
+    /// One step of Python's iter(d): the next key after st and its position,
+    /// or nothing at the end.  RuntimeError as CPython's dict iterator.
+    std::optional<std::pair<K, std::uint64_t>> iter_step(const detail::iter_state<K>& st) const {
+        return step(st, "dictionary changed size during iteration", "dictionary keys changed during iteration");
+    }
+    /// iter_step with the messages of another iterable built on a Dict.
+    std::optional<std::pair<K, std::uint64_t>> step(const detail::iter_state<K>& st, const char* size_changed,
+                                                   const char* keys_changed) const {
+        if (items_.size() != st.used) throw std::runtime_error(size_changed);
+        node_t it = items_.end();
+        // Usually the last key is still there: continue after it.  If it
+        // went away, the first entry at or past the position follows.
+        node_t prev = st.last ? lookup(*st.last) : items_.end();
+        if (prev != items_.end() && prev->seq + 1 == st.pos) it = std::next(prev);
+        else it = std::find_if(items_.begin(), items_.end(), [&](const entry& e) { return e.seq >= st.pos; });
+        if (it == items_.end()) return std::nullopt;
+        if (st.remaining == 0 && keys_changed) throw std::runtime_error(keys_changed);
+        return std::make_pair(it->first, it->seq);
     }
     std::vector<K> keys() const {
         std::vector<K> v;
@@ -277,7 +425,8 @@ private:
     }
     /// Appends a key known to be absent; on failure nothing is left behind.
     void insert_new(const K& k, const V& v) {
-        auto it = items_.insert(items_.end(), {k, v});
+        auto it = items_.insert(items_.end(), entry{{k, v}, next_seq_});
+        ++next_seq_;
         try {
             index_.emplace(&it->first, it);
         } catch (...) {
@@ -292,6 +441,7 @@ private:
     template <class, class> friend struct detail::gc_traverse;
     mutable list_t items_;
     index_t index_;
+    std::uint64_t next_seq_ = 0;
 };
 
 /// The referent of SyncManager::list<T>(): Python's list over std::vector.
@@ -344,6 +494,9 @@ public:
     }
     void clear() { v_.clear(); }
     std::vector<T> copy() const { return v_; }
+    /// l[i] for a live iteration: nothing past the end, where Python's
+    /// iterator gets IndexError.
+    std::optional<T> iter_item(std::size_t i) const { return i < v_.size() ? std::optional<T>(v_[i]) : std::nullopt; }
     /// Python's l[start:stop] with clamping and negative bounds.
     std::vector<T> slice(long long start, long long stop) const {
         long long n = static_cast<long long>(v_.size());
@@ -487,6 +640,15 @@ public:
         for (auto& s : table_)
             if (s.active()) v.push_back(*s.key);
         return v;
+    }
+    /// One step of Python's iter(s): the next active slot at or after the
+    /// position, as CPython's set iterator walks its table (no "keys
+    /// changed" check there).
+    std::optional<std::pair<T, std::uint64_t>> iter_step(const detail::iter_state<T>& st) const {
+        if (used_ != st.used) throw std::runtime_error("Set changed size during iteration");
+        for (std::size_t i = static_cast<std::size_t>(st.pos); i < table_.size(); ++i)
+            if (table_[i].active()) return std::make_pair(*table_[i].key, static_cast<std::uint64_t>(i));
+        return std::nullopt;
     }
     void update(const std::vector<T>& xs) { for (auto& x : xs) add(x); }
     /// Python's update(a_set) / |= a_set.
@@ -833,6 +995,8 @@ public:
     void setitem(long long i, const T& x) { v_[detail::py_index(i, v_.size(), "array assignment index out of range")] = x; }
     std::size_t len() const { return v_.size(); }
     std::vector<T> copy() const { return v_; }
+    /// a[i] for a live iteration: nothing past the end.
+    std::optional<T> iter_item(std::size_t i) const { return i < v_.size() ? std::optional<T>(v_[i]) : std::nullopt; }
     std::string repr() const {
         return "array(" + multiprocessing::detail::py_str_repr(typecode_) + ", " + multiprocessing::detail::py_repr(v_) + ")";
     }
@@ -922,12 +1086,16 @@ public:
         return *this;
     }
     const Proxy& operator|=(const R& other) const { return *this |= other.items(); }
-    /// Iterates the keys, fetched in one call.
-    auto begin() const {
-        return detail::snapshot_iterator<K>(keys());
-    }
+    /// Python's iter(d): live over the keys, one call per step (and one
+    /// here for the size), RuntimeError if the size changes meanwhile.  For
+    /// one call in all, iterate keys() or copy().
+    detail::key_iterator<Proxy, K> begin() const { return {*this, size()}; }
     /// The end of any iteration (iterators own what they walk).
-    detail::snapshot_iterator<K> end() const { return {}; }
+    detail::key_iterator<Proxy, K> end() const { return {}; }
+    /// Internal: one step of a live iteration.
+    std::optional<std::pair<K, std::uint64_t>> _iter_step(const detail::iter_state<K>& st) const {
+        return this->template _call_exposed_<&R::iter_step>("__iter_step__", st);
+    }
 
     static auto _exposed_() {
         using detail::method_desc;
@@ -940,7 +1108,8 @@ public:
             method_desc<&R::setdefault>{"setdefault"}, method_desc<&R::update>{"update"},
             method_desc<&R::clear>{"clear"}, method_desc<&R::keys>{"keys"}, method_desc<&R::values>{"values"},
             method_desc<&R::items>{"items"}, method_desc<&R::reversed>{"__reversed__"},
-            method_desc<&R::copy>{"copy"}, method_desc<&R::iadd>{"__iadd__"});
+            method_desc<&R::copy>{"copy"}, method_desc<&R::iadd>{"__iadd__"},
+            method_desc<&R::iter_step>{"__iter_step__"});
     }
 };
 
@@ -1027,12 +1196,16 @@ public:
         xs.insert(xs.end(), v.begin(), v.end());
         return xs;
     }
-    /// Iterates a snapshot fetched in one call.
-    auto begin() const {
-        return detail::snapshot_iterator<T>(copy());
-    }
+    /// Python's iter(l): live, l[0], l[1], ... one call per step until the
+    /// index passes the end, so changes made meanwhile are seen.  For one
+    /// call in all, iterate copy().
+    detail::index_iterator<Proxy, T> begin() const { return detail::index_iterator<Proxy, T>(*this); }
     /// The end of any iteration (iterators own what they walk).
-    detail::snapshot_iterator<T> end() const { return {}; }
+    detail::index_iterator<Proxy, T> end() const { return {}; }
+    /// Internal: l[i] for a live iteration, nothing past the end.
+    std::optional<T> _iter_item(std::size_t i) const {
+        return this->template _call_exposed_<&R::iter_item>("__iter_item__", i);
+    }
 
     static auto _exposed_() {
         using detail::method_desc;
@@ -1044,7 +1217,7 @@ public:
             method_desc<&R::remove>{"remove"}, method_desc<&R::index>{"index"}, method_desc<&R::count>{"count"},
             method_desc<&R::reverse>{"reverse"}, method_desc<&R::sort>{"sort"}, method_desc<&R::clear>{"clear"},
             method_desc<&R::copy>{"copy"}, method_desc<&R::slice>{"__getslice__"},
-            method_desc<&R::imul>{"__imul__"});
+            method_desc<&R::imul>{"__imul__"}, method_desc<&R::iter_item>{"__iter_item__"});
     }
 };
 
@@ -1147,11 +1320,15 @@ public:
     friend bool operator>(const Proxy& p, const Proxy& q) { return p > q.copy(); }
     friend bool operator>=(const Proxy& p, const Proxy& q) { return p >= q.copy(); }
 
-    auto begin() const {
-        return detail::snapshot_iterator<T>(items());
-    }
+    /// Python's iter(s): live, one call per step, RuntimeError if the size
+    /// changes meanwhile.  For one call in all, iterate items().
+    detail::key_iterator<Proxy, T> begin() const { return {*this, size()}; }
     /// The end of any iteration (iterators own what they walk).
-    detail::snapshot_iterator<T> end() const { return {}; }
+    detail::key_iterator<Proxy, T> end() const { return {}; }
+    /// Internal: one step of a live iteration.
+    std::optional<std::pair<T, std::uint64_t>> _iter_step(const detail::iter_state<T>& st) const {
+        return this->template _call_exposed_<&R::iter_step>("__iter_step__", st);
+    }
 
     static auto _exposed_() {
         using detail::method_desc;
@@ -1172,7 +1349,8 @@ public:
             method_desc<&R::op_ror>{"__ror__"}, method_desc<&R::op_and>{"__and__"},
             method_desc<&R::op_rand>{"__rand__"}, method_desc<&R::op_sub>{"__sub__"},
             method_desc<&R::op_rsub>{"__rsub__"}, method_desc<&R::op_xor>{"__xor__"},
-            method_desc<&R::op_rxor>{"__rxor__"}, method_desc<&R::op_compare>{"__richcmp__"});
+            method_desc<&R::op_rxor>{"__rxor__"}, method_desc<&R::op_compare>{"__richcmp__"},
+            method_desc<&R::iter_step>{"__iter_step__"});
     }
 
 private:
@@ -1220,15 +1398,19 @@ public:
     T at(long long i) const { return this->template _call_exposed_<&R::getitem>("__getitem__", i); }
     std::size_t size() const { return this->template _call_exposed_<&R::len>("__len__"); }
     std::vector<T> copy() const { return this->template _call_exposed_<&R::copy>("copy"); }
-    /// Iterates a snapshot fetched in one call (Python iterates an
-    /// ArrayProxy by __getitem__, one call per element).
-    auto begin() const { return detail::snapshot_iterator<T>(copy()); }
-    /// The end of any iteration (iterators own what they walk).
-    detail::snapshot_iterator<T> end() const { return {}; }
+    /// Python's iter(a): live, a[0], a[1], ... one call per step; copy()
+    /// is the one-call snapshot.
+    detail::index_iterator<Proxy, T> begin() const { return detail::index_iterator<Proxy, T>(*this); }
+    detail::index_iterator<Proxy, T> end() const { return {}; }
+    /// Internal: a[i] for a live iteration, nothing past the end.
+    std::optional<T> _iter_item(std::size_t i) const {
+        return this->template _call_exposed_<&R::iter_item>("__iter_item__", i);
+    }
     static auto _exposed_() {
         using detail::method_desc;
         return std::make_tuple(method_desc<&R::getitem>{"__getitem__"}, method_desc<&R::setitem>{"__setitem__"},
-                               method_desc<&R::len>{"__len__"}, method_desc<&R::copy>{"copy"});
+                               method_desc<&R::len>{"__len__"}, method_desc<&R::copy>{"copy"},
+                               method_desc<&R::iter_item>{"__iter_item__"});
     }
 };
 
@@ -1348,6 +1530,76 @@ using ValueProxy = Proxy<ValueRef<T>>;
 template <class T>
 using ArrayProxy = Proxy<ArrayRef<T>>;
 using NamespaceProxy = Proxy<NamespaceRef>;
+
+namespace detail {
+
+/// Steps a proxy whose referent has __next__ (ending with StopIteration):
+/// one call per element.  Copies share one position.
+template <class P>
+class next_iterator {
+public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = std::decay_t<decltype(std::declval<const P&>().__next__())>;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const value_type*;
+    using reference = const value_type&;
+
+    next_iterator() = default;
+    explicit next_iterator(P p) : s_(std::make_shared<state>(std::move(p))) {}
+
+    reference operator*() const {
+        if (at_end()) throw StopIteration();
+        return *s_->cur;
+    }
+    pointer operator->() const { return &**this; }
+    next_iterator& operator++() {
+        if (!at_end()) s_->cur.reset();
+        return *this;
+    }
+    stepped_value<value_type> operator++(int) {
+        stepped_value<value_type> old{**this};
+        ++*this;
+        return old;
+    }
+    friend bool operator==(const next_iterator& a, const next_iterator& b) {
+        if (a.at_end() || b.at_end()) return a.at_end() == b.at_end();
+        return a.s_ == b.s_;
+    }
+    friend bool operator!=(const next_iterator& a, const next_iterator& b) { return !(a == b); }
+
+private:
+    struct state {
+        explicit state(P q) : p(std::move(q)) {}
+        P p;
+        std::optional<value_type> cur;
+        bool ended = false;
+    };
+    bool at_end() const {
+        if (!s_) return true;
+        if (!s_->ended && !s_->cur) {
+            try {
+                s_->cur = s_->p.__next__();
+            } catch (const StopIteration&) {
+                s_->ended = true;
+            }
+        }
+        return s_->ended;
+    }
+    std::shared_ptr<state> s_;
+};
+
+}  // namespace detail
+
+/// Python's IteratorProxy, as a mixin over a proxy type that exposes
+/// __next__ (made with MP_PROXY(Base, T, __next__), T's __next__ throwing
+/// StopIteration at the end): makes it iterable, one call per element, as
+/// list(iterator_proxy) is in Python.  send/throw/close are not provided.
+template <class Base>
+struct IteratorProxy : Base {
+    using Base::Base;
+    detail::next_iterator<Base> begin() const { return detail::next_iterator<Base>(*this); }
+    detail::next_iterator<Base> end() const { return {}; }
+};
 
 namespace detail {
 

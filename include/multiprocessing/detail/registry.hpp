@@ -14,6 +14,8 @@
 
 #include <boost/serialization/string.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <deque>
@@ -29,6 +31,8 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <stdexcept>
+#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <typeindex>
@@ -299,6 +303,104 @@ void load_args(const char* body, std::size_t n, Tuple& args) {
     }
 }
 
+/// Holds an object's lock for one call, unless this thread holds it
+/// already: a method that calls its own object back through a proxy has
+/// that call run in its own thread (see Server), which must not wait for
+/// itself.  So the lock is re-entrant per thread, as CPython, which has no
+/// per-object lock, lets such calls through.
+///
+/// A call back into another object (A's method calls B) could deadlock
+/// with a thread doing the opposite (B's method calls A).  Such a call
+/// waits without blocking, and if its wait would close a cycle of waiting
+/// calls it fails with std::runtime_error instead (CPython would run both
+/// methods interleaved; C++ objects cannot be used by two threads at once).
+class object_lock {
+public:
+    explicit object_lock(std::mutex* mu) {
+        if (!mu) return;
+        auto& h = held();
+        if (std::find(h.begin(), h.end(), mu) != h.end()) return;
+        if (h.empty()) mu->lock();
+        else acquire_nested(mu, h);
+        mu_ = mu;
+        h.push_back(mu);
+    }
+    ~object_lock() {
+        if (!mu_) return;
+        auto& h = held();
+        h.erase(std::find(h.begin(), h.end(), mu_));
+        mu_->unlock();
+    }
+    object_lock(const object_lock&) = delete;
+    object_lock& operator=(const object_lock&) = delete;
+
+private:
+    static std::vector<std::mutex*>& held() {
+        static thread_local std::vector<std::mutex*> h;
+        return h;
+    }
+    // Threads waiting for an object lock while holding others.  A waiting
+    // thread's held list does not change until it leaves this list.
+    struct waiter {
+        const std::vector<std::mutex*>* held;
+        std::mutex* wants;
+    };
+    struct wait_graph {
+        std::mutex mu;
+        std::vector<waiter> waiting;
+    };
+    static wait_graph& graph() {
+        static wait_graph* g = new wait_graph;  // leaked: server threads may outlive statics
+        return *g;
+    }
+    static bool holds(const std::vector<std::mutex*>& h, const std::mutex* m) {
+        return std::find(h.begin(), h.end(), m) != h.end();
+    }
+    // Whether waiting for `wants` closes a cycle: its holder waits, through
+    // other waiting holders, for a lock in `mine`.  Only waiting threads can
+    // be in a cycle, so the waiters list is enough; the last one to join a
+    // cycle sees it.
+    static bool closes_cycle(const wait_graph& g, const std::vector<std::mutex*>& mine, std::mutex* wants) {
+        for (std::size_t step = 0; step <= g.waiting.size(); ++step) {
+            const waiter* holder = nullptr;
+            for (auto& w : g.waiting)
+                if (w.held != &mine && holds(*w.held, wants)) holder = &w;
+            if (!holder) return false;
+            wants = holder->wants;
+            if (holds(mine, wants)) return true;
+        }
+        return false;
+    }
+    static void acquire_nested(std::mutex* mu, const std::vector<std::mutex*>& mine) {
+        if (mu->try_lock()) return;
+        auto& g = graph();
+        {
+            std::lock_guard<std::mutex> lk(g.mu);
+            if (closes_cycle(g, mine, mu))
+                throw std::runtime_error(
+                    "deadlock: a call back into a shared object waits for a call that waits for this one");
+            g.waiting.push_back({&mine, mu});
+        }
+        struct leave {
+            wait_graph& g;
+            const std::vector<std::mutex*>* mine;
+            ~leave() {
+                std::lock_guard<std::mutex> lk(g.mu);
+                for (auto it = g.waiting.begin(); it != g.waiting.end(); ++it)
+                    if (it->held == mine) {
+                        g.waiting.erase(it);
+                        break;
+                    }
+            }
+        } on_exit{g, &mine};
+        // Polled, not blocked on: only calls back that meet a busy object
+        // get here.
+        for (int us = 10; !mu->try_lock(); us = std::min(us * 2, 1000))
+            std::this_thread::sleep_for(std::chrono::microseconds(us));
+    }
+    std::mutex* mu_ = nullptr;
+};
+
 /// (object, request body, reply buffer, lock or null)
 using invoke_fn = void (*)(void*, const char*, std::size_t, std::vector<char>&, std::mutex*);
 
@@ -307,8 +409,7 @@ void invoke_impl(void* obj, const char* body, std::size_t n, std::vector<char>& 
                  type_list<P...>, std::index_sequence<I...>) {
     std::tuple<wire_t<P>...> args;
     load_args(body, n, args);
-    std::unique_lock<std::mutex> lock;
-    if (mu) lock = std::unique_lock<std::mutex>(*mu);
+    object_lock lock(mu);
     C& self = *static_cast<C*>(obj);
     if constexpr (std::is_void_v<R>) {
         (self.*M)(static_cast<P&&>(std::get<I>(args))...);
@@ -411,15 +512,13 @@ namespace detail {
 
 template <class T>
 void getvalue_impl(void* obj, const char*, std::size_t, std::vector<char>& out, std::mutex* mu) {
-    std::unique_lock<std::mutex> lock;
-    if (mu) lock = std::unique_lock<std::mutex>(*mu);
+    object_lock lock(mu);
     save_result(out, *static_cast<const T*>(obj));
 }
 
 template <class T>
 void str_impl(void* obj, const char*, std::size_t, std::vector<char>& out, std::mutex* mu) {
-    std::unique_lock<std::mutex> lock;
-    if (mu) lock = std::unique_lock<std::mutex>(*mu);
+    object_lock lock(mu);
     std::ostringstream os;
     os << *static_cast<const T*>(obj);
     save_result(out, os.str());
@@ -655,8 +754,7 @@ std::shared_ptr<type_entry> make_entry(const std::string& typeid_) {
         e->traverse = [](const void* obj, const gc_visitor& v) { gc_traverse<T>::run(*static_cast<const T*>(obj), v); };
     if constexpr (has_disconnect_hook<T>::value)
         e->on_disconnect = [](void* obj, std::uint64_t sess, std::uint64_t conn, std::mutex* mu) {
-            std::unique_lock<std::mutex> lock;
-            if (mu) lock = std::unique_lock<std::mutex>(*mu);
+            object_lock lock(mu);
             static_cast<T*>(obj)->_on_disconnect(sess, conn);
         };
     return e;

@@ -125,7 +125,15 @@ struct ServerOptions {
 
 /// Python's managers.Server: serves the objects of one registry at one
 /// address.  Obtain one from BaseManager::get_server().
-class Server {
+///
+/// A method may call back into this server through proxies (to its own
+/// object or to others): such a call runs at once in the method's thread,
+/// and the object locks that thread holds let it through.  Python's Server
+/// serves it on another thread and has no per-object locks; here two calls
+/// back in opposite orders at once (A's method calls B while B's calls A)
+/// cannot both proceed, and the one that would close the cycle fails with a
+/// "deadlock" std::runtime_error instead of hanging.
+class Server : private detail::local_server {
 public:
     Server(std::shared_ptr<const detail::registry> reg, const connection::Address& address,
            std::string authkey, ServerOptions opts = {}, std::string owned_dir = {})
@@ -133,9 +141,12 @@ public:
         listener_ = connection::Listener(address, authkey_);
         if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) throw connection::detail::sys_error("pipe");
         // Server-side proxies (objects holding proxies) talk back to us.
-        self_ep_ = &detail::client_state::instance().get(listener_.address(), &authkey_, opts_.max_frame);
+        auto& self = detail::client_state::instance().get(listener_.address(), &authkey_, opts_.max_frame);
+        self.set_local(this);
+        self_ = &self;
     }
     ~Server() {
+        self_->clear_local(this);
         shutdown();
         {
             // The collector thread, if any, ends at once on stopping_.
@@ -251,7 +262,7 @@ public:
         if (stopping_.load()) return 0;
         std::lock_guard<std::mutex> one(gc_run_mu_);
         std::uint64_t self = detail::client_state::instance().session_id();
-        const detail::endpoint* ep = self_ep_;
+        const detail::endpoint* ep = self_;
         unsigned epoch = ep->epoch();
         struct node {
             std::uint64_t id;
@@ -449,12 +460,14 @@ private:
         std::shared_ptr<referent> target;
         std::vector<std::function<void()>> handed;
         std::vector<std::shared_ptr<detail::ref_entry>>* kept = nullptr;
+        const context* outer = nullptr;  // the call that made this one, run inline
         void hand_over(std::function<void()> take_back) override { handed.push_back(std::move(take_back)); }
         void keep(std::shared_ptr<detail::ref_entry> e) override {
             if (kept) kept->push_back(std::move(e));
         }
         bool caller_gone() const override {
             if (server->stopping_.load()) return true;
+            if (outer) return outer->caller_gone();
             pollfd p{fd, POLLRDHUP, 0};
             return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
         }
@@ -622,7 +635,7 @@ private:
     void in_transit_locked(const std::unordered_map<std::uint64_t, std::size_t>& index, Pin pin) {
         for (auto& kv : kept_)
             for (auto& k : kv.second) {
-                if (!k.ref || k.ref->ep != self_ep_ || k.ref->epoch != self_ep_->epoch()) continue;
+                if (!k.ref || k.ref->ep != self_ || k.ref->epoch != self_->epoch()) continue;
                 auto it = index.find(k.ref->token.id);
                 if (it != index.end()) pin(it->second);
             }
@@ -897,10 +910,49 @@ private:
         }
     }
 
+    bool serving_this_thread() const override {
+        auto* c = dynamic_cast<const context*>(detail::current_call());
+        return c && c->server == this && ::getpid() == pid_;  // not in a child a method forked
+    }
+
+    // A call one of our methods makes through a proxy to this server: run
+    // here, in the caller's thread, as this process's session.  What it
+    // hands over is taken at once (the taker is this thread).
+    void call_inline(const std::vector<char>& req, std::vector<char>& reply) override {
+        auto* outer = dynamic_cast<const context*>(detail::current_call());
+        const std::size_t off = connection::Connection::header_room;
+        detail::RequestHeader h;
+        std::memcpy(&h, req.data() + off, sizeof h);
+        std::string_view name(req.data() + off + sizeof h, h.name_len);
+        const char* body = req.data() + off + sizeof h + h.name_len;
+        std::size_t n = req.size() - off - sizeof h - h.name_len;
+        static thread_local std::uint64_t conn_id = 0;  // this thread as a caller (an RLock's owner)
+        if (conn_id == 0) {
+            std::lock_guard<std::mutex> g(mu_);
+            conn_id = next_connection_++;
+        }
+        std::vector<handover> handed;
+        // Proxies in the reply stay pinned with the outer call's (until its
+        // caller's next request): the method decodes them after we return.
+        std::vector<std::shared_ptr<detail::ref_entry>> own_kept;
+        auto& kept = outer && outer->kept ? *outer->kept : own_kept;
+        try {
+            dispatch(h, name, body, n, detail::client_state::instance().session_id(), conn_id, -1, reply, handed,
+                     kept, outer);
+        } catch (const std::exception& e) {
+            take_back_all(handed);
+            detail::put_exception(reply, h.request_id, e);
+        } catch (...) {
+            take_back_all(handed);
+            detail::put_foreign_exception(reply, h.request_id);
+        }
+    }
+
     // Fills `out` with the reply; returns true for a shutdown request.
     bool dispatch(const detail::RequestHeader& h, std::string_view name, const char* body, std::size_t n,
                   std::uint64_t sess, std::uint64_t conn_id, int fd, std::vector<char>& out,
-                  std::vector<handover>& handed, std::vector<std::shared_ptr<detail::ref_entry>>& kept) {
+                  std::vector<handover>& handed, std::vector<std::shared_ptr<detail::ref_entry>>& kept,
+                  const context* outer = nullptr) {
         using detail::kind;
         switch (static_cast<kind>(h.kind)) {
         case kind::call: {
@@ -932,17 +984,20 @@ private:
             ctx.connection = conn_id;
             ctx.fd = fd;
             ctx.kept = &kept;
+            ctx.outer = outer;
             struct guard {
                 context& c;
                 std::vector<handover>& handed;
                 std::uint64_t rid;
-                guard(context& x, std::vector<handover>& hs, std::uint64_t id) : c(x), handed(hs), rid(id) {
+                detail::call_context* prev;  // the call this one runs inside, if inline
+                guard(context& x, std::vector<handover>& hs, std::uint64_t id)
+                    : c(x), handed(hs), rid(id), prev(detail::current_call()) {
                     detail::current_call() = &c;
                 }
                 // Also on a throw, so the caller of dispatch can take back
                 // what a failing call had already handed over.
                 ~guard() {
-                    detail::current_call() = nullptr;
+                    detail::current_call() = prev;
                     for (auto& f : c.handed) handed.push_back({rid, c.target, std::move(f)});
                 }
             } g(ctx, handed, h.request_id);
@@ -1014,7 +1069,7 @@ private:
                     // A token this session got in a reply is now its own.
                     for (auto& kv : kept_)
                         for (auto& k : kv.second)
-                            if (k.ref && k.session == sess && k.ref->token.id == id && k.ref->ep == self_ep_)
+                            if (k.ref && k.session == sess && k.ref->token.id == id && k.ref->ep == self_)
                                 doomed.push_back(std::move(k));
                 }
             }
@@ -1089,6 +1144,8 @@ private:
     std::shared_ptr<const detail::registry> registry_;
     std::string authkey_;
     ServerOptions opts_;
+    detail::endpoint* self_ = nullptr;  // this process's client side of this server
+    const pid_t pid_ = ::getpid();
     std::string owned_dir_;
     connection::Listener listener_;
     int wake_[2] = {-1, -1};
@@ -1114,7 +1171,6 @@ private:
     };
     std::unordered_map<std::uint64_t, std::vector<kept_ref>> kept_;
     std::vector<std::shared_ptr<void>> reap_;  // to destroy on the housekeeping thread
-    const detail::endpoint* self_ep_ = nullptr;  // this process's client side of this server
     bool gc_wanted_ = false;   // under mu_
     bool gc_thread_ = false;   // under mu_: the collector thread is running
     std::condition_variable gc_cv_;
