@@ -685,7 +685,7 @@ public:
     /// CPython's server's garbage collector does; Python has no such call.
     std::size_t collect() { return std::stoul(endpoint().simple(detail::kind::collect)); }
 
-    /// Python's manager.<typeid>(args): makes a shared object in the server
+    /// Python's manager.&lt;typeid&gt;(args): makes a shared object in the server
     /// and returns its proxy.  T is the referent or proxy type registered;
     /// the constructor (or registered callable) gets args.
     template <class T, class... A>

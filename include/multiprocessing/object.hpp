@@ -654,8 +654,11 @@ inline std::size_t hash_object(const object& o) { return static_cast<std::size_t
 BOOST_CLASS_IMPLEMENTATION(multiprocessing::object, boost::serialization::object_serializable)
 BOOST_CLASS_TRACKING(multiprocessing::object, boost::serialization::track_never)
 
-/// Lets object be a key of std::unordered_map (and of a shared dict).
+// Lets object be a key of std::unordered_map (and of a shared dict).
+// Doxygen cannot place a specialisation in std, so it skips this one.
+/// \cond
 template <>
 struct std::hash<multiprocessing::object> {
     std::size_t operator()(const multiprocessing::object& o) const { return multiprocessing::detail::hash_object(o); }
 };
+/// \endcond

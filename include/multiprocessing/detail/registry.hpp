@@ -714,17 +714,24 @@ factory_fn make_factory(F f, type_list<P...>) {
     };
 }
 
-template <class F>
-struct callable_traits : callable_traits<decltype(&F::operator())> {};
+// A signature's result and wire parameters; callable_traits takes them from
+// a function pointer or a lambda's operator() (two names, not a template
+// that derives from itself, which Doxygen reports as recursive).
+template <class S>
+struct signature_traits;
 template <class R, class... P>
-struct callable_traits<R (*)(P...)> {
+struct signature_traits<R (*)(P...)> {
     using result_type = R;
     using wire_params = type_list<wire_t<P>...>;
 };
 template <class R, class C, class... P>
-struct callable_traits<R (C::*)(P...) const> : callable_traits<R (*)(P...)> {};
+struct signature_traits<R (C::*)(P...) const> : signature_traits<R (*)(P...)> {};
 template <class R, class C, class... P>
-struct callable_traits<R (C::*)(P...)> : callable_traits<R (*)(P...)> {};
+struct signature_traits<R (C::*)(P...)> : signature_traits<R (*)(P...)> {};
+template <class F, class = void>
+struct callable_traits : signature_traits<F> {};
+template <class F>
+struct callable_traits<F, std::void_t<decltype(&F::operator())>> : signature_traits<decltype(&F::operator())> {};
 
 template <class T, class... P>
 std::uint64_t factory_signature(type_list<P...>) { return constructor_signature<T, P...>(); }
