@@ -4,6 +4,9 @@
 
 #include "helpers.hpp"
 
+#include <atomic>
+#include <chrono>
+#include <future>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -22,12 +25,16 @@ public:
     void hold(const object& o) { held_.push_back(o); }
     void clear() { held_.clear(); }
     std::size_t size() const { return held_.size(); }
+    object first_after(double seconds) const {
+        std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+        return held_.at(0);
+    }
     void _gc_traverse(const mp::managers::gc_visitor& v) const { mp::managers::gc_visit(held_, v); }
 
 private:
     std::vector<object> held_;
 };
-MP_EXPOSE(Holder, hold, clear, size)
+MP_EXPOSE(Holder, hold, clear, size, first_after)
 
 // The same without _gc_traverse: what it holds is never garbage.
 class OpaqueHolder {
@@ -466,4 +473,87 @@ TEST_CASE("cycles: through a set", "[gc]") {
         CHECK(s.size() == 1);
     }
     CHECK(objects_back_to(manager, base));
+}
+
+// One thread hands proxies over through a list and drops its own copy at
+// once; others pop them.  A reply carrying a proxy that the receiving
+// process also held when the reply left must stay valid after that process
+// drops its other copy (it once raised KeyError: the server had counted on
+// the process's reference, which another thread released in between).
+TEST_CASE("object holding a proxy: popped by one thread while another drops its copy", "[object-proxy][load]") {
+    auto manager = mp::Manager();
+    auto base = manager.number_of_objects();
+    auto shared = manager.list();
+    std::atomic<bool> done{false};
+    std::atomic<int> popped{0};
+    constexpr int rounds = 300;
+    std::thread producer([&] {
+        for (int i = 0; i < rounds; ++i) {
+            auto a = manager.list();
+            a.append(i);
+            shared.append(a);
+        }  // each a dropped right after it is appended
+        done = true;
+    });
+    std::vector<std::thread> consumers;
+    std::atomic<int> errors{0};
+    for (int t = 0; t < 2; ++t)
+        consumers.emplace_back([&] {
+            while (!done || shared.size() > 0) {
+                try {
+                    object o = shared.pop(0);
+                    auto l = o.as_proxy<ListProxy<object>>();
+                    if (l.size() != 1) errors += 1;
+                    popped += 1;
+                } catch (const mp::IndexError&) {
+                    // empty for now
+                } catch (const std::exception& e) {
+                    errors += 1;
+                    WARN(e.what());
+                }
+            }
+        });
+    producer.join();
+    for (auto& c : consumers) c.join();
+    CHECK(errors == 0);
+    CHECK(popped == rounds);
+    CHECK(objects_back_to(manager, base + 1));
+}
+
+// A reply's proxies are the caller's references from the moment the reply
+// leaves; a caller that gave up waiting never takes them, and the server
+// takes them back when the connection closes.
+TEST_CASE("object holding a proxy: a reply the caller gave up on gives its references back", "[object-proxy]") {
+    HolderManager::register_type<Holder>("Holder");
+    HolderManager manager;
+    manager.start();
+    auto h = manager.create<Holder>();
+    h.hold(manager.create<Holder>());  // h holds the only reference
+    REQUIRE(manager.number_of_objects() == 2);
+    {
+        mp::managers::call_timeout limit(0.2);
+        CHECK_THROWS_AS(h.first_after(1.0), mp::TimeoutError);
+    }
+    h.clear();  // waits for first_after to finish (the object's lock)
+    CHECK(test::wait_until([&] { return manager.number_of_objects() == 1; }, 10));
+    manager.shutdown();
+}
+
+TEST_CASE("object holding a proxy: pipelined replies carrying the same proxy", "[object-proxy][async]") {
+    HolderManager::register_type<Holder>("Holder");
+    HolderManager manager;
+    manager.start();
+    auto h = manager.create<Holder>();
+    h.hold(manager.create<Holder>());
+    {
+        std::vector<std::future<object>> fs;
+        for (int i = 0; i < 200; ++i) fs.push_back(mp::managers::call_async<&Holder::first_after>(h, 0.0));
+        std::vector<object> got;
+        for (auto& f : fs) got.push_back(f.get());
+        for (auto& o : got) CHECK(o.as_proxy<Proxy<Holder>>().size() == 0);
+        h.clear();
+        CHECK(manager.number_of_objects() == 2);  // the results hold it
+    }
+    CHECK(test::wait_until([&] { return manager.number_of_objects() == 1; }, 10));
+    manager.shutdown();
 }

@@ -162,6 +162,7 @@ public:
             (void)p;
             (void)n;
         } else {
+            detail::owed_scope unclaimed;  // what the reply gave and no proxy took goes back
             multiprocessing::detail::memory_source src(p, n);
             multiprocessing::detail::iarchive ia(src);
             if constexpr (detail::is_shared_ptr<std::decay_t<R>>::value) {

@@ -69,8 +69,14 @@ private:
                     done = std::move(it->second);
                     pending_.erase(it);
                 }
-                const char* body = f.first + sizeof h;
-                std::size_t n = f.second - sizeof h;
+                reader body_rd{f.first + sizeof h, f.second - sizeof h};
+                if (h.flags & reply_gives_refs) {
+                    if (conn_->owner) conn_->owner->take_given(body_rd);
+                    else endpoint::strip_given(body_rd);  // a channel cut off by fork: its session is gone
+                }
+                const char* body = body_rd.p;
+                std::size_t n = body_rd.n;
+                owed_scope unclaimed;  // the completion decodes here; what it leaves goes back
                 if (h.flags & reply_wants_ack) {
                     // Acknowledged before the future is set: see endpoint::roundtrip.
                     try {

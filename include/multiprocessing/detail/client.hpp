@@ -55,6 +55,42 @@ struct client_connection {
     ~client_connection();
 };
 
+/// References a reply gave this thread (reply_gives_refs) that no proxy
+/// has claimed yet: acquire() claims them while the reply is decoded, and
+/// what is left when the decoding ends goes back (give_back).
+struct owed_refs {
+    struct owed {
+        endpoint* ep;
+        std::uint64_t id;
+        std::int64_t n;
+    };
+    std::vector<owed> v;
+    pid_t pid = 0;  // a forked child owes nothing its parent was given
+
+    static owed_refs& mine() {
+        static thread_local owed_refs o;
+        if (o.pid != ::getpid()) {
+            o.v.clear();
+            o.pid = ::getpid();
+        }
+        return o;
+    }
+    void give_back() noexcept;
+    ~owed_refs() { give_back(); }
+};
+
+/// Gives back, at the end of a scope that decoded a reply, the references
+/// the reply gave and nothing claimed (a decoding that failed half way).
+struct owed_scope {
+    owed_scope() = default;
+    owed_scope(const owed_scope&) = delete;
+    owed_scope& operator=(const owed_scope&) = delete;
+    ~owed_scope() {
+        auto& o = owed_refs::mine();
+        if (!o.v.empty()) o.give_back();
+    }
+};
+
 /// The timeout a thread's managers::call_timeout scope sets, if any.
 inline const std::optional<double>*& scoped_call_timeout() {
     static thread_local const std::optional<double>* t = nullptr;
@@ -200,8 +236,56 @@ public:
             throw lost(e.what());
         }
         reader body{f.first + sizeof h, f.second - sizeof h};
+        if (h.flags & reply_gives_refs) take_given(body);
         if (h.status != static_cast<std::uint8_t>(status::ok)) throw_error(body);
         return {body.p, body.n};
+    }
+
+    /// Strips a reply's trailer of references given to this process
+    /// (reply_gives_refs) and owes them to this thread until its proxies
+    /// claim them.
+    void take_given(reader& body) {
+        std::uint32_t cnt = strip_given(body);
+        auto& o = owed_refs::mine();
+        for (std::uint32_t i = 0; i < cnt; ++i) {
+            std::uint64_t id;
+            std::memcpy(&id, body.p + body.n + i * sizeof id, sizeof id);
+            auto it = std::find_if(o.v.begin(), o.v.end(), [&](const owed_refs::owed& x) { return x.ep == this && x.id == id; });
+            if (it != o.v.end()) it->n += 1;
+            else o.v.push_back({this, id, 1});
+        }
+    }
+
+    /// Strips the trailer of reply_gives_refs; returns the count of ids,
+    /// which follow the body's new end.
+    static std::uint32_t strip_given(reader& body) {
+        std::uint32_t cnt = 0;
+        if (body.n < sizeof cnt) throw ProcessError("truncated reply");
+        std::memcpy(&cnt, body.p + body.n - sizeof cnt, sizeof cnt);
+        std::size_t room = body.n - sizeof cnt;
+        if (room / sizeof(std::uint64_t) < cnt) throw ProcessError("truncated reply");
+        body.n = room - cnt * sizeof(std::uint64_t);
+        return cnt;
+    }
+
+    /// A reference given to this process and never claimed: kept with the
+    /// object's entry if this process has one, else handed back.
+    void give_back(std::uint64_t id, std::int64_t n) noexcept {
+        try {
+            std::lock_guard<std::recursive_mutex> g(mu_);
+            if (auto e = find_locked(id)) {
+                e->server_refs += n;
+                return;
+            }
+            if (dead() || attached_generation_ != multiprocessing::detail::fork_state::instance().generation()) return;
+            client_connection& c = control();
+            begin_request(c.obuf, kind::decref, c.next_id++, 0, 0);
+            put_pod(c.obuf, id);
+            put_pod(c.obuf, n);
+            control_roundtrip();
+        } catch (...) {
+            // The server is gone or unreachable; it has released everything already.
+        }
     }
 
     /// Closes one of this endpoint's connections.  Under pool_mu_, so that
@@ -224,6 +308,10 @@ public:
     /// on this thread).
     template <class Build>
     std::pair<const char*, std::size_t> call(Build&& build) {
+        {
+            auto& o = owed_refs::mine();  // left by a reply decoded without an owed_scope
+            if (!o.v.empty()) o.give_back();
+        }
         local_server* local = local_.load(std::memory_order_acquire);
         if (local && local->serving_this_thread()) return call_inline(*local, build);
         client_connection& c = thread_connection();
@@ -244,7 +332,16 @@ public:
     std::shared_ptr<ref_entry> acquire(const Token& t) {
         std::lock_guard<std::recursive_mutex> g(mu_);
         attach_locked();
-        if (auto e = find_locked(t.id)) return e;
+        std::int64_t given = claim_given(t.id);
+        if (auto e = find_locked(t.id)) {
+            e->server_refs += given;
+            return e;
+        }
+        if (given > 0) {
+            auto e = make_entry(t);
+            e->server_refs = given;
+            return e;
+        }
         std::vector<char>& buf = control().obuf;
         begin_request(buf, kind::incref, control().next_id++, 0, 0);
         put_pod(buf, t.id);
@@ -503,6 +600,18 @@ private:
         }
     }
 
+    // The references the reply this thread is decoding gave for id.
+    std::int64_t claim_given(std::uint64_t id) {
+        auto& o = owed_refs::mine();
+        for (auto it = o.v.begin(); it != o.v.end(); ++it)
+            if (it->ep == this && it->id == id) {
+                std::int64_t n = it->n;
+                o.v.erase(it);
+                return n;
+            }
+        return 0;
+    }
+
     std::shared_ptr<ref_entry> find_locked(std::uint64_t id) {
         auto it = refs_.find(id);
         return it == refs_.end() ? nullptr : it->second.lock();
@@ -680,6 +789,13 @@ inline client_connection::~client_connection() {
 
 inline ref_entry::~ref_entry() {
     if (ep) ep->release(this);
+}
+
+inline void owed_refs::give_back() noexcept {
+    if (pid != ::getpid()) return;
+    auto left = std::move(v);
+    v.clear();
+    for (auto& x : left) x.ep->give_back(x.id, x.n);
 }
 
 }  // namespace multiprocessing::managers::detail

@@ -72,7 +72,7 @@ private:
 namespace multiprocessing::managers::detail {
 
 /// Bumped whenever the wire format changes; checked in HELLO.
-constexpr std::uint32_t protocol_version = 3;
+constexpr std::uint32_t protocol_version = 4;
 
 enum class kind : std::uint8_t {
     hello = 1,      // id = session, sig = (version << 32) | pid
@@ -91,6 +91,10 @@ enum class kind : std::uint8_t {
 /// ReplyHeader::flags: the reply hands something over (a queue item, a
 /// permit) that the server takes back unless the client acknowledges it.
 constexpr std::uint8_t reply_wants_ack = 1;
+/// ReplyHeader::flags: the body ends with n x u64 object ids and a u32 n,
+/// references counted for the caller's session, one per proxy of this
+/// server's objects in the body (also sets reply_wants_ack).
+constexpr std::uint8_t reply_gives_refs = 2;
 
 struct RequestHeader {
     std::uint8_t kind;

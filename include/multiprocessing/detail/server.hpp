@@ -286,7 +286,6 @@ public:
                 index.emplace(kv.first, nodes.size());
                 nodes.push_back({kv.first, kv.second, internal, false, {}, 0, -1});
             }
-            in_transit_locked(index, [&](std::size_t i) { nodes[i].busy = true; });
         }
         // The edges; each object read under its own lock, never waited for.
         auto scan = [&](std::size_t i, const std::function<void(std::size_t, long)>& edge) {
@@ -363,7 +362,6 @@ public:
                 ok[i] = oit != objects_.end() && oit->second == nodes[i].r && sref != sit->second.refs.end() &&
                         sref->second == oit->second->refcount;
             }
-            in_transit_locked(index, [&](std::size_t i) { ok[i] = 0; });
             for (std::size_t i : garbage)
                 scan(i, [&](std::size_t j, long uses) {
                     nodes[i].out.push_back(j);
@@ -461,6 +459,9 @@ private:
         std::vector<std::function<void()>> handed;
         std::vector<std::shared_ptr<detail::ref_entry>>* kept = nullptr;
         const context* outer = nullptr;  // the call that made this one, run inline
+        // Proxies in the replies of calls this one made inline: the method
+        // decodes those replies after the inline call returns.
+        mutable std::vector<std::shared_ptr<detail::ref_entry>> inline_kept;
         void hand_over(std::function<void()> take_back) override { handed.push_back(std::move(take_back)); }
         void keep(std::shared_ptr<detail::ref_entry> e) override {
             if (kept) kept->push_back(std::move(e));
@@ -629,18 +630,6 @@ private:
         if (held != s->second.refs.end() && held->second == it->second->refcount) want_collect_locked();
     }
 
-    // A proxy kept for a reply in transit (call_context::keep) pins its
-    // object until the caller's incref comes.
-    template <class Pin>
-    void in_transit_locked(const std::unordered_map<std::uint64_t, std::size_t>& index, Pin pin) {
-        for (auto& kv : kept_)
-            for (auto& k : kv.second) {
-                if (!k.ref || k.ref->ep != self_ || k.ref->epoch != self_->epoch()) continue;
-                auto it = index.find(k.ref->token.id);
-                if (it != index.end()) pin(it->second);
-            }
-    }
-
     // Objects freed by a decref that may hold proxies die on the
     // housekeeping thread, not in the decref's handler: their proxies'
     // decrefs come back to this server while this process's client lock is
@@ -708,6 +697,69 @@ private:
         } catch (...) {
             gc_thread_ = false;  // no thread now; the next decref tries again
         }
+    }
+
+    // The proxies of this server's objects in a reply become references of
+    // the caller's session before the reply leaves, listed after the body
+    // (reply_gives_refs).  Counting them later, when the caller's incref
+    // came, raced: another thread of the caller could drop the reference
+    // the server had counted on in between, and the object died in transit.
+    // Unacknowledged (the caller timed out or died), they are dropped again.
+    // Proxies of other servers' objects stay pinned here until the caller's
+    // next request on this connection.  Returns true if any were pinned.
+    bool give_refs(std::vector<char>& out, std::vector<std::shared_ptr<detail::ref_entry>>& kept,
+                   std::uint64_t sess, std::uint64_t conn_id, std::vector<handover>& handed) {
+        auto* rh = out.data() + connection::Connection::header_room;
+        if (static_cast<std::uint8_t>(rh[offsetof(detail::ReplyHeader, status)]) !=
+            static_cast<std::uint8_t>(detail::status::ok))
+            return false;  // an error reply names no proxy
+        std::vector<std::uint64_t> given;
+        bool pinned = false;
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            for (auto& e : kept) {
+                if (e->ep == self_ && e->epoch == self_->epoch()) {
+                    auto it = objects_.find(e->token.id);
+                    if (it == objects_.end()) continue;  // cannot be: e holds a reference
+                    it->second->refcount += 1;
+                    sessions_[sess].refs[e->token.id] += 1;
+                    given.push_back(e->token.id);
+                } else {
+                    kept_[conn_id].push_back({sess, std::move(e)});
+                    pinned = true;
+                }
+            }
+        }
+        if (given.empty()) return pinned;
+        for (auto id : given) detail::put_pod(out, id);
+        detail::put_pod(out, static_cast<std::uint32_t>(given.size()));
+        rh = out.data() + connection::Connection::header_room;
+        rh[offsetof(detail::ReplyHeader, flags)] = static_cast<char>(
+            static_cast<std::uint8_t>(rh[offsetof(detail::ReplyHeader, flags)]) | detail::reply_gives_refs);
+        std::uint64_t rid;
+        std::memcpy(&rid, rh + offsetof(detail::ReplyHeader, request_id), sizeof rid);
+        handed.push_back({rid, nullptr, [this, sess, given = std::move(given)] {
+                              std::vector<std::shared_ptr<referent>> dead;
+                              {
+                                  std::lock_guard<std::mutex> g(mu_);
+                                  for (auto id : given) drop_session_ref_locked(sess, id, 1, dead);
+                              }
+                              reap(dead);
+                          }});
+        return pinned;
+    }
+
+    // Drops up to n of the session's references to id.
+    void drop_session_ref_locked(std::uint64_t sess, std::uint64_t id, std::int64_t n,
+                                 std::vector<std::shared_ptr<referent>>& dead) {
+        auto s = sessions_.find(sess);
+        if (s == sessions_.end()) return;
+        auto it = s->second.refs.find(id);
+        if (it == s->second.refs.end()) return;  // never more than the session holds
+        if (n > it->second) n = it->second;
+        it->second -= n;
+        if (it->second == 0) s->second.refs.erase(it);
+        decref_locked(id, n, dead);
     }
 
     void session_closed(std::uint64_t sess) {
@@ -835,25 +887,11 @@ private:
                     detail::put_foreign_exception(out, h.request_id);
                 }
                 if (!kept.empty()) {
-                    // Only what the caller holds no reference to yet needs
-                    // keeping; the rest goes now (outside the lock).
-                    std::vector<std::shared_ptr<detail::ref_entry>> covered;
-                    {
-                        std::lock_guard<std::mutex> g(mu_);
-                        auto& held = sessions_[sess].refs;
-                        for (auto& e : kept) {
-                            if (held.count(e->token.id)) {
-                                covered.push_back(std::move(e));
-                            } else {
-                                kept_[conn_id].push_back({sess, std::move(e)});
-                                kept_any = true;
-                            }
-                        }
-                    }
-                    kept.clear();
+                    if (give_refs(out, kept, sess, conn_id, handed)) kept_any = true;
+                    kept.clear();  // outside the lock: dropping them may decref here
                 }
                 if (!handed.empty()) {
-                    out[connection::Connection::header_room + offsetof(detail::ReplyHeader, flags)] =
+                    out[connection::Connection::header_room + offsetof(detail::ReplyHeader, flags)] |=
                         static_cast<char>(detail::reply_wants_ack);
                     for (auto& x : handed) handovers.push_back(std::move(x));
                 }
@@ -932,10 +970,18 @@ private:
             conn_id = next_connection_++;
         }
         std::vector<handover> handed;
-        // Proxies in the reply stay pinned with the outer call's (until its
-        // caller's next request): the method decodes them after we return.
         std::vector<std::shared_ptr<detail::ref_entry>> own_kept;
-        auto& kept = outer && outer->kept ? *outer->kept : own_kept;
+        // Proxies in the reply stay alive as long as the outer call: the
+        // method decodes them after we return.
+        struct stash {
+            std::vector<std::shared_ptr<detail::ref_entry>>& from;
+            const context* to;
+            ~stash() {
+                if (to)
+                    for (auto& e : from) to->inline_kept.push_back(std::move(e));
+            }
+        } keep_for_outer{own_kept, outer};
+        auto& kept = own_kept;
         try {
             dispatch(h, name, body, n, detail::client_state::instance().session_id(), conn_id, -1, reply, handed,
                      kept, outer);
@@ -1052,7 +1098,6 @@ private:
             bool tolerate = h.sig != 0;
             detail::reader rd{body, n};
             std::vector<std::uint8_t> found;
-            std::vector<kept_ref> doomed;  // destroyed after the lock
             {
                 std::lock_guard<std::mutex> g(mu_);
                 while (rd.n >= 8) {
@@ -1066,19 +1111,7 @@ private:
                     it->second->refcount += 1;
                     sessions_[sess].refs[id] += 1;
                     found.push_back(1);
-                    // A token this session got in a reply is now its own.
-                    for (auto& kv : kept_)
-                        for (auto& k : kv.second)
-                            if (k.ref && k.session == sess && k.ref->token.id == id && k.ref->ep == self_)
-                                doomed.push_back(std::move(k));
                 }
-            }
-            if (!doomed.empty()) {
-                std::vector<std::shared_ptr<void>> later;
-                for (auto& k : doomed) later.push_back(std::move(k.ref));
-                std::lock_guard<std::mutex> g(mu_);
-                for (auto& x : later) reap_.push_back(std::move(x));
-                want_housekeeping_locked();
             }
             detail::begin_reply(out, detail::status::ok, h.request_id);
             for (auto f : found) detail::put_pod(out, f);
@@ -1098,15 +1131,7 @@ private:
             std::vector<std::shared_ptr<referent>> dead;
             {
                 std::lock_guard<std::mutex> g(mu_);
-                auto& s = sessions_[sess];
-                for (auto [id, cnt] : drops) {
-                    auto it = s.refs.find(id);
-                    if (it == s.refs.end()) continue;  // never more than the session holds
-                    if (cnt > it->second) cnt = it->second;
-                    it->second -= cnt;
-                    if (it->second == 0) s.refs.erase(it);
-                    decref_locked(id, cnt, dead);
-                }
+                for (auto [id, cnt] : drops) drop_session_ref_locked(sess, id, cnt, dead);
             }
             reap(dead);  // outside the lock
             detail::begin_reply(out, detail::status::ok, h.request_id);
