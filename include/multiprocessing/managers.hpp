@@ -222,13 +222,35 @@ protected:
     }
 };
 
-/// Python's AutoProxy: the proxy of T.  Without MP_EXPOSE(T, ...) it exposes
-/// no methods (only _callmethod and _getvalue); MP_EXPOSE specializes it.
+namespace detail {
+/// The proxy of a class with no MP_EXPOSE: no methods.
 template <class T>
-class Proxy : public ProxyBase<T> {
+class unexposed_proxy : public ProxyBase<T> {
 public:
     using ProxyBase<T>::ProxyBase;
     static std::tuple<> _exposed_() { return {}; }
+};
+/// MP_EXPOSE's class for T, found by argument-dependent lookup.
+template <class T, class = void>
+struct exposed_proxy {
+    using type = unexposed_proxy<T>;
+};
+template <class T>
+struct exposed_proxy<T, std::void_t<decltype(multiprocessing_exposed_proxy(static_cast<T*>(nullptr),
+                                                                           ::multiprocessing_expose_tag{}))>> {
+    using type = std::remove_pointer_t<decltype(multiprocessing_exposed_proxy(static_cast<T*>(nullptr),
+                                                                              ::multiprocessing_expose_tag{}))>;
+};
+}  // namespace detail
+
+/// Python's AutoProxy: the proxy of T.  Without MP_EXPOSE(T, ...) it exposes
+/// no methods (only _callmethod and _getvalue); with it, the methods listed.
+template <class T>
+class Proxy : public detail::exposed_proxy<T>::type {
+    using base = typename detail::exposed_proxy<T>::type;
+
+public:
+    using base::base;
 };
 
 namespace detail {
@@ -688,10 +710,17 @@ public:
 
     /// Python's manager.&lt;typeid&gt;(args): makes a shared object in the server
     /// and returns its proxy.  T is the referent or proxy type registered;
-    /// the constructor (or registered callable) gets args.
+    /// the constructor (or registered callable) gets args.  Arguments no
+    /// constructor of T takes fail to compile (use create_as for a callable).
     template <class T, class... A>
     detail::proxy_for_t<T> create(A&&... args) {
         using P = detail::proxy_for_t<T>;
+        // Without arguments the type may come from a registered callable
+        // (`lambda: queue`); with them, a constructor must take them.
+        static_assert(sizeof...(A) == 0 ||
+                          std::is_constructible_v<typename P::referent_type, detail::wire_t<A>...>,
+                      "multiprocessing: create<T>(args): T has no constructor taking these arguments "
+                      "(for a registered callable that takes them, use create_as<T>(typeid, args...))");
         std::string tid = registry()->typeid_for_proxy(std::type_index(typeid(P)));
         if (tid.empty())
             throw ValueError(multiprocessing::detail::type_name<P>() + " is not registered with this manager");
@@ -706,12 +735,25 @@ public:
         using R = typename P::referent_type;
         if constexpr (std::is_constructible_v<R, detail::wire_t<A>...>)
             (void)&detail::constructor_registrar<R, detail::wire_t<A>...>::registered;
-        auto e = endpoint().create(typeid_, detail::fingerprint<P>(),
-                                   detail::constructor_signature<R, detail::wire_t<A>...>(),
-                                   [&](std::vector<char>& buf) {
-                                       detail::write_args(buf, detail::type_list<detail::wire_t<A>...>{},
-                                                          std::forward<A>(args)...);
-                                   });
+        std::shared_ptr<detail::ref_entry> e;
+        try {
+            e = endpoint().create(typeid_, detail::fingerprint<P>(),
+                                  detail::constructor_signature<R, detail::wire_t<A>...>(),
+                                  [&](std::vector<char>& buf) {
+                                      detail::write_args(buf, detail::type_list<detail::wire_t<A>...>{},
+                                                         std::forward<A>(args)...);
+                                  });
+        } catch (const RemoteError& err) {
+            // Known here, unknown to a server this process forked: it was
+            // registered after start(), as Python would not say.
+            if (server_pid_ > 0 && err.type_name() == "KeyError" &&
+                err.message().rfind("unknown typeid", 0) == 0 && registry()->find(typeid_))
+                throw RemoteError("KeyError", err.message() +
+                                                  ": it was registered after start(), and the server (forked by "
+                                                  "start()) has the registry of that moment; call register_type "
+                                                  "before start()");
+            throw;
+        }
         return P(detail::from_ref, std::move(e));
     }
 

@@ -6,11 +6,17 @@
 // that do not convert to its parameters, fails to compile.
 //
 // Limits: up to 32 methods; an overloaded method name cannot be exposed
-// (its address is ambiguous); use MP_PROXY for several proxies of one class.
+// (its address is ambiguous); use MP_PROXY for several proxies of one class;
+// MP_EXPOSE goes in T's namespace or at global scope (where lookup from T
+// finds it), not in a third namespace.
 #pragma once
 
 #include <tuple>
 #include <utility>
+
+/// Lets argument-dependent lookup reach the global namespace, where
+/// MP_EXPOSE at global scope declares its function for a T of any namespace.
+struct multiprocessing_expose_tag {};
 
 #define MP_DETAIL_EXPAND(x) x
 
@@ -79,8 +85,8 @@
 #define MP_DETAIL_FL_31(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_30(M, T, __VA_ARGS__))
 #define MP_DETAIL_FL_32(M, T, x, ...) M(T, x), MP_DETAIL_EXPAND(MP_DETAIL_FL_31(M, T, __VA_ARGS__))
 #define MP_DETAIL_PICK(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30, _31, _32, NAME, ...) NAME
-#define MP_DETAIL_FOR_EACH(M, T, ...) MP_DETAIL_EXPAND(MP_DETAIL_PICK(__VA_ARGS__, MP_DETAIL_FE_32, MP_DETAIL_FE_31, MP_DETAIL_FE_30, MP_DETAIL_FE_29, MP_DETAIL_FE_28, MP_DETAIL_FE_27, MP_DETAIL_FE_26, MP_DETAIL_FE_25, MP_DETAIL_FE_24, MP_DETAIL_FE_23, MP_DETAIL_FE_22, MP_DETAIL_FE_21, MP_DETAIL_FE_20, MP_DETAIL_FE_19, MP_DETAIL_FE_18, MP_DETAIL_FE_17, MP_DETAIL_FE_16, MP_DETAIL_FE_15, MP_DETAIL_FE_14, MP_DETAIL_FE_13, MP_DETAIL_FE_12, MP_DETAIL_FE_11, MP_DETAIL_FE_10, MP_DETAIL_FE_9, MP_DETAIL_FE_8, MP_DETAIL_FE_7, MP_DETAIL_FE_6, MP_DETAIL_FE_5, MP_DETAIL_FE_4, MP_DETAIL_FE_3, MP_DETAIL_FE_2, MP_DETAIL_FE_1)(M, T, __VA_ARGS__))
-#define MP_DETAIL_FOR_LIST(M, T, ...) MP_DETAIL_EXPAND(MP_DETAIL_PICK(__VA_ARGS__, MP_DETAIL_FL_32, MP_DETAIL_FL_31, MP_DETAIL_FL_30, MP_DETAIL_FL_29, MP_DETAIL_FL_28, MP_DETAIL_FL_27, MP_DETAIL_FL_26, MP_DETAIL_FL_25, MP_DETAIL_FL_24, MP_DETAIL_FL_23, MP_DETAIL_FL_22, MP_DETAIL_FL_21, MP_DETAIL_FL_20, MP_DETAIL_FL_19, MP_DETAIL_FL_18, MP_DETAIL_FL_17, MP_DETAIL_FL_16, MP_DETAIL_FL_15, MP_DETAIL_FL_14, MP_DETAIL_FL_13, MP_DETAIL_FL_12, MP_DETAIL_FL_11, MP_DETAIL_FL_10, MP_DETAIL_FL_9, MP_DETAIL_FL_8, MP_DETAIL_FL_7, MP_DETAIL_FL_6, MP_DETAIL_FL_5, MP_DETAIL_FL_4, MP_DETAIL_FL_3, MP_DETAIL_FL_2, MP_DETAIL_FL_1)(M, T, __VA_ARGS__))
+#define MP_DETAIL_FOR_EACH(M, T, ...) MP_DETAIL_EXPAND(MP_DETAIL_PICK(__VA_ARGS__, MP_DETAIL_FE_32, MP_DETAIL_FE_31, MP_DETAIL_FE_30, MP_DETAIL_FE_29, MP_DETAIL_FE_28, MP_DETAIL_FE_27, MP_DETAIL_FE_26, MP_DETAIL_FE_25, MP_DETAIL_FE_24, MP_DETAIL_FE_23, MP_DETAIL_FE_22, MP_DETAIL_FE_21, MP_DETAIL_FE_20, MP_DETAIL_FE_19, MP_DETAIL_FE_18, MP_DETAIL_FE_17, MP_DETAIL_FE_16, MP_DETAIL_FE_15, MP_DETAIL_FE_14, MP_DETAIL_FE_13, MP_DETAIL_FE_12, MP_DETAIL_FE_11, MP_DETAIL_FE_10, MP_DETAIL_FE_9, MP_DETAIL_FE_8, MP_DETAIL_FE_7, MP_DETAIL_FE_6, MP_DETAIL_FE_5, MP_DETAIL_FE_4, MP_DETAIL_FE_3, MP_DETAIL_FE_2, MP_DETAIL_FE_1, MP_DETAIL_UNUSED)(M, T, __VA_ARGS__))
+#define MP_DETAIL_FOR_LIST(M, T, ...) MP_DETAIL_EXPAND(MP_DETAIL_PICK(__VA_ARGS__, MP_DETAIL_FL_32, MP_DETAIL_FL_31, MP_DETAIL_FL_30, MP_DETAIL_FL_29, MP_DETAIL_FL_28, MP_DETAIL_FL_27, MP_DETAIL_FL_26, MP_DETAIL_FL_25, MP_DETAIL_FL_24, MP_DETAIL_FL_23, MP_DETAIL_FL_22, MP_DETAIL_FL_21, MP_DETAIL_FL_20, MP_DETAIL_FL_19, MP_DETAIL_FL_18, MP_DETAIL_FL_17, MP_DETAIL_FL_16, MP_DETAIL_FL_15, MP_DETAIL_FL_14, MP_DETAIL_FL_13, MP_DETAIL_FL_12, MP_DETAIL_FL_11, MP_DETAIL_FL_10, MP_DETAIL_FL_9, MP_DETAIL_FL_8, MP_DETAIL_FL_7, MP_DETAIL_FL_6, MP_DETAIL_FL_5, MP_DETAIL_FL_4, MP_DETAIL_FL_3, MP_DETAIL_FL_2, MP_DETAIL_FL_1, MP_DETAIL_UNUSED)(M, T, __VA_ARGS__))
 
 #define MP_DETAIL_PROXY_METHOD(T, name)                                                      \
     template <class... MpArgs>                                                               \
@@ -96,17 +102,21 @@
     }
 
 /// Exposes methods of class T through Proxy<T> (Python's `exposed=`).
-/// Use at global scope, after T is complete:  MP_EXPOSE(Counter, increment, value)
+/// Use after T is complete, in T's namespace or at global scope:
+/// MP_EXPOSE(Counter, increment, value).  It declares, in that namespace,
+/// the class MpExposedProxy<T> (Proxy<T>'s base) and a function that
+/// argument-dependent lookup finds from T.
 #define MP_EXPOSE(T, ...)                                                                    \
-    namespace multiprocessing {                                                              \
-    namespace managers {                                                                     \
+    template <class MpExposed>                                                               \
+    class MpExposedProxy;                                                                    \
     template <>                                                                              \
-    class Proxy<T> : public ProxyBase<T> {                                                   \
+    class MpExposedProxy<T> : public ::multiprocessing::managers::ProxyBase<T> {             \
     public:                                                                                  \
-        using ProxyBase<T>::ProxyBase;                                                       \
+        using ::multiprocessing::managers::ProxyBase<T>::ProxyBase;                          \
         MP_DETAIL_PROXY_BODY(T, __VA_ARGS__)                                                 \
     };                                                                                       \
-    }                                                                                        \
+    inline MpExposedProxy<T>* multiprocessing_exposed_proxy(T*, ::multiprocessing_expose_tag) { \
+        return nullptr;                                                                      \
     }
 
 /// Defines a named proxy class exposing some methods of T (Python's

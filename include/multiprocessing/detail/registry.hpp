@@ -151,6 +151,7 @@ template <class T>
 struct wire { using type = std::decay_t<T>; };
 template <> struct wire<const char*> { using type = std::string; };
 template <> struct wire<char*> { using type = std::string; };
+template <> struct wire<std::string_view> { using type = std::string; };
 template <class T>
 using wire_t = typename wire<std::decay_t<T>>::type;
 
@@ -159,6 +160,17 @@ template <class W, class A>
 decltype(auto) to_wire(A&& a) {
     if constexpr (std::is_same_v<std::decay_t<A>, W>) return static_cast<const W&>(a);
     else return W(std::forward<A>(a));
+}
+
+/// A received argument as the parameter type P: C strings and string_views
+/// point into the received std::string, which outlives the call.
+template <class P, class W>
+decltype(auto) from_wire(W& w) {
+    using D = std::decay_t<P>;
+    if constexpr (std::is_same_v<W, std::string> && std::is_same_v<D, const char*>) return w.c_str();
+    else if constexpr (std::is_same_v<W, std::string> && std::is_same_v<D, char*>) return w.data();
+    else if constexpr (std::is_same_v<W, std::string> && std::is_same_v<D, std::string_view>) return std::string_view(w);
+    else return static_cast<P&&>(w);
 }
 
 template <class... T>
@@ -412,14 +424,14 @@ void invoke_impl(void* obj, const char* body, std::size_t n, std::vector<char>& 
     object_lock lock(mu);
     C& self = *static_cast<C*>(obj);
     if constexpr (std::is_void_v<R>) {
-        (self.*M)(static_cast<P&&>(std::get<I>(args))...);
+        (self.*M)(from_wire<P>(std::get<I>(args))...);
     } else if constexpr (gc_traverse<std::decay_t<R>>::holds) {
-        auto&& result = (self.*M)(static_cast<P&&>(std::get<I>(args))...);
+        auto&& result = (self.*M)(from_wire<P>(std::get<I>(args))...);
         save_result(out, result);
         if (auto* c = current_call())
             gc_traverse<std::decay_t<R>>::run(result, [c](const std::shared_ptr<ref_entry>& e) { c->keep(e); });
     } else {
-        save_result(out, (self.*M)(static_cast<P&&>(std::get<I>(args))...));
+        save_result(out, (self.*M)(from_wire<P>(std::get<I>(args))...));
     }
 }
 

@@ -1,0 +1,110 @@
+// What a C++ class can expose (issue 17 item 5): MP_EXPOSE inside the
+// user's namespace, C string and string_view parameters, and the error for
+// a type registered after start().
+#include <catch2/catch.hpp>
+
+#include "helpers.hpp"
+
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace mp = multiprocessing;
+using mp::managers::RemoteError;
+
+namespace shop {
+// Exposed inside its own namespace, next to the class.
+class Till {
+public:
+    std::string greet(std::string_view who) const { return "hello " + std::string(who); }
+    std::size_t length(const char* s) const { return std::strlen(s); }
+    // The pointer aims into the received string, alive for the whole call.
+    std::string shout(char* s) const {
+        for (char* p = s; *p; ++p) *p = static_cast<char>(std::toupper(static_cast<unsigned char>(*p)));
+        return s;
+    }
+    int add(int k) { return total_ += k; }
+
+private:
+    int total_ = 0;
+};
+MP_EXPOSE(Till, greet, length, shout, add)
+
+namespace deep {
+struct Tally {
+    int n = 0;
+    int bump() { return ++n; }
+};
+}  // namespace deep
+}  // namespace shop
+
+// A class of a namespace exposed at global scope, with a single method.
+MP_EXPOSE(shop::deep::Tally, bump)
+
+struct ExposeManager : mp::managers::BaseManager<ExposeManager> {};
+
+namespace {
+const bool registered = [] {
+    ExposeManager::register_type<shop::Till>("Till");
+    ExposeManager::register_type<shop::deep::Tally>("Tally");
+    return true;
+}();
+}  // namespace
+
+TEST_CASE("MP_EXPOSE in the class's own namespace and at global scope for a namespaced class", "[expose]") {
+    (void)registered;
+    ExposeManager m;
+    m.start();
+    auto t = m.create<shop::Till>();
+    CHECK(t.add(2) == 2);
+    CHECK(t.add(3) == 5);
+    auto y = m.create<shop::deep::Tally>();
+    CHECK(y.bump() == 1);
+    CHECK(y.bump() == 2);
+    static_assert(std::is_base_of_v<shop::MpExposedProxy<shop::Till>, mp::managers::Proxy<shop::Till>>);
+    m.shutdown();
+}
+
+TEST_CASE("string_view, const char* and char* parameters", "[expose]") {
+    ExposeManager m;
+    m.start();
+    auto t = m.create<shop::Till>();
+    CHECK(t.greet("world") == "hello world");
+    CHECK(t.greet(std::string_view("view, not the whole").substr(0, 4)) == "hello view");
+    CHECK(t.greet(std::string("string")) == "hello string");
+    const char* c = "four";
+    CHECK(t.length(c) == 4);
+    CHECK(t.length("") == 0);
+    CHECK(t.length(std::string("embedded")) == 8);
+    char buf[] = "quiet";
+    CHECK(t.shout(buf) == "QUIET");
+    CHECK(std::string(buf) == "quiet");  // the server changed its own copy
+    m.shutdown();
+}
+
+struct LateManager : mp::managers::BaseManager<LateManager> {};
+struct Late {
+    int value() const { return 7; }
+};
+MP_EXPOSE(Late, value)
+
+TEST_CASE("a type registered after start() is unknown to that server, and the error says why", "[expose]") {
+    LateManager m;
+    m.start();
+    LateManager::register_type<Late>("Late");
+    try {
+        m.create<Late>();
+        FAIL("create succeeded");
+    } catch (const RemoteError& e) {
+        CHECK(e.type_name() == "KeyError");
+        CHECK_THAT(e.message(), Catch::Contains("unknown typeid 'Late'") &&
+                                    Catch::Contains("registered after start()") &&
+                                    Catch::Contains("call register_type before start()"));
+    }
+    m.shutdown();
+    // A manager started afterwards knows it.
+    LateManager m2;
+    m2.start();
+    CHECK(m2.create<Late>().value() == 7);
+    m2.shutdown();
+}
