@@ -15,7 +15,7 @@
 #pragma once
 
 #include "multiprocessing/detail/registry.hpp"
-#include "multiprocessing/detail/sync.hpp"
+#include "multiprocessing/managers/sync.hpp"
 #include "multiprocessing/exceptions.hpp"
 
 #include <fcntl.h>

@@ -2,6 +2,7 @@
 // PoolProxy, AsyncResult<R> and IMapIterator<R>, and manager.Pool().
 #pragma once
 
+#include "multiprocessing/managers/base.hpp"
 #include "multiprocessing/detail/pool.hpp"
 
 #include <cstring>

@@ -1,9 +1,10 @@
 // SyncManager and Manager(): a BaseManager with Python's built-in typeids.
 #pragma once
 
-#include "multiprocessing/detail/containers.hpp"
-#include "multiprocessing/detail/pool_proxy.hpp"
-#include "multiprocessing/detail/sync.hpp"
+#include "multiprocessing/managers/base.hpp"
+#include "multiprocessing/managers/containers.hpp"
+#include "multiprocessing/managers/pool_proxy.hpp"
+#include "multiprocessing/managers/sync.hpp"
 
 namespace multiprocessing::managers {
 

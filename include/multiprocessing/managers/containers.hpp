@@ -8,6 +8,7 @@
 // (gh-137233).  Iteration is live, as in CPython: one call per step.
 #pragma once
 
+#include "multiprocessing/managers/base.hpp"
 #include "multiprocessing/detail/py_repr.hpp"
 #include "multiprocessing/detail/registry.hpp"
 #include "multiprocessing/detail/serialization/std.hpp"

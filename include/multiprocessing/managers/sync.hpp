@@ -9,6 +9,7 @@
 // item or a permit.
 #pragma once
 
+#include "multiprocessing/managers/base.hpp"
 #include "multiprocessing/detail/registry.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/object.hpp"

@@ -2,6 +2,7 @@
 // segments for its clients and unlinks every one of them when it ends.
 #pragma once
 
+#include "multiprocessing/managers/base.hpp"
 #include "multiprocessing/shared_memory.hpp"
 
 #include <dirent.h>

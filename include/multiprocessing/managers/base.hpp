@@ -1,0 +1,843 @@
+// The core of multiprocessing.managers: BaseManager, BaseProxy, Token and
+// Proxy<T> (<multiprocessing/managers.hpp> includes it with the rest).
+// A server process owns shared objects; other processes call their methods
+// through typed proxies.
+//
+//   class Counter { public: int increment(); int value() const; ... };
+//   MP_EXPOSE(Counter, increment, value)
+//   struct MyManager : mp::managers::BaseManager<MyManager> {};
+//   MyManager::register_type<Counter>("Counter");
+//   MyManager m; m.start();
+//   auto c = m.create<Counter>(0);   // Python: m.Counter(0)
+//   c.increment();                   // runs in the server, atomically
+#pragma once
+
+#include "multiprocessing/connection.hpp"
+#include "multiprocessing/detail/archive.hpp"
+#include "multiprocessing/detail/async.hpp"
+#include "multiprocessing/detail/client.hpp"
+#include "multiprocessing/managers/expose.hpp"
+#include "multiprocessing/detail/serialization/std.hpp"
+#include "multiprocessing/detail/protocol.hpp"
+#include "multiprocessing/detail/registry.hpp"
+#include "multiprocessing/managers/server.hpp"
+#include "multiprocessing/exceptions.hpp"
+#include "multiprocessing/process.hpp"
+
+#include <boost/serialization/split_member.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+namespace multiprocessing::managers {
+
+namespace detail {
+struct from_ref_t {};
+constexpr from_ref_t from_ref{};
+
+template <class R>
+struct client_result { using type = wire_t<R>; };
+template <>
+struct client_result<void> { using type = void; };
+template <class U>
+struct client_result<std::shared_ptr<U>> { using type = Proxy<std::remove_const_t<U>>; };
+/// What a proxy call returns for a method returning R.
+template <class R>
+using client_result_t = typename client_result<R>::type;
+}  // namespace detail
+
+/// Python's BaseProxy: a handle on one shared object.  Copies share one
+/// reference; the object lives while any proxy to it exists in any process.
+///
+/// Differs from Python: reference counting is per process (copying a proxy
+/// costs no round trip), a proxy works in forked children over the child's
+/// own connection, and it is serialized with Boost (as its Token) instead of
+/// pickled.  Members keep Python's leading underscore so they never clash
+/// with exposed method names.
+class BaseProxy {
+public:
+    BaseProxy() = default;
+    BaseProxy(detail::from_ref_t, std::shared_ptr<detail::ref_entry> r) : ref_(std::move(r)) {}
+
+    /// False for a default-constructed (empty) proxy.
+    explicit operator bool() const { return ref_ != nullptr; }
+
+    /// Python's _token: typeid, server address and object id.
+    const Token& _token() const { return entry().token; }
+
+    /// Python's _callmethod(name, args): calls a method by name, checked only
+    /// at run time.  R must be the method's exact result type and the
+    /// arguments its exact parameter types, or the server refuses the call.
+    template <class R = void, class... A>
+    detail::client_result_t<R> _callmethod(std::string_view name, A&&... args) const {
+        static_assert(!(detail::is_data_pointer_v<A> || ...),
+                      "multiprocessing: a pointer cannot be sent to another process; send the value it points to");
+        std::uint64_t sig = detail::signature_hash<typename detail::result_wire<R>::type, detail::wire_t<A>...>("method");
+        return _invoke<R>(name, sig, detail::type_list<detail::wire_t<A>...>{}, std::forward<A>(args)...);
+    }
+
+    /// Python's repr(proxy): <Proxy object, typeid 'Counter' at 0x1>.
+    std::string _repr() const {
+        if (!ref_) return "<empty proxy>";
+        std::ostringstream os;
+        os << "<Proxy object, typeid '" << ref_->token.typeid_ << "' at 0x" << std::hex << ref_->token.id << ">";
+        return os.str();
+    }
+
+    friend bool operator==(const BaseProxy& a, const BaseProxy& b) {
+        if (!a.ref_ || !b.ref_) return a.ref_ == b.ref_;
+        return a.ref_->token == b.ref_->token;
+    }
+    friend bool operator!=(const BaseProxy& a, const BaseProxy& b) { return !(a == b); }
+
+    // Travels as its Token; the receiving process takes its own reference.
+    template <class Ar>
+    void save(Ar& ar, unsigned) const {
+        Token t = ref_ ? ref_->token : Token{};
+        ar << t;
+    }
+    template <class Ar>
+    void load(Ar& ar, unsigned) {
+        Token t;
+        ar >> t;
+        if (t.id == 0) { ref_.reset(); return; }
+        ref_ = detail::client_state::instance().get(t.address).acquire(t);
+    }
+    BOOST_SERIALIZATION_SPLIT_MEMBER()
+
+protected:
+    const detail::ref_entry& entry() const {
+        if (!ref_) throw ValueError("empty proxy");
+        if (ref_->epoch != ref_->ep->epoch())
+            throw ConnectionError("the manager at " + ref_->token.address.str() + " that owned this object has shut down");
+        return *ref_;
+    }
+
+    template <class R, class... W, class... A>
+    detail::client_result_t<R> _invoke(std::string_view name, std::uint64_t sig, detail::type_list<W...>,
+                                       A&&... args) const {
+        const detail::ref_entry& e = entry();
+        auto body = e.ep->call([&](std::vector<char>& buf, std::uint64_t rid) {
+            detail::begin_request(buf, detail::kind::call, rid, e.token.id, sig, name.data(), name.size());
+            detail::write_args(buf, detail::type_list<W...>{}, std::forward<A>(args)...);
+        });
+        return _read_result<R>(body.first, body.second);
+    }
+
+protected:
+
+public:
+    // Internal: proxy type P over a reference held by an object (object::as_proxy).
+    template <class P>
+    static P _from_entry(const std::shared_ptr<detail::ref_entry>& r) {
+        if constexpr (!std::is_same_v<P, BaseProxy>) {
+            if (!detail::proxy_typeid_check<typename P::referent_type>::ok(r->token.typeid_))
+                throw TypeError("the object holds a proxy of typeid '" + r->token.typeid_ + "', not a " +
+                                multiprocessing::detail::type_name<P>());
+        }
+        return P(detail::from_ref, r);
+    }
+
+    // Internal: decodes a reply body as the result of a method returning R.
+    template <class R>
+    static detail::client_result_t<R> _read_result(const char* p, std::size_t n) {
+        using Res = detail::client_result_t<R>;
+        if constexpr (std::is_void_v<Res>) {
+            (void)p;
+            (void)n;
+        } else {
+            detail::owed_scope unclaimed;  // what the reply gave and no proxy took goes back
+            multiprocessing::detail::memory_source src(p, n);
+            multiprocessing::detail::iarchive ia(src);
+            if constexpr (detail::is_shared_ptr<std::decay_t<R>>::value) {
+                Token t;
+                ia >> t;
+                return Res(detail::from_ref, detail::client_state::instance().get(t.address).adopt(t));
+            } else {
+                Res r{};
+                ia >> r;
+                return r;
+            }
+        }
+    }
+
+    std::shared_ptr<detail::ref_entry> ref_;
+};
+
+/// Base of every typed proxy of T: typed calls, _getvalue() and printing.
+template <class T>
+class ProxyBase : public BaseProxy {
+public:
+    using referent_type = T;
+    using BaseProxy::BaseProxy;
+
+    /// Python's _getvalue(): a copy of the referent (T must be serializable).
+    T _getvalue() const {
+        static_assert(serializable<T>::value,
+                      "multiprocessing: _getvalue() needs a Boost-serializable referent type");
+        return this->template _invoke<T>("#getvalue", detail::getvalue_signature<T>(), detail::type_list<>{});
+    }
+
+    /// Python's str(proxy): the referent printed with its operator<< when it
+    /// has one, else the proxy's repr.
+    friend std::ostream& operator<<(std::ostream& os, const ProxyBase& p) {
+        if constexpr (detail::is_ostreamable<T>::value) {
+            if (p) return os << p.template _invoke<std::string>("#str", detail::str_signature(), detail::type_list<>{});
+        }
+        return os << p._repr();
+    }
+
+protected:
+    // Called by the member functions MP_EXPOSE generates.
+    template <auto M, class... A>
+    decltype(auto) _call_exposed_(std::string_view name, A&&... args) const {
+        using tr = detail::method_traits<decltype(M)>;
+        static_assert(tr::template arity_ok<A...>(),
+                      "multiprocessing: wrong number of arguments for this exposed method");
+        static_assert(!tr::template arity_ok<A...>() || tr::template accepts<A...>(),
+                      "multiprocessing: argument types do not match the exposed method's parameters");
+        static_assert(!(detail::is_data_pointer_v<A> || ...),
+                      "multiprocessing: a pointer cannot be sent to another process (a parameter of type bool "
+                      "would receive True); send the value it points to");
+        if constexpr (tr::template accepts<A...>())
+            return this->template _invoke<typename tr::result_type>(name, detail::method_signature<M>(),
+                                                                    typename tr::wire_params{},
+                                                                    std::forward<A>(args)...);
+    }
+};
+
+namespace detail {
+/// The proxy of a class with no MP_EXPOSE: no methods.
+template <class T>
+class unexposed_proxy : public ProxyBase<T> {
+public:
+    using ProxyBase<T>::ProxyBase;
+    static std::tuple<> _exposed_() { return {}; }
+};
+/// MP_EXPOSE's class for T, found by argument-dependent lookup.
+template <class T, class = void>
+struct exposed_proxy {
+    using type = unexposed_proxy<T>;
+};
+template <class T>
+struct exposed_proxy<T, std::void_t<decltype(multiprocessing_exposed_proxy(static_cast<T*>(nullptr),
+                                                                           ::multiprocessing_expose_tag{}))>> {
+    using type = std::remove_pointer_t<decltype(multiprocessing_exposed_proxy(static_cast<T*>(nullptr),
+                                                                              ::multiprocessing_expose_tag{}))>;
+};
+}  // namespace detail
+
+/// Python's AutoProxy: the proxy of T.  Without MP_EXPOSE(T, ...) it exposes
+/// no methods (only _callmethod and _getvalue); with it, the methods listed.
+template <class T>
+class Proxy : public detail::exposed_proxy<T>::type {
+    using base = typename detail::exposed_proxy<T>::type;
+
+public:
+    using base::base;
+};
+
+namespace detail {
+template <class T>
+using proxy_for_t = std::conditional_t<std::is_base_of_v<BaseProxy, T>, T, Proxy<T>>;
+
+template <auto M, class P>
+const char* exposed_name() {
+    const char* found = nullptr;
+    std::apply([&](auto... d) {
+        ((found = (!found && std::is_same_v<std::remove_const_t<decltype(d.pointer)>, decltype(M)> &&
+                   [&] {
+                       if constexpr (std::is_same_v<std::remove_const_t<decltype(d.pointer)>, decltype(M)>) return d.pointer == M;
+                       else return false;
+                   }())
+                      ? d.name
+                      : found),
+         ...);
+    }, P::_exposed_());
+    return found;
+}
+}  // namespace detail
+
+/// A pipelined call: sends at once and returns a std::future for the
+/// result, so many calls can be in flight on one connection (Python has no
+/// equivalent).  Checked at compile time like a normal call:
+///   auto f = call_async<&Counter::add>(counter, 5);  f.get();
+/// Calls through one proxy run in the order they were made; an exception
+/// (or a lost server) arrives through the future.
+template <auto M, class P, class... A>
+auto call_async(const P& proxy, A&&... args) {
+    using tr = detail::method_traits<decltype(M)>;
+    static_assert(tr::template arity_ok<A...>(), "multiprocessing: wrong number of arguments for this exposed method");
+    static_assert(!tr::template arity_ok<A...>() || tr::template accepts<A...>(),
+                  "multiprocessing: argument types do not match the exposed method's parameters");
+    static_assert(!(detail::is_data_pointer_v<A> || ...),
+                  "multiprocessing: a pointer cannot be sent to another process (a parameter of type bool "
+                  "would receive True); send the value it points to");
+    using R = typename tr::result_type;
+    using Res = detail::client_result_t<R>;
+    const char* name = detail::exposed_name<M, P>();
+    if (!name) throw ValueError("call_async: the method is not exposed by this proxy type");
+    const Token& t = proxy._token();
+    auto& ep = detail::client_state::instance().get(t.address);
+    auto pr = std::make_shared<std::promise<Res>>();
+    auto fut = pr->get_future();
+    std::uint64_t sig = detail::method_signature<M>();
+    detail::async_for(ep).submit(
+        [&](std::vector<char>& buf, std::uint64_t rid) {
+            detail::begin_request(buf, detail::kind::call, rid, t.id, sig, name, std::strlen(name));
+            detail::write_args(buf, typename tr::wire_params{}, std::forward<A>(args)...);
+        },
+        [pr, keep = proxy](const char* body, std::size_t n, std::exception_ptr err) {
+            if (err) {
+                pr->set_exception(err);
+                return;
+            }
+            try {
+                if constexpr (std::is_void_v<Res>) {
+                    pr->set_value();
+                } else {
+                    pr->set_value(BaseProxy::_read_result<R>(body, n));
+                }
+            } catch (...) {
+                pr->set_exception(std::current_exception());
+            }
+        });
+    return fut;
+}
+
+/// A per-thread, per-scope call timeout (Python has none): while it lives,
+/// every manager call this thread makes raises TimeoutError if no reply
+/// comes within `seconds`, whatever ServerOptions::call_timeout says;
+/// std::nullopt waits forever.  Scopes nest; the innermost wins.
+///   { managers::call_timeout t(0.5); q.get(); }   // TimeoutError after 0.5 s
+class call_timeout {
+public:
+    explicit call_timeout(std::optional<double> seconds)
+        : value_(seconds), outer_(detail::scoped_call_timeout()) {
+        detail::scoped_call_timeout() = &value_;
+    }
+    ~call_timeout() { detail::scoped_call_timeout() = outer_; }
+    call_timeout(const call_timeout&) = delete;
+    call_timeout& operator=(const call_timeout&) = delete;
+
+private:
+    std::optional<double> value_;
+    const std::optional<double>* outer_;
+};
+
+namespace detail {
+
+inline std::string encode_address(const connection::Address& a);
+inline connection::Address decode_address(const std::string& s);
+
+/// Python's class name of the proxy a typeid gets from SyncManager (the
+/// part of our typeid before '[', e.g. "list[List<object>]" -> ListProxy).
+inline std::string proxy_class_name(const std::string& typeid_) {
+    std::string base = typeid_.substr(0, typeid_.find('['));
+    static const std::pair<const char*, const char*> names[] = {
+        {"list", "ListProxy"}, {"dict", "DictProxy"}, {"set", "SetProxy"}, {"Value", "ValueProxy"},
+        {"Array", "ArrayProxy"}, {"Namespace", "NamespaceProxy"}, {"Lock", "AcquirerProxy"},
+        {"RLock", "AcquirerProxy"}, {"Semaphore", "AcquirerProxy"}, {"BoundedSemaphore", "AcquirerProxy"},
+        {"Condition", "ConditionProxy"}, {"Event", "EventProxy"}, {"Barrier", "BarrierProxy"},
+        {"Pool", "PoolProxy"}};
+    for (auto& n : names)
+        if (base == n.first) return n.second;
+    return "AutoProxy[" + base + "]";
+}
+
+/// Lets multiprocessing::object hold proxies (object.hpp cannot include us).
+inline bool install_object_proxy_hooks() {
+    auto& h = object_proxy_hooks::instance();
+    h.type_name = [](const ref_entry& e) { return proxy_class_name(e.token.typeid_); };
+    h.repr = [](const ref_entry& e) {
+        // Python prints the proxy's id(); the shared object's id is what
+        // identifies it here.
+        std::ostringstream os;
+        os << "<" << proxy_class_name(e.token.typeid_) << " object, typeid '"
+           << e.token.typeid_.substr(0, e.token.typeid_.find('[')) << "' at 0x" << std::hex << e.token.id << ">";
+        return os.str();
+    };
+    h.id = [](const ref_entry& e) { return e.token.id; };
+    h.same = [](const ref_entry& a, const ref_entry& b) { return a.token == b.token; };
+    h.token = [](const ref_entry& e, std::string& tid, std::string& addr, std::uint64_t& id) {
+        tid = e.token.typeid_;
+        addr = encode_address(e.token.address);
+        id = e.token.id;
+    };
+    h.acquire = [](const std::string& tid, const std::string& addr, std::uint64_t id) {
+        if (id == 0) throw ValueError("an object holds a proxy with no shared object");
+        Token t{tid, decode_address(addr), id};
+        return client_state::instance().get(t.address).acquire(t);
+    };
+    return true;
+}
+inline const bool object_proxy_hooks_installed = install_object_proxy_hooks();
+
+}  // namespace detail
+
+/// Python's RebuildProxy: the proxy for a Token received from another
+/// process (over a pipe, a file, the network).  This process takes its own
+/// reference; connect() a manager to the token's address first when the
+/// authkey is not current_process().authkey().
+template <class T>
+detail::proxy_for_t<T> RebuildProxy(const Token& token) {
+    return detail::proxy_for_t<T>(detail::from_ref, detail::client_state::instance().get(token.address).acquire(token));
+}
+
+namespace detail {
+
+inline std::string random_hex(std::size_t bytes) {
+    static const char* digits = "0123456789abcdef";
+    std::string r = connection::detail::random_bytes(bytes), s;
+    for (unsigned char c : r) { s += digits[c >> 4]; s += digits[c & 15]; }
+    return s;
+}
+
+/// A fresh private directory (mode 0700) and a socket path inside it,
+/// like Python's pymp-XXXX/listener-XXXX.
+inline connection::Address private_address(std::string& dir) {
+    const char* tmp = ::getenv("TMPDIR");
+    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/pymp-XXXXXX";
+    if (!::mkdtemp(&tmpl[0])) throw connection::detail::sys_error("mkdtemp");
+    dir = tmpl;
+    return connection::Address(dir + "/listener-" + random_hex(4));
+}
+
+/// Waits up to timeout seconds for pid to end; its wait status, if it did.
+inline std::optional<int> wait_pid(pid_t pid, double timeout) {
+    int pfd = multiprocessing::detail::pidfd_open(pid);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+    for (;;) {
+        int status = 0;
+        pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid || (r < 0 && errno == ECHILD)) {
+            if (pfd >= 0) ::close(pfd);
+            return r == pid ? std::optional<int>(status) : std::optional<int>(0);
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        if (left <= 0) break;
+        if (pfd >= 0) {
+            pollfd p{pfd, POLLIN, 0};
+            ::poll(&p, 1, static_cast<int>(left));
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(left < 5 ? left : 5));
+        }
+    }
+    if (pfd >= 0) ::close(pfd);
+    return std::nullopt;
+}
+
+inline std::string encode_address(const connection::Address& a) {
+    if (a.is_tcp()) return "T" + std::to_string(a.port()) + "|" + a.host();
+    return "U" + a.path();
+}
+inline connection::Address decode_address(const std::string& s) {
+    if (!s.empty() && s[0] == 'T') {
+        auto bar = s.find('|');
+        return connection::Address(s.substr(bar + 1), static_cast<unsigned short>(std::stoi(s.substr(1, bar - 1))));
+    }
+    return connection::Address(s.substr(1));
+}
+
+}  // namespace detail
+
+/// A manager's authkey argument: a string, or none (std::nullopt, or left
+/// out) for current_process().authkey(), like Python's authkey=None.
+/// (Not a defaulted std::optional<std::string>: g++ 12 at -O2 warns about
+/// that temporary in every program that makes a manager.)
+class AuthKey {
+public:
+    AuthKey() = default;
+    AuthKey(std::nullopt_t) {}
+    AuthKey(std::string key) : key_(std::move(key)), given_(true) {}
+    AuthKey(const char* key) : key_(key), given_(true) {}
+    AuthKey(std::optional<std::string> key) : given_(key.has_value()) {
+        if (key) key_ = std::move(*key);
+    }
+    /// The key, or the current process's when none was given.
+    std::string value() && {
+        return given_ ? std::move(key_) : multiprocessing::current_process().authkey();
+    }
+
+private:
+    std::string key_;
+    bool given_ = false;
+};
+
+/// Python's BaseManager.  Derive with your class as the template argument
+/// (`struct M : BaseManager<M> {}`) so each manager class has its own
+/// registry, as Python keeps one per class; `BaseManager<>` is the plain one.
+///
+/// Differs from Python: `register` is `register_type` (a C++ keyword);
+/// objects are made with `create<T>(args...)` instead of a method named
+/// after the typeid; the server exits when the owner process dies; the
+/// destructor shuts down a server this process started (RAII for `with`).
+template <class Derived = void>
+class BaseManager {
+public:
+    using Address = connection::Address;
+    /// Python's State values.
+    enum class State { initial, started, shutdown };
+
+    /// Python's BaseManager(address, authkey).  An empty address picks a
+    /// private Unix socket; no authkey means current_process().authkey().
+    explicit BaseManager(Address address = {}, AuthKey authkey = {}, ServerOptions options = {},
+                         double shutdown_timeout = 1.0)
+        : address_(std::move(address)),
+          authkey_(std::move(authkey).value()),
+          options_(options),
+          shutdown_timeout_(shutdown_timeout) {}
+
+    ~BaseManager() {
+        try {
+            if (state_ == State::started && owner_pid_ == ::getpid()) shutdown();
+        } catch (...) {
+        }
+    }
+    BaseManager(const BaseManager&) = delete;
+    BaseManager& operator=(const BaseManager&) = delete;
+    /// Moves ownership of the server; the moved-from manager owns nothing.
+    BaseManager(BaseManager&& o) noexcept { take(o); }
+    BaseManager& operator=(BaseManager&& o) noexcept {
+        if (this != &o) {
+            try {
+                if (state_ == State::started && owner_pid_ == ::getpid()) shutdown();
+            } catch (...) {
+            }
+            take(o);
+        }
+        return *this;
+    }
+
+    /// This manager class's registry (Python's _registry).
+    static std::shared_ptr<detail::registry> registry() {
+        static auto r = std::make_shared<detail::registry>();
+        return r;
+    }
+
+    /// Python's register(typeid, proxytype=...): objects of T made with T's
+    /// constructors.  T may be a referent class (served through Proxy<T>)
+    /// or a proxy class made with MP_PROXY.
+    template <class T, class ProxyT = detail::proxy_for_t<T>>
+    static void register_type(const std::string& typeid_) {
+        using R = typename ProxyT::referent_type;
+        registry()->add(detail::make_entry<R, ProxyT>(typeid_));
+    }
+
+    /// Python's register(typeid, callable=...): objects made by callable,
+    /// which returns a T or a std::shared_ptr<T> (the same shared_ptr each
+    /// time hands out one shared object, as `lambda: queue` does in Python).
+    template <class T, class ProxyT = detail::proxy_for_t<T>, class F>
+    static void register_type(const std::string& typeid_, F callable) {
+        using R = typename ProxyT::referent_type;
+        using ct = detail::callable_traits<std::decay_t<F>>;
+        auto e = detail::make_entry<R, ProxyT>(typeid_);
+        e->factory = detail::make_factory<F, R>(std::move(callable), typename ct::wire_params{});
+        e->factory_sig = detail::factory_signature<R>(typename ct::wire_params{});
+        e->factory_text = detail::factory_text(typename ct::wire_params{});
+        registry()->add(std::move(e));
+    }
+
+    /// Python's start(initializer): forks the server process and waits until
+    /// it listens.
+    void start(std::function<void()> initializer = {}) {
+        if (state_ == State::started) throw ProcessError("Already started server");
+        if (state_ == State::shutdown) throw ProcessError("Manager has shut down");
+        int ready[2], alive[2];
+        if (::pipe2(ready, O_CLOEXEC) != 0) throw connection::detail::sys_error("pipe");
+        if (::pipe2(alive, O_CLOEXEC) != 0) {
+            ::close(ready[0]);
+            ::close(ready[1]);
+            throw connection::detail::sys_error("pipe");
+        }
+        auto reg = registry();
+        std::cout.flush();
+        std::cerr.flush();
+        std::fflush(nullptr);
+        pid_t pid = ::fork();
+        if (pid < 0) throw ProcessError("fork failed");
+        if (pid == 0) run_server_child(ready, alive, initializer, reg);
+        ::close(ready[1]);
+        ::close(alive[0]);
+        std::string msg = read_all(ready[0], 30.0);
+        ::close(ready[0]);
+        if (msg.size() < 2 || msg.compare(0, 2, "OK") != 0) {
+            ::close(alive[1]);
+            ::kill(pid, SIGKILL);
+            detail::wait_pid(pid, 5.0);
+            state_ = State::shutdown;
+            throw ProcessError("manager server failed to start" + (msg.size() > 2 ? ": " + msg.substr(2) : std::string()));
+        }
+        if (address_.empty()) {
+            Address a = detail::decode_address(msg.substr(2));
+            auto_dir_ = a.path().substr(0, a.path().rfind('/'));
+            address_ = a;
+        } else {
+            address_ = detail::decode_address(msg.substr(2));
+        }
+        alive_fd_ = alive[1];
+        multiprocessing::detail::fork_state::instance().add_owner_fd(alive_fd_);
+        server_pid_ = pid;
+        owner_pid_ = ::getpid();
+        state_ = State::started;
+        ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame, options_.spin_us,
+                                                     &options_.call_timeout);
+        ep_->reset(false);  // a new server at this address: forget any old one
+    }
+
+    /// Python's connect(): attaches to a running manager at address().
+    void connect() {
+        ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame, options_.spin_us,
+                                                     &options_.call_timeout);
+        if (ep_->dead()) ep_->reset(false);
+        ep_->simple(detail::kind::dummy);
+        state_ = State::started;
+    }
+
+    /// Python's shutdown(): stops the server and reaps it (terminating it if
+    /// it does not exit within shutdown_timeout).  A connected manager asks
+    /// the server to stop.  A no-op in a forked copy of the owner.
+    void shutdown() {
+        if (state_ != State::started) return;
+        if (server_pid_ > 0 && owner_pid_ != ::getpid()) return;
+        try {
+            // Bounded: a frozen (SIGSTOPped) server must not hang shutdown;
+            // ours is terminated below if it does not exit.
+            std::optional<call_timeout> bound;
+            if (server_pid_ > 0) bound.emplace(shutdown_timeout_ + 1.0);
+            ep_->simple(detail::kind::shutdown);
+        } catch (...) {
+        }
+        ep_->reset(true);
+        state_ = State::shutdown;
+        if (server_pid_ <= 0) return;
+        auto st = detail::wait_pid(server_pid_, shutdown_timeout_);
+        if (!st) {
+            ::kill(server_pid_, SIGTERM);
+            st = detail::wait_pid(server_pid_, 1.0);
+        }
+        if (!st) {
+            ::kill(server_pid_, SIGKILL);
+            st = detail::wait_pid(server_pid_, 5.0);
+        }
+        if (st) exitcode_ = WIFSIGNALED(*st) ? -WTERMSIG(*st) : WEXITSTATUS(*st);
+        multiprocessing::detail::fork_state::instance().remove_owner_fd(alive_fd_);
+        ::close(alive_fd_);
+        alive_fd_ = -1;
+        // A server killed before it could clean up leaves its socket behind.
+        if (address_.is_unix() && !auto_dir_.empty()) {
+            ::unlink(address_.path().c_str());
+            ::rmdir(auto_dir_.c_str());
+        }
+    }
+
+    /// Python's `with manager:` when the manager must outlive the block
+    /// (to read exitcode() after it, as Python reads _process.exitcode):
+    /// starts the manager if it is not started yet (Python's __enter__;
+    /// ProcessError if it has shut down), and the returned guard shuts it
+    /// down when its scope ends (__exit__).
+    ///   { auto with = manager.enter(); ... }   // then manager.exitcode()
+    [[nodiscard]] auto enter() {
+        if (state_ == State::initial) start();
+        if (state_ != State::started) throw ProcessError("Unable to start server");
+        struct scope {
+            BaseManager* m;
+            explicit scope(BaseManager* mgr) : m(mgr) {}
+            scope(const scope&) = delete;
+            scope& operator=(const scope&) = delete;
+            ~scope() {
+                try {
+                    m->shutdown();
+                } catch (...) {
+                }
+            }
+        };
+        return scope(this);
+    }
+
+    /// Python's join(timeout): waits for the server process to end.
+    bool join(std::optional<double> timeout = std::nullopt) {
+        if (server_pid_ <= 0 || exitcode_) return true;
+        auto st = detail::wait_pid(server_pid_, timeout.value_or(1e9));
+        if (st) exitcode_ = WIFSIGNALED(*st) ? -WTERMSIG(*st) : WEXITSTATUS(*st);
+        return st.has_value();
+    }
+
+    /// Python's get_server(): a Server for this manager's registry, in this
+    /// process; call serve_forever() on it.
+    Server get_server() {
+        if (state_ != State::initial) throw ProcessError("manager already started or connected");
+        std::string dir;
+        Address a = address_.empty() ? detail::private_address(dir) : address_;
+        return Server(registry(), a, authkey_, options_, dir);
+    }
+
+    /// Where the server listens (known after start()).
+    const Address& address() const { return address_; }
+    const std::string& authkey() const { return authkey_; }
+    State state() const { return state_; }
+    /// The server process's pid, or -1 if this object did not start it.
+    pid_t pid() const { return server_pid_; }
+    /// The server's exit code once it has been reaped (Python's _process.exitcode).
+    std::optional<int> exitcode() const { return exitcode_; }
+
+    /// Live objects in the server (Python's private _number_of_objects()).
+    std::size_t number_of_objects() { return std::stoul(endpoint().simple(detail::kind::number_of_objects)); }
+    /// One line per object and client session (Python's _debug_info()).
+    std::string debug_info() { return endpoint().simple(detail::kind::debug_info); }
+    /// Frees, now, the shared objects kept alive only by proxies held in
+    /// other shared objects (reference cycles such as `l.append(l)`), and
+    /// returns how many.  The server also does this by itself shortly after
+    /// a decref leaves an object referenced only from inside the server, as
+    /// CPython's server's garbage collector does; Python has no such call.
+    std::size_t collect() { return std::stoul(endpoint().simple(detail::kind::collect)); }
+
+    /// Python's manager.&lt;typeid&gt;(args): makes a shared object in the server
+    /// and returns its proxy.  T is the referent or proxy type registered;
+    /// the constructor (or registered callable) gets args.  Arguments no
+    /// constructor of T takes fail to compile (use create_as for a callable).
+    template <class T, class... A>
+    detail::proxy_for_t<T> create(A&&... args) {
+        using P = detail::proxy_for_t<T>;
+        // Without arguments the type may come from a registered callable
+        // (`lambda: queue`); with them, a constructor must take them.
+        static_assert(sizeof...(A) == 0 ||
+                          std::is_constructible_v<typename P::referent_type, detail::wire_t<A>...>,
+                      "multiprocessing: create<T>(args): T has no constructor taking these arguments "
+                      "(for a registered callable that takes them, use create_as<T>(typeid, args...))");
+        std::string tid = registry()->typeid_for_proxy(std::type_index(typeid(P)));
+        if (tid.empty())
+            throw ValueError(multiprocessing::detail::type_name<P>() + " is not registered with this manager");
+        return create_as<T>(tid, std::forward<A>(args)...);
+    }
+
+    /// create() for a typeid given by name, for classes registered under
+    /// several typeids.
+    template <class T, class... A>
+    detail::proxy_for_t<T> create_as(const std::string& typeid_, A&&... args) {
+        using P = detail::proxy_for_t<T>;
+        using R = typename P::referent_type;
+        if constexpr (std::is_constructible_v<R, detail::wire_t<A>...>)
+            (void)&detail::constructor_registrar<R, detail::wire_t<A>...>::registered;
+        std::shared_ptr<detail::ref_entry> e;
+        try {
+            e = endpoint().create(typeid_, detail::fingerprint<P>(),
+                                  detail::constructor_signature<R, detail::wire_t<A>...>(),
+                                  [&](std::vector<char>& buf) {
+                                      detail::write_args(buf, detail::type_list<detail::wire_t<A>...>{},
+                                                         std::forward<A>(args)...);
+                                  });
+        } catch (const RemoteError& err) {
+            // Known here, unknown to a server this process forked: it was
+            // registered after start(), as Python would not say.
+            if (server_pid_ > 0 && err.type_name() == "KeyError" &&
+                err.message().rfind("unknown typeid", 0) == 0 && registry()->find(typeid_))
+                throw RemoteError("KeyError", err.message() +
+                                                  ": it was registered after start(), and the server (forked by "
+                                                  "start()) has the registry of that moment; call register_type "
+                                                  "before start()");
+            throw;
+        }
+        return P(detail::from_ref, std::move(e));
+    }
+
+protected:
+    /// True in the process that start()ed the server (not in forked copies).
+    bool owns_server() const { return server_pid_ > 0 && owner_pid_ == ::getpid(); }
+
+    detail::endpoint& endpoint() {
+        if (state_ != State::started || !ep_) throw ProcessError("manager is not started or connected");
+        return *ep_;
+    }
+
+private:
+    void take(BaseManager& o) {
+        address_ = std::move(o.address_);
+        authkey_ = std::move(o.authkey_);
+        options_ = o.options_;
+        shutdown_timeout_ = o.shutdown_timeout_;
+        state_ = std::exchange(o.state_, State::shutdown);
+        ep_ = std::exchange(o.ep_, nullptr);
+        server_pid_ = std::exchange(o.server_pid_, -1);
+        owner_pid_ = std::exchange(o.owner_pid_, -1);
+        alive_fd_ = std::exchange(o.alive_fd_, -1);
+        exitcode_ = o.exitcode_;
+        auto_dir_ = std::move(o.auto_dir_);
+    }
+
+    [[noreturn]] void run_server_child(int ready[2], int alive[2], const std::function<void()>& initializer,
+                                       std::shared_ptr<detail::registry> reg) {
+        ::close(ready[0]);
+        ::close(alive[1]);
+        ::signal(SIGINT, SIG_IGN);  // Ctrl-C is the owner's; the server ends with it
+        int code = 0;
+        try {
+            if (initializer) initializer();
+            std::string dir;
+            Address a = address_.empty() ? detail::private_address(dir) : address_;
+            Server server(reg, a, authkey_, options_, dir);
+            server.set_owner_fd(alive[0]);
+            std::string msg = "OK" + detail::encode_address(server.address());
+            [[maybe_unused]] auto w = ::write(ready[1], msg.data(), msg.size());
+            ::close(ready[1]);
+            server.serve_forever(true);
+        } catch (const std::exception& e) {
+            std::string msg = std::string("ER") + e.what();
+            [[maybe_unused]] auto w = ::write(ready[1], msg.data(), msg.size());
+            code = 1;
+        }
+        std::fflush(nullptr);
+        ::_exit(code);
+    }
+
+    static std::string read_all(int fd, double timeout) {
+        std::string s;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+        char buf[4096];
+        for (;;) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+            if (left <= 0) return s;
+            pollfd p{fd, POLLIN, 0};
+            int r = ::poll(&p, 1, static_cast<int>(left));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) return s;
+            ssize_t n = ::read(fd, buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return s;
+            s.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+
+    Address address_;
+    std::string authkey_;
+    ServerOptions options_;
+    double shutdown_timeout_;
+    State state_ = State::initial;
+    detail::endpoint* ep_ = nullptr;
+    pid_t server_pid_ = -1;
+    pid_t owner_pid_ = -1;
+    int alive_fd_ = -1;
+    std::optional<int> exitcode_;
+    std::string auto_dir_;
+};
+
+}  // namespace multiprocessing::managers
+
