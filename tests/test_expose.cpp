@@ -41,12 +41,32 @@ struct Tally {
 // A class of a namespace exposed at global scope, with a single method.
 MP_EXPOSE(shop::deep::Tally, bump)
 
+// Overloads, exposed with their signatures.
+class Calc {
+public:
+    int add(int a) { return total_ += a; }
+    double add(double a) { return dtotal_ += a; }
+    std::string add(const std::string& s) { return text_ += s; }
+    int add(int a, int b) { return total_ += a * b; }
+    std::string show() const { return "const"; }
+    std::string show() { return "mutable"; }
+    int total() const { return total_; }
+
+private:
+    int total_ = 0;
+    double dtotal_ = 0;
+    std::string text_;
+};
+MP_EXPOSE(Calc, (add, int(int), double(double), std::string(const std::string&), int(int, int)),
+          (show, std::string() const), total)
+
 struct ExposeManager : mp::managers::BaseManager<ExposeManager> {};
 
 namespace {
 const bool registered = [] {
     ExposeManager::register_type<shop::Till>("Till");
     ExposeManager::register_type<shop::deep::Tally>("Tally");
+    ExposeManager::register_type<Calc>("Calc");
     return true;
 }();
 }  // namespace
@@ -107,4 +127,29 @@ TEST_CASE("a type registered after start() is unknown to that server, and the er
     m2.start();
     CHECK(m2.create<Late>().value() == 7);
     m2.shutdown();
+}
+
+TEST_CASE("overloaded methods exposed with their signatures", "[expose]") {
+    ExposeManager m;
+    m.start();
+    auto c = m.create<Calc>();
+    CHECK(c.add(2) == 2);              // int(int): exact
+    CHECK(c.add(1.5) == 1.5);          // double(double): exact, not int(int)
+    CHECK(c.add(2.5f) == 4.0);         // float: double(double), which takes it without narrowing
+    CHECK(c.total() == 2);
+    CHECK(c.add(short(1)) == 3);       // short: int(int)
+    CHECK(c.add("ab") == "ab");        // a C string: no exact match, converts to std::string only
+    CHECK(c.add(std::string("cd")) == "abcd");
+    CHECK(c.add(3, 4) == 15);          // int(int, int)
+    CHECK(c.show() == "const");        // the const overload, the one listed
+    // call_async names one overload by its pointer, as C++ does.
+    CHECK(mp::managers::call_async<static_cast<int (Calc::*)(int)>(&Calc::add)>(c, 4).get() == 19);
+    // The server lists an overloaded name once.
+    try {
+        c._callmethod<int>("nothere");
+        FAIL("no error");
+    } catch (const RemoteError& e) {
+        CHECK_THAT(e.message(), Catch::Contains("('add', 'show', 'total')"));
+    }
+    m.shutdown();
 }

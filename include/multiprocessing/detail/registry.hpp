@@ -463,6 +463,53 @@ struct method_desc {
     }
 };
 
+/// The method_descs of the overloads Sigs of one name: O::pointer<Sig>()
+/// names each (see MP_EXPOSE).
+template <class O, class... Sigs>
+auto overload_descs(const char* name) {
+    return std::make_tuple(method_desc<O::template pointer<Sigs>()>{name}...);
+}
+
+template <class P, class A, class = void>
+struct same_decayed : std::false_type {};
+template <class... P, class... A>
+struct same_decayed<type_list<P...>, type_list<A...>, std::enable_if_t<sizeof...(P) == sizeof...(A)>>
+    : std::bool_constant<(std::is_same_v<std::decay_t<P>, std::decay_t<A>> && ...)> {};
+
+template <class P, class A, class = void>
+struct brace_ok : std::false_type {};
+template <class P, class A>
+struct brace_ok<P, A, std::void_t<decltype(std::decay_t<P>{std::declval<A>()})>> : std::true_type {};
+template <class P, class A, class = void>
+struct no_narrowing : std::false_type {};
+template <class... P, class... A>
+struct no_narrowing<type_list<P...>, type_list<A...>, std::enable_if_t<sizeof...(P) == sizeof...(A)>>
+    : std::bool_constant<(brace_ok<P, A>::value && ...)> {};
+
+/// Which of the member pointer types M a call with arguments A picks: the
+/// first whose parameters are A exactly, else the first A converts to
+/// without narrowing (a float goes to double before int), else the first A
+/// converts to at all; sizeof...(M) if none.
+template <class Args, class... M>
+struct overload_pick;
+template <class... A, class... M>
+struct overload_pick<type_list<A...>, M...> {
+    static constexpr std::size_t value = [] {
+        constexpr bool ok[] = {(method_traits<M>::template arity_ok<A...>() &&
+                                method_traits<M>::template accepts<A...>())...,
+                               false};
+        constexpr bool exact[] = {same_decayed<typename method_traits<M>::params, type_list<A...>>::value..., false};
+        constexpr bool wide[] = {no_narrowing<typename method_traits<M>::params, type_list<A...>>::value..., false};
+        for (std::size_t i = 0; i < sizeof...(M); ++i)
+            if (ok[i] && exact[i]) return i;
+        for (std::size_t i = 0; i < sizeof...(M); ++i)
+            if (ok[i] && wide[i]) return i;
+        for (std::size_t i = 0; i < sizeof...(M); ++i)
+            if (ok[i]) return i;
+        return sizeof...(M);
+    }();
+};
+
 // ---- optional capabilities of a referent type ----
 
 template <class T, class = void>
@@ -611,7 +658,7 @@ struct type_entry {
     std::string referent_name;
     std::uint64_t fingerprint = 0;
     std::vector<method_entry> methods;
-    std::unordered_map<std::string_view, const method_entry*> by_name;
+    std::unordered_multimap<std::string_view, const method_entry*> by_name;  // overloads share a name
     factory_fn factory;        // from a registered callable; empty = use constructors
     std::uint64_t factory_sig = 0;
     std::string factory_text;
@@ -623,15 +670,24 @@ struct type_entry {
     /// Visits the proxies an object holds (null: it holds none we can see).
     void (*traverse)(const void*, const gc_visitor&) = nullptr;
 
-    const method_entry* find(std::string_view name) const {
-        auto it = by_name.find(name);
-        return it == by_name.end() ? nullptr : it->second;
+    /// The method name with signature sig; failing that, one of that name
+    /// (whose signature the caller then finds wrong); null if none.
+    const method_entry* find(std::string_view name, std::uint64_t sig) const {
+        auto range = by_name.equal_range(name);
+        for (auto it = range.first; it != range.second; ++it)
+            if (it->second->sig == sig) return it->second;
+        return range.first == range.second ? nullptr : range.first->second;
     }
     std::string exposed_list() const {
         std::string s = "(";
-        for (std::size_t i = 0; i < methods.size(); ++i)
-            s += (i ? ", '" : "'") + std::string(methods[i].name) + "'";
-        if (methods.size() == 1) s += ",";
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < methods.size(); ++i) {
+            bool seen = false;
+            for (std::size_t j = 0; j < i; ++j) seen = seen || methods[j].name == methods[i].name;
+            if (seen) continue;
+            s += (n++ ? ", '" : "'") + std::string(methods[i].name) + "'";
+        }
+        if (n == 1) s += ",";
         return s + ")";
     }
 };

@@ -206,6 +206,20 @@ public:
     }
 
 protected:
+    // Called by the member function MP_EXPOSE generates for overloads: O
+    // names each overload (O::pointer<Sig>()); the arguments pick one.
+    template <class O, class... Sigs, class... A>
+    decltype(auto) _call_overload_(std::string_view name, A&&... args) const {
+        constexpr std::size_t i =
+            detail::overload_pick<detail::type_list<A...>, decltype(O::template pointer<Sigs>())...>::value;
+        static_assert(i < sizeof...(Sigs),
+                      "multiprocessing: no exposed overload of this method takes these arguments");
+        if constexpr (i < sizeof...(Sigs)) {
+            constexpr auto pointers = std::make_tuple(O::template pointer<Sigs>()...);
+            return this->template _call_exposed_<std::get<i>(pointers)>(name, std::forward<A>(args)...);
+        }
+    }
+
     // Called by the member functions MP_EXPOSE generates.
     template <auto M, class... A>
     decltype(auto) _call_exposed_(std::string_view name, A&&... args) const {

@@ -5,8 +5,11 @@
 // those names, so calling a method that is not exposed, or with arguments
 // that do not convert to its parameters, fails to compile.
 //
-// Limits: up to 32 methods; an overloaded method name cannot be exposed
-// (its address is ambiguous); use MP_PROXY for several proxies of one class;
+// Overloads: an entry `(name, int(int), std::string(std::string) const)`
+// exposes those overloads of name; a call picks the first whose parameter
+// types match the arguments exactly, else the first they convert to.
+// Limits: up to 32 entries; default arguments are not known to the proxy
+// (pass every argument); use MP_PROXY for several proxies of one class;
 // MP_EXPOSE goes in T's namespace or at global scope (where lookup from T
 // finds it), not in a third namespace.
 #pragma once
@@ -88,17 +91,46 @@ struct multiprocessing_expose_tag {};
 #define MP_DETAIL_FOR_EACH(M, T, ...) MP_DETAIL_EXPAND(MP_DETAIL_PICK(__VA_ARGS__, MP_DETAIL_FE_32, MP_DETAIL_FE_31, MP_DETAIL_FE_30, MP_DETAIL_FE_29, MP_DETAIL_FE_28, MP_DETAIL_FE_27, MP_DETAIL_FE_26, MP_DETAIL_FE_25, MP_DETAIL_FE_24, MP_DETAIL_FE_23, MP_DETAIL_FE_22, MP_DETAIL_FE_21, MP_DETAIL_FE_20, MP_DETAIL_FE_19, MP_DETAIL_FE_18, MP_DETAIL_FE_17, MP_DETAIL_FE_16, MP_DETAIL_FE_15, MP_DETAIL_FE_14, MP_DETAIL_FE_13, MP_DETAIL_FE_12, MP_DETAIL_FE_11, MP_DETAIL_FE_10, MP_DETAIL_FE_9, MP_DETAIL_FE_8, MP_DETAIL_FE_7, MP_DETAIL_FE_6, MP_DETAIL_FE_5, MP_DETAIL_FE_4, MP_DETAIL_FE_3, MP_DETAIL_FE_2, MP_DETAIL_FE_1, MP_DETAIL_UNUSED)(M, T, __VA_ARGS__))
 #define MP_DETAIL_FOR_LIST(M, T, ...) MP_DETAIL_EXPAND(MP_DETAIL_PICK(__VA_ARGS__, MP_DETAIL_FL_32, MP_DETAIL_FL_31, MP_DETAIL_FL_30, MP_DETAIL_FL_29, MP_DETAIL_FL_28, MP_DETAIL_FL_27, MP_DETAIL_FL_26, MP_DETAIL_FL_25, MP_DETAIL_FL_24, MP_DETAIL_FL_23, MP_DETAIL_FL_22, MP_DETAIL_FL_21, MP_DETAIL_FL_20, MP_DETAIL_FL_19, MP_DETAIL_FL_18, MP_DETAIL_FL_17, MP_DETAIL_FL_16, MP_DETAIL_FL_15, MP_DETAIL_FL_14, MP_DETAIL_FL_13, MP_DETAIL_FL_12, MP_DETAIL_FL_11, MP_DETAIL_FL_10, MP_DETAIL_FL_9, MP_DETAIL_FL_8, MP_DETAIL_FL_7, MP_DETAIL_FL_6, MP_DETAIL_FL_5, MP_DETAIL_FL_4, MP_DETAIL_FL_3, MP_DETAIL_FL_2, MP_DETAIL_FL_1, MP_DETAIL_UNUSED)(M, T, __VA_ARGS__))
 
-#define MP_DETAIL_PROXY_METHOD(T, name)                                                      \
+// An entry is a method name, or `(name, Sig...)` for the overloads of name
+// with those signatures (`int(int)`, `int(int) const`).
+#define MP_DETAIL_CAT(a, b) MP_DETAIL_CAT_I(a, b)
+#define MP_DETAIL_CAT_I(a, b) a##b
+#define MP_DETAIL_UNPAREN(...) __VA_ARGS__
+#define MP_DETAIL_PROBE_PAREN(...) ~, 1
+#define MP_DETAIL_SECOND(a, b, ...) b
+#define MP_DETAIL_SECOND_I(...) MP_DETAIL_EXPAND(MP_DETAIL_SECOND(__VA_ARGS__))
+#define MP_DETAIL_IS_PAREN(x) MP_DETAIL_SECOND_I(MP_DETAIL_PROBE_PAREN x, 0, ~)
+#define MP_DETAIL_WITH_T(T, x) (T, MP_DETAIL_UNPAREN x)
+
+#define MP_DETAIL_PROXY_METHOD(T, x) MP_DETAIL_CAT(MP_DETAIL_PROXY_METHOD_, MP_DETAIL_IS_PAREN(x))(T, x)
+#define MP_DETAIL_PROXY_METHOD_0(T, name)                                                    \
     template <class... MpArgs>                                                               \
     decltype(auto) name(MpArgs&&... mp_args) const {                                         \
         return this->template _call_exposed_<&T::name>(#name, std::forward<MpArgs>(mp_args)...); \
     }
-#define MP_DETAIL_METHOD_DESC(T, name) ::multiprocessing::managers::detail::method_desc<&T::name>{#name}
+#define MP_DETAIL_PROXY_METHOD_1(T, x) MP_DETAIL_EXPAND(MP_DETAIL_PROXY_OVERLOADS MP_DETAIL_WITH_T(T, x))
+#define MP_DETAIL_PROXY_OVERLOADS(T, name, ...)                                              \
+    struct mp_overloads_##name {                                                             \
+        template <class MpSig>                                                               \
+        static constexpr MpSig T::*pointer() { return &T::name; }                            \
+    };                                                                                       \
+    template <class... MpArgs>                                                               \
+    decltype(auto) name(MpArgs&&... mp_args) const {                                         \
+        return this->template _call_overload_<mp_overloads_##name, __VA_ARGS__>(             \
+            #name, std::forward<MpArgs>(mp_args)...);                                        \
+    }
+
+#define MP_DETAIL_METHOD_DESC(T, x) MP_DETAIL_CAT(MP_DETAIL_METHOD_DESC_, MP_DETAIL_IS_PAREN(x))(T, x)
+#define MP_DETAIL_METHOD_DESC_0(T, name) \
+    std::make_tuple(::multiprocessing::managers::detail::method_desc<&T::name>{#name})
+#define MP_DETAIL_METHOD_DESC_1(T, x) MP_DETAIL_EXPAND(MP_DETAIL_OVERLOAD_DESCS MP_DETAIL_WITH_T(T, x))
+#define MP_DETAIL_OVERLOAD_DESCS(T, name, ...) \
+    ::multiprocessing::managers::detail::overload_descs<mp_overloads_##name, __VA_ARGS__>(#name)
 
 #define MP_DETAIL_PROXY_BODY(T, ...)                                                         \
     MP_DETAIL_FOR_EACH(MP_DETAIL_PROXY_METHOD, T, __VA_ARGS__)                               \
     static auto _exposed_() {                                                                \
-        return std::make_tuple(MP_DETAIL_FOR_LIST(MP_DETAIL_METHOD_DESC, T, __VA_ARGS__));   \
+        return std::tuple_cat(MP_DETAIL_FOR_LIST(MP_DETAIL_METHOD_DESC, T, __VA_ARGS__));    \
     }
 
 /// Exposes methods of class T through Proxy<T> (Python's `exposed=`).

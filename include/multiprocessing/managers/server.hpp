@@ -1007,7 +1007,7 @@ private:
             const detail::type_entry& t = *r->type;
             detail::invoke_fn fn = nullptr;
             std::uint64_t expect = 0;
-            if (auto* m = t.find(name)) {
+            if (auto* m = t.find(name, h.sig)) {
                 fn = m->invoke;
                 expect = m->sig;
             } else if (name == "#getvalue" && t.getvalue) {
