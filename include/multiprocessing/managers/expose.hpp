@@ -147,7 +147,7 @@ struct multiprocessing_expose_tag {};
         using ::multiprocessing::managers::ProxyBase<T>::ProxyBase;                          \
         MP_DETAIL_PROXY_BODY(T, __VA_ARGS__)                                                 \
     };                                                                                       \
-    inline MpExposedProxy<T>* multiprocessing_exposed_proxy(T*, ::multiprocessing_expose_tag) { \
+    [[maybe_unused]] inline MpExposedProxy<T>* multiprocessing_exposed_proxy(T*, ::multiprocessing_expose_tag) { \
         return nullptr;                                                                      \
     }
 
