@@ -67,8 +67,14 @@ struct owed_refs {
     std::vector<owed> v;
     pid_t pid = 0;  // a forked child owes nothing its parent was given
 
-    static owed_refs& mine() {
+    /// This thread's list, unchecked after fork(): only for the test of
+    /// emptiness every call makes (getpid() is a system call).
+    static owed_refs& raw() {
         static thread_local owed_refs o;
+        return o;
+    }
+    static owed_refs& mine() {
+        owed_refs& o = raw();
         if (o.pid != ::getpid()) {
             o.v.clear();
             o.pid = ::getpid();
@@ -86,7 +92,7 @@ struct owed_scope {
     owed_scope(const owed_scope&) = delete;
     owed_scope& operator=(const owed_scope&) = delete;
     ~owed_scope() {
-        auto& o = owed_refs::mine();
+        auto& o = owed_refs::raw();
         if (!o.v.empty()) o.give_back();
     }
 };
@@ -309,7 +315,7 @@ public:
     template <class Build>
     std::pair<const char*, std::size_t> call(Build&& build) {
         {
-            auto& o = owed_refs::mine();  // left by a reply decoded without an owed_scope
+            auto& o = owed_refs::raw();  // left by a reply decoded without an owed_scope
             if (!o.v.empty()) o.give_back();
         }
         local_server* local = local_.load(std::memory_order_acquire);
@@ -792,7 +798,10 @@ inline ref_entry::~ref_entry() {
 }
 
 inline void owed_refs::give_back() noexcept {
-    if (pid != ::getpid()) return;
+    if (pid != ::getpid()) {
+        v.clear();  // the parent's, inherited through fork()
+        return;
+    }
     auto left = std::move(v);
     v.clear();
     for (auto& x : left) x.ep->give_back(x.id, x.n);
