@@ -11,19 +11,10 @@
 
 namespace mp = multiprocessing;
 
-/// The same class as in remote_server.cpp: the typeid and every exposed
-/// signature must match, or create() and calls fail with a TypeError.
-class StringQueue {
-public:
-    void put(const std::string&) { unused(); }
-    std::string get(double) { return unused(); }
-    std::size_t qsize() const { return 0; }
-
-private:
-    // Only the server runs these; the client needs the signatures.
-    [[noreturn]] static std::string unused() { throw mp::NotImplementedError("runs in the server"); }
-};
-MP_EXPOSE(StringQueue, put, get, qsize)
+/// What this client calls of remote_server's queue: names and signatures
+/// only, no class.  connect() checks them against the server's registration
+/// (a TypeError names any method that differs).
+MP_INTERFACE(StringQueue, (put, void(const std::string&)), (get, std::string(double)), (qsize, std::size_t() const));
 
 struct QueueManager : mp::managers::BaseManager<QueueManager> {
     using BaseManager::BaseManager;
@@ -34,7 +25,7 @@ int run(int argc, char** argv) {
         std::cerr << "usage: remote_client HOST PORT AUTHKEY put ITEM... | get COUNT [TIMEOUT] | info | shutdown\n";
         return 2;
     }
-    QueueManager::register_type<StringQueue>("get_queue");  // no callable: the server makes it
+    QueueManager::register_type<StringQueue>("get_queue");  // Python: QueueManager.register('get_queue')
     QueueManager m(mp::connection::Address(argv[1], static_cast<unsigned short>(std::stoi(argv[2]))), std::string(argv[3]));
     m.connect();
     std::string mode = argv[4];

@@ -17,7 +17,7 @@
 namespace mp = multiprocessing;
 
 /// A FIFO of strings shared by remote clients; remote_client.cpp declares
-/// the same class, as a separate program must.
+/// only the methods it calls (MP_INTERFACE).
 class StringQueue {
 public:
     void put(const std::string& item) {

@@ -153,3 +153,42 @@ TEST_CASE("overloaded methods exposed with their signatures", "[expose]") {
     }
     m.shutdown();
 }
+
+// Default arguments: a call may leave them out; the server's C++ fills them in.
+class Greeter {
+public:
+    std::string greet(const std::string& who = "world", int times = 1, std::string_view sep = " ") const {
+        std::string s = "hello";
+        for (int i = 0; i < times; ++i) s += std::string(sep) + who;
+        return s;
+    }
+    int scale(int x, int factor = 10) { return x * factor; }
+    // Evaluated in the server at each call, as C++ does.
+    int next(int step = default_step()) { return count_ += step; }
+    static int default_step() { return 5; }
+
+private:
+    int count_ = 0;
+};
+MP_EXPOSE(Greeter, greet, scale, next)
+
+struct DefaultsManager : mp::managers::BaseManager<DefaultsManager> {};
+
+TEST_CASE("default arguments may be left out", "[expose]") {
+    DefaultsManager::register_type<Greeter>("Greeter");
+    DefaultsManager m;
+    m.start();
+    auto g = m.create<Greeter>();
+    CHECK(g.greet() == "hello world");
+    CHECK(g.greet("bob") == "hello bob");
+    CHECK(g.greet("bob", 2) == "hello bob bob");
+    CHECK(g.greet("bob", 2, "-") == "hello-bob-bob");
+    CHECK(g.scale(3) == 30);
+    CHECK(g.scale(3, 2) == 6);
+    CHECK(g.next() == 5);
+    CHECK(g.next(1) == 6);
+    CHECK(g.next() == 11);
+    // Python's _callmethod with fewer arguments finds the shorter signature too.
+    CHECK(g._callmethod<int>("scale", 4) == 40);
+    m.shutdown();
+}

@@ -386,12 +386,13 @@ public:
         return e;
     }
 
-    /// A request with no object (number_of_objects, debug_info, shutdown...).
-    std::string simple(kind k) {
+    /// A request with no object (number_of_objects, debug_info, shutdown,
+    /// describe with a typeid as name...).
+    std::string simple(kind k, std::string_view name = {}) {
         std::lock_guard<std::recursive_mutex> g(mu_);
         attach_locked();
         client_connection& c = control();
-        begin_request(c.obuf, k, c.next_id++, 0, 0);
+        begin_request(c.obuf, k, c.next_id++, 0, 0, name.data(), name.size());
         auto r = control_roundtrip();
         return std::string(r.first, r.second);
     }

@@ -34,7 +34,7 @@
 namespace multiprocessing::managers::detail {
 
 /// Bumped whenever the wire format changes; checked in HELLO.
-constexpr std::uint32_t protocol_version = 4;
+constexpr std::uint32_t protocol_version = 5;
 
 enum class kind : std::uint8_t {
     hello = 1,      // id = session, sig = (version << 32) | pid
@@ -48,6 +48,7 @@ enum class kind : std::uint8_t {
     dummy = 9,
     ack = 10,       // request_id = the reply acknowledged, sig = 1 taken / 0 refused; no reply
     collect = 11,   // frees unreachable reference cycles; reply = the count freed, as text
+    describe = 12,  // name = typeid; reply = a line per exposed method: name TAB sig TAB text
 };
 
 /// ReplyHeader::flags: the reply hands something over (a queue item, a

@@ -143,6 +143,12 @@ struct proxy_typeid_check {
     static bool ok(const std::string&) { return true; }
 };
 
+/// The referent type of an MP_INTERFACE proxy: the class lives elsewhere.
+template <class I>
+struct interface_referent {};
+template <class T> struct is_interface_referent : std::false_type {};
+template <class I> struct is_interface_referent<interface_referent<I>> : std::true_type {};
+
 template <class T> struct is_shared_ptr : std::false_type {};
 template <class T> struct is_shared_ptr<std::shared_ptr<T>> : std::true_type {};
 
@@ -252,13 +258,29 @@ std::uint64_t method_signature_impl(type_list<P...>) {
     return signature_hash<typename result_wire<R>::type, P...>("method");
 }
 
+/// Signature hash of a member function type MP (the class does not count).
+template <class MP>
+std::uint64_t method_signature_of() {
+    using tr = method_traits<MP>;
+    static const std::uint64_t h = method_signature_impl<MP, typename tr::result_type>(typename tr::wire_params{});
+    return h;
+}
 /// Signature hash of an exposed member function.
 template <auto M>
-std::uint64_t method_signature() {
-    using tr = method_traits<decltype(M)>;
-    static const std::uint64_t h =
-        method_signature_impl<decltype(M), typename tr::result_type>(typename tr::wire_params{});
-    return h;
+std::uint64_t method_signature() { return method_signature_of<decltype(M)>(); }
+
+/// A member function type as people write it, for messages: `int(int, std::string)`.
+template <class R, class... P>
+std::string signature_text_impl(type_list<P...>) {
+    std::string s = multiprocessing::detail::type_name<R>() + "(" + type_names<P...>() + ")";
+    const std::string longer = "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >";
+    for (auto i = s.find(longer); i != std::string::npos; i = s.find(longer, i)) s.replace(i, longer.size(), "std::string");
+    return s;
+}
+template <class MP>
+std::string signature_text() {
+    using tr = method_traits<MP>;
+    return signature_text_impl<typename tr::result_type>(typename tr::params{});
 }
 
 /// Server side of a call: registers a returned shared object and makes the
@@ -416,7 +438,14 @@ private:
 /// (object, request body, reply buffer, lock or null)
 using invoke_fn = void (*)(void*, const char*, std::size_t, std::vector<char>&, std::mutex*);
 
-template <auto M, class C, class R, class... P, std::size_t... I>
+/// Calls member function M.
+template <auto M>
+struct member_caller {
+    template <class C, class... A>
+    static decltype(auto) call(C& self, A&&... a) { return (self.*M)(std::forward<A>(a)...); }
+};
+
+template <class Caller, class C, class R, class... P, std::size_t... I>
 void invoke_impl(void* obj, const char* body, std::size_t n, std::vector<char>& out, std::mutex* mu,
                  type_list<P...>, std::index_sequence<I...>) {
     std::tuple<wire_t<P>...> args;
@@ -424,14 +453,14 @@ void invoke_impl(void* obj, const char* body, std::size_t n, std::vector<char>& 
     object_lock lock(mu);
     C& self = *static_cast<C*>(obj);
     if constexpr (std::is_void_v<R>) {
-        (self.*M)(from_wire<P>(std::get<I>(args))...);
+        Caller::call(self, from_wire<P>(std::get<I>(args))...);
     } else if constexpr (gc_traverse<std::decay_t<R>>::holds) {
-        auto&& result = (self.*M)(from_wire<P>(std::get<I>(args))...);
+        auto&& result = Caller::call(self, from_wire<P>(std::get<I>(args))...);
         save_result(out, result);
         if (auto* c = current_call())
             gc_traverse<std::decay_t<R>>::run(result, [c](const std::shared_ptr<ref_entry>& e) { c->keep(e); });
     } else {
-        save_result(out, (self.*M)(from_wire<P>(std::get<I>(args))...));
+        save_result(out, Caller::call(self, from_wire<P>(std::get<I>(args))...));
     }
 }
 
@@ -439,14 +468,58 @@ void invoke_impl(void* obj, const char* body, std::size_t n, std::vector<char>& 
 template <auto M>
 void invoke_method(void* obj, const char* body, std::size_t n, std::vector<char>& out, std::mutex* mu) {
     using tr = method_traits<decltype(M)>;
-    invoke_impl<M, typename tr::class_type, typename tr::result_type>(
+    invoke_impl<member_caller<M>, typename tr::class_type, typename tr::result_type>(
         obj, body, n, out, mu, typename tr::params{}, std::make_index_sequence<tr::arity>{});
+}
+
+/// The first K types of a type_list.
+template <class L, class Idx>
+struct first_of_impl;
+template <class... P, std::size_t... I>
+struct first_of_impl<type_list<P...>, std::index_sequence<I...>> {
+    using type = type_list<std::tuple_element_t<I, std::tuple<P...>>...>;
+};
+template <class L, std::size_t K>
+using first_of_t = typename first_of_impl<L, std::make_index_sequence<K>>::type;
+
+/// R (C::*)(P...) for a type_list of P.
+template <class R, class C, class L>
+struct member_type;
+template <class R, class C, class... P>
+struct member_type<R, C, type_list<P...>> { using type = R (C::*)(P...); };
+
+/// The member function type MP with only its first K parameters: what a
+/// call that leaves the rest to their default arguments sends.
+template <class MP, std::size_t K>
+using truncated_t = typename member_type<typename method_traits<MP>::result_type, typename method_traits<MP>::class_type,
+                                         first_of_t<typename method_traits<MP>::params, K>>::type;
+
+/// Whether Caller::call(C&, P...) compiles.
+template <class Caller, class C, class L, class = void>
+struct callable_with : std::false_type {};
+template <class Caller, class C, class... P>
+struct callable_with<Caller, C, type_list<P...>,
+                     std::void_t<decltype(Caller::call(std::declval<C&>(), std::declval<P>()...))>> : std::true_type {};
+/// Whether method MP can be called by name (Caller) with only its first K
+/// arguments, the class's default arguments supplying the rest.
+template <class Caller, class MP, std::size_t K>
+inline constexpr bool omits_ok_v =
+    callable_with<Caller, typename method_traits<MP>::class_type, first_of_t<typename method_traits<MP>::params, K>>::value;
+
+/// Server side of a call that gives only the first K arguments of method
+/// M: Caller calls it by name, so C++ fills in the default arguments.
+template <auto M, class Caller, std::size_t K>
+void invoke_defaulted(void* obj, const char* body, std::size_t n, std::vector<char>& out, std::mutex* mu) {
+    using tr = method_traits<decltype(M)>;
+    invoke_impl<Caller, typename tr::class_type, typename tr::result_type>(
+        obj, body, n, out, mu, first_of_t<typename tr::params, K>{}, std::make_index_sequence<K>{});
 }
 
 struct method_entry {
     std::string_view name;
     std::uint64_t sig;
-    invoke_fn invoke;
+    invoke_fn invoke;  // null for a method an interface declares (see MP_INTERFACE)
+    std::string (*text)();
 };
 
 /// One exposed method as written in MP_EXPOSE: its name and pointer.
@@ -459,9 +532,57 @@ struct method_desc {
         static_assert(tr::no_out_params,
                       "multiprocessing: an exposed method cannot take a non-const reference "
                       "(out-parameters do not travel back); return the value instead");
-        return {name, method_signature<M>(), &invoke_method<M>};
+        return {name, method_signature<M>(), &invoke_method<M>, &signature_text<decltype(M)>};
     }
 };
+
+/// One method an interface declares (MP_INTERFACE): a name and a member
+/// function type MP of the interface class; nothing to run.
+template <class MP>
+struct declared_desc {
+    using pointer_type = MP;
+    const char* name;
+    method_entry entry() const {
+        static_assert(method_traits<MP>::no_out_params,
+                      "multiprocessing: an exposed method cannot take a non-const reference "
+                      "(out-parameters do not travel back); return the value instead");
+        return {name, method_signature_of<MP>(), nullptr, &signature_text<MP>};
+    }
+};
+/// The declared_descs of the signatures Sigs (function types such as
+/// `int(int) const`) of one method of interface I.
+template <class I, class... Sigs>
+auto declared_descs(const char* name) {
+    return std::make_tuple(declared_desc<Sigs I::*>{name}...);
+}
+
+/// A call of method M with only its first K arguments (the others take
+/// the method's default arguments): its own signature and server entry.
+template <auto M, class Caller, std::size_t K>
+struct defaulted_desc {
+    static constexpr auto pointer = M;
+    const char* name;
+    method_entry entry() const {
+        using MP = truncated_t<decltype(M), K>;
+        return {name, method_signature_of<MP>(), &invoke_defaulted<M, Caller, K>, &signature_text<MP>};
+    }
+};
+template <bool Keep, class D>
+auto tuple_if(D d) {
+    if constexpr (Keep) return std::make_tuple(d);
+    else return std::tuple<>();
+}
+template <auto M, class Caller, std::size_t... K>
+auto defaulted_descs_impl(const char* name, std::index_sequence<K...>) {
+    return std::tuple_cat(std::make_tuple(method_desc<M>{name}),
+                          tuple_if<omits_ok_v<Caller, decltype(M), K>>(defaulted_desc<M, Caller, K>{name})...);
+}
+/// The method_desc of M, and one for each shorter call that M's default
+/// arguments allow (Caller calls M by name; see MP_EXPOSE).
+template <auto M, class Caller>
+auto defaulted_descs(const char* name) {
+    return defaulted_descs_impl<M, Caller>(name, std::make_index_sequence<method_traits<decltype(M)>::arity>{});
+}
 
 /// The method_descs of the overloads Sigs of one name: O::pointer<Sig>()
 /// names each (see MP_EXPOSE).
@@ -626,9 +747,20 @@ private:
     std::unordered_map<std::uint64_t, entry> table_;
 };
 
+/// Hash of constructor arguments' wire types, without the class: what a
+/// client that declares only an interface (MP_INTERFACE) can send.
+template <class... A>
+std::uint64_t arguments_signature() {
+    static const std::uint64_t h = signature_hash<void, A...>("ctor");
+    return h;
+}
+/// Key of a constructor: the class's (mangled) name and arguments_signature.
+inline std::uint64_t constructor_key(const char* referent, std::uint64_t args) {
+    return multiprocessing::detail::fnv1a(std::string(referent) + '|' + std::to_string(args));
+}
 template <class T, class... A>
 std::uint64_t constructor_signature() {
-    static const std::uint64_t h = signature_hash<T, A...>("ctor");
+    static const std::uint64_t h = constructor_key(typeid(T).name(), arguments_signature<A...>());
     return h;
 }
 
@@ -663,6 +795,7 @@ struct type_entry {
     std::uint64_t factory_sig = 0;
     std::string factory_text;
     bool self_locking = false;
+    bool interface_only = false;  // registered with MP_INTERFACE: this process cannot make it
     invoke_fn getvalue = nullptr;
     std::uint64_t getvalue_sig = 0;
     invoke_fn str = nullptr;
@@ -818,6 +951,7 @@ std::shared_ptr<type_entry> make_entry(const std::string& typeid_) {
     e->methods = exposed_entries<ProxyT>();
     for (auto& m : e->methods) e->by_name.emplace(m.name, &m);
     e->self_locking = self_locking<T>::value;
+    e->interface_only = is_interface_referent<T>::value;
     if constexpr (serializable<T>::value) {
         e->getvalue = &getvalue_impl<T>;
         e->getvalue_sig = getvalue_signature<T>();

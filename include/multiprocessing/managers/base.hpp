@@ -40,6 +40,7 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -57,8 +58,11 @@ template <class R>
 struct client_result { using type = wire_t<R>; };
 template <>
 struct client_result<void> { using type = void; };
+// A proxy class (MP_PROXY, MP_INTERFACE) stands for itself.
+template <class T>
+using proxy_for_t = std::conditional_t<std::is_base_of_v<BaseProxy, T>, T, Proxy<T>>;
 template <class U>
-struct client_result<std::shared_ptr<U>> { using type = Proxy<std::remove_const_t<U>>; };
+struct client_result<std::shared_ptr<U>> { using type = proxy_for_t<std::remove_const_t<U>>; };
 /// What a proxy call returns for a method returning R.
 template <class R>
 using client_result_t = typename client_result<R>::type;
@@ -220,10 +224,34 @@ protected:
         }
     }
 
-    // Called by the member functions MP_EXPOSE generates.
+    // Called by the member functions MP_EXPOSE generates: fewer arguments
+    // than M takes leave the rest to M's default arguments, which the
+    // server applies (Caller calls M by name).
+    template <auto M, class Caller, class... A>
+    decltype(auto) _call_defaulted_(std::string_view name, A&&... args) const {
+        using MP = decltype(M);
+        if constexpr (sizeof...(A) < detail::method_traits<MP>::arity) {
+            constexpr bool ok = detail::omits_ok_v<Caller, MP, sizeof...(A)>;
+            static_assert(ok,
+                          "multiprocessing: wrong number of arguments for this exposed method (only "
+                          "parameters with default arguments may be left out)");
+            if constexpr (ok)
+                return this->template _call_typed_<detail::truncated_t<MP, sizeof...(A)>>(name,
+                                                                                         std::forward<A>(args)...);
+        } else {
+            return this->template _call_typed_<MP>(name, std::forward<A>(args)...);
+        }
+    }
+
     template <auto M, class... A>
     decltype(auto) _call_exposed_(std::string_view name, A&&... args) const {
-        using tr = detail::method_traits<decltype(M)>;
+        return this->template _call_typed_<decltype(M)>(name, std::forward<A>(args)...);
+    }
+
+    // A call of a method whose member function type is MP.
+    template <class MP, class... A>
+    decltype(auto) _call_typed_(std::string_view name, A&&... args) const {
+        using tr = detail::method_traits<MP>;
         static_assert(tr::template arity_ok<A...>(),
                       "multiprocessing: wrong number of arguments for this exposed method");
         static_assert(!tr::template arity_ok<A...>() || tr::template accepts<A...>(),
@@ -232,7 +260,7 @@ protected:
                       "multiprocessing: a pointer cannot be sent to another process (a parameter of type bool "
                       "would receive True); send the value it points to");
         if constexpr (tr::template accepts<A...>())
-            return this->template _invoke<typename tr::result_type>(name, detail::method_signature<M>(),
+            return this->template _invoke<typename tr::result_type>(name, detail::method_signature_of<MP>(),
                                                                     typename tr::wire_params{},
                                                                     std::forward<A>(args)...);
     }
@@ -269,9 +297,39 @@ public:
     using base::base;
 };
 
+/// The base of a class MP_INTERFACE declares: the typed proxy of an object
+/// whose class this program does not have, as a Python client registers
+/// `register('get_queue')` with no callable.  Calls are checked at compile
+/// time against the signatures declared, and the server's registration
+/// against them when the manager connects (or at create()).
+template <class I>
+class InterfaceProxy : public ProxyBase<detail::interface_referent<I>> {
+    using base = ProxyBase<detail::interface_referent<I>>;
+
+public:
+    using base::base;
+
+protected:
+    // Called by the member functions MP_INTERFACE generates: Sigs are the
+    // function types declared for one name; the arguments pick one.
+    template <class... Sigs, class... A>
+    decltype(auto) _call_declared_(std::string_view name, A&&... args) const {
+        if constexpr (sizeof...(Sigs) == 1) {
+            return this->template _call_typed_<Sigs I::*...>(name, std::forward<A>(args)...);
+        } else {
+            constexpr std::size_t i = detail::overload_pick<detail::type_list<A...>, Sigs I::*...>::value;
+            static_assert(i < sizeof...(Sigs),
+                          "multiprocessing: no signature declared for this method takes these arguments");
+            if constexpr (i < sizeof...(Sigs))
+                return this->template _call_typed_<std::tuple_element_t<i, std::tuple<Sigs I::*...>>>(
+                    name, std::forward<A>(args)...);
+        }
+    }
+};
+
 namespace detail {
-template <class T>
-using proxy_for_t = std::conditional_t<std::is_base_of_v<BaseProxy, T>, T, Proxy<T>>;
+template <class P>
+inline constexpr bool is_interface_proxy_v = is_interface_referent<typename P::referent_type>::value;
 
 template <auto M, class P>
 const char* exposed_name() {
@@ -624,6 +682,11 @@ public:
         if (ep_->dead()) ep_->reset(false);
         ep_->simple(detail::kind::dummy);
         state_ = State::started;
+        checked_.clear();
+        for (auto& tid : registry()->typeids()) {
+            auto t = registry()->find(tid);
+            if (t && t->interface_only) check_interface(*t);
+        }
     }
 
     /// Python's shutdown(): stops the server and reaps it (terminating it if
@@ -733,7 +796,7 @@ public:
         using P = detail::proxy_for_t<T>;
         // Without arguments the type may come from a registered callable
         // (`lambda: queue`); with them, a constructor must take them.
-        static_assert(sizeof...(A) == 0 ||
+        static_assert(sizeof...(A) == 0 || detail::is_interface_proxy_v<P> ||
                           std::is_constructible_v<typename P::referent_type, detail::wire_t<A>...>,
                       "multiprocessing: create<T>(args): T has no constructor taking these arguments "
                       "(for a registered callable that takes them, use create_as<T>(typeid, args...))");
@@ -749,12 +812,22 @@ public:
     detail::proxy_for_t<T> create_as(const std::string& typeid_, A&&... args) {
         using P = detail::proxy_for_t<T>;
         using R = typename P::referent_type;
-        if constexpr (std::is_constructible_v<R, detail::wire_t<A>...>)
+        constexpr bool declared = detail::is_interface_proxy_v<P>;
+        if constexpr (!declared && std::is_constructible_v<R, detail::wire_t<A>...>)
             (void)&detail::constructor_registrar<R, detail::wire_t<A>...>::registered;
+        if constexpr (declared) {
+            if (!checked_.count(typeid_)) {
+                auto t = registry()->find(typeid_);
+                if (t && t->interface_only) check_interface(*t);
+            }
+        }
         std::shared_ptr<detail::ref_entry> e;
         try {
-            e = endpoint().create(typeid_, detail::fingerprint<P>(),
-                                  detail::constructor_signature<R, detail::wire_t<A>...>(),
+            // An interface sends fingerprint 0 and only its arguments' hash:
+            // the server adds the class it has.
+            e = endpoint().create(typeid_, declared ? 0 : detail::fingerprint<P>(),
+                                  declared ? detail::arguments_signature<detail::wire_t<A>...>()
+                                           : detail::constructor_signature<R, detail::wire_t<A>...>(),
                                   [&](std::vector<char>& buf) {
                                       detail::write_args(buf, detail::type_list<detail::wire_t<A>...>{},
                                                          std::forward<A>(args)...);
@@ -783,6 +856,49 @@ protected:
     }
 
 private:
+    // Compares the methods an interface (MP_INTERFACE) declares with the
+    // server's registration of its typeid: each must be exposed there with
+    // the same parameter and result types.
+    void check_interface(const detail::type_entry& t) {
+        std::string iface = multiprocessing::detail::demangle(t.proxy.name());
+        std::string what = "interface " + iface + " of typeid '" + t.typeid_ + "'";
+        std::string d;
+        try {
+            d = endpoint().simple(detail::kind::describe, t.typeid_);
+        } catch (const RemoteError& e) {
+            if (e.type_name() == "KeyError")
+                throw TypeError(what + ": the server at " + address_.str() + " has no such typeid");
+            throw;
+        }
+        struct served {
+            std::string name, text;
+            std::uint64_t sig;
+        };
+        std::vector<served> have;
+        std::istringstream in(d);
+        for (std::string line; std::getline(in, line);) {
+            auto a = line.find('\t'), b = line.find('\t', a + 1);
+            if (a == std::string::npos || b == std::string::npos) continue;
+            have.push_back({line.substr(0, a), line.substr(b + 1), std::stoull(line.substr(a + 1, b - a - 1))});
+        }
+        for (auto& m : t.methods) {
+            std::string theirs;
+            bool named = false, same = false;
+            for (auto& h : have) {
+                if (h.name != m.name) continue;
+                named = true;
+                same = same || h.sig == m.sig;
+                theirs += (theirs.empty() ? "" : " or ") + h.text;
+            }
+            if (!named)
+                throw TypeError(what + ": the server does not expose method '" + std::string(m.name) + "'");
+            if (!same)
+                throw TypeError(what + ": method '" + std::string(m.name) + "' is declared " + m.text() +
+                                " here, but the server's is " + theirs);
+        }
+        checked_.insert(t.typeid_);
+    }
+
     void take(BaseManager& o) {
         address_ = std::move(o.address_);
         authkey_ = std::move(o.authkey_);
@@ -795,6 +911,7 @@ private:
         alive_fd_ = std::exchange(o.alive_fd_, -1);
         exitcode_ = o.exitcode_;
         auto_dir_ = std::move(o.auto_dir_);
+        checked_ = std::move(o.checked_);
     }
 
     [[noreturn]] void run_server_child(int ready[2], int alive[2], const std::function<void()>& initializer,
@@ -851,6 +968,7 @@ private:
     int alive_fd_ = -1;
     std::optional<int> exitcode_;
     std::string auto_dir_;
+    std::set<std::string> checked_;  // typeids whose interface the server matched
 };
 
 }  // namespace multiprocessing::managers

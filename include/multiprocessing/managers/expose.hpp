@@ -8,8 +8,10 @@
 // Overloads: an entry `(name, int(int), std::string(std::string) const)`
 // exposes those overloads of name; a call picks the first whose parameter
 // types match the arguments exactly, else the first they convert to.
-// Limits: up to 32 entries; default arguments are not known to the proxy
-// (pass every argument); use MP_PROXY for several proxies of one class;
+// Default arguments: a call may leave out the trailing arguments that have
+// defaults; the server calls the method by name, so the class's own
+// defaults apply (not for overloads listed with signatures).
+// Limits: up to 32 entries; use MP_PROXY for several proxies of one class;
 // MP_EXPOSE goes in T's namespace or at global scope (where lookup from T
 // finds it), not in a third namespace.
 #pragma once
@@ -104,9 +106,16 @@ struct multiprocessing_expose_tag {};
 
 #define MP_DETAIL_PROXY_METHOD(T, x) MP_DETAIL_CAT(MP_DETAIL_PROXY_METHOD_, MP_DETAIL_IS_PAREN(x))(T, x)
 #define MP_DETAIL_PROXY_METHOD_0(T, name)                                                    \
+    struct mp_call_##name {                                                                  \
+        template <class MpC, class... MpA>                                                   \
+        static auto call(MpC& c, MpA&&... a) -> decltype(c.name(std::forward<MpA>(a)...)) {  \
+            return c.name(std::forward<MpA>(a)...);                                          \
+        }                                                                                    \
+    };                                                                                       \
     template <class... MpArgs>                                                               \
     decltype(auto) name(MpArgs&&... mp_args) const {                                         \
-        return this->template _call_exposed_<&T::name>(#name, std::forward<MpArgs>(mp_args)...); \
+        return this->template _call_defaulted_<&T::name, mp_call_##name>(#name,              \
+                                                                         std::forward<MpArgs>(mp_args)...); \
     }
 #define MP_DETAIL_PROXY_METHOD_1(T, x) MP_DETAIL_EXPAND(MP_DETAIL_PROXY_OVERLOADS MP_DETAIL_WITH_T(T, x))
 #define MP_DETAIL_PROXY_OVERLOADS(T, name, ...)                                              \
@@ -122,7 +131,7 @@ struct multiprocessing_expose_tag {};
 
 #define MP_DETAIL_METHOD_DESC(T, x) MP_DETAIL_CAT(MP_DETAIL_METHOD_DESC_, MP_DETAIL_IS_PAREN(x))(T, x)
 #define MP_DETAIL_METHOD_DESC_0(T, name) \
-    std::make_tuple(::multiprocessing::managers::detail::method_desc<&T::name>{#name})
+    ::multiprocessing::managers::detail::defaulted_descs<&T::name, mp_call_##name>(#name)
 #define MP_DETAIL_METHOD_DESC_1(T, x) MP_DETAIL_EXPAND(MP_DETAIL_OVERLOAD_DESCS MP_DETAIL_WITH_T(T, x))
 #define MP_DETAIL_OVERLOAD_DESCS(T, name, ...) \
     ::multiprocessing::managers::detail::overload_descs<mp_overloads_##name, __VA_ARGS__>(#name)
@@ -149,6 +158,42 @@ struct multiprocessing_expose_tag {};
     };                                                                                       \
     [[maybe_unused]] inline MpExposedProxy<T>* multiprocessing_exposed_proxy(T*, ::multiprocessing_expose_tag) { \
         return nullptr;                                                                      \
+    }
+
+#define MP_DETAIL_IFACE_METHOD(I, x) MP_DETAIL_CAT(MP_DETAIL_IFACE_METHOD_, MP_DETAIL_IS_PAREN(x))(I, x)
+#define MP_DETAIL_IFACE_METHOD_0(I, name) \
+    static_assert(sizeof(I*) == 0, "MP_INTERFACE: write each method as (name, Signature...), e.g. (get, int(double))");
+#define MP_DETAIL_IFACE_METHOD_1(I, x) MP_DETAIL_EXPAND(MP_DETAIL_IFACE_OVERLOADS MP_DETAIL_WITH_T(I, x))
+#define MP_DETAIL_IFACE_OVERLOADS(I, name, ...)                                              \
+    template <class... MpArgs>                                                               \
+    decltype(auto) name(MpArgs&&... mp_args) const {                                         \
+        return this->template _call_declared_<__VA_ARGS__>(#name, std::forward<MpArgs>(mp_args)...); \
+    }
+#define MP_DETAIL_IFACE_DESC(I, x) MP_DETAIL_CAT(MP_DETAIL_IFACE_DESC_, MP_DETAIL_IS_PAREN(x))(I, x)
+#define MP_DETAIL_IFACE_DESC_0(I, name) std::tuple<>()
+#define MP_DETAIL_IFACE_DESC_1(I, x) MP_DETAIL_EXPAND(MP_DETAIL_IFACE_DESCS MP_DETAIL_WITH_T(I, x))
+#define MP_DETAIL_IFACE_DESCS(I, name, ...) \
+    ::multiprocessing::managers::detail::declared_descs<I, __VA_ARGS__>(#name)
+
+/// Declares a proxy class Name for a class this program does not have,
+/// from the methods a client calls, each as `(name, Signature...)`:
+///   MP_INTERFACE(StringQueue, (put, void(const std::string&)), (get, std::string(double)));
+///   M::register_type<StringQueue>("get_queue");  m.connect();
+///   auto q = m.create<StringQueue>();  q.put("x");
+/// Python's client-side register('get_queue') with no callable, typed:
+/// calls are checked at compile time against these signatures, and connect()
+/// (or create) checks that the server exposes each method with the same
+/// parameter and result types (TypeError naming the method otherwise).
+/// A method returning a new shared object is declared as returning
+/// std::shared_ptr<OtherInterface>.  Usable in any namespace.
+#define MP_INTERFACE(Name, ...)                                                              \
+    class Name : public ::multiprocessing::managers::InterfaceProxy<Name> {                  \
+    public:                                                                                  \
+        using ::multiprocessing::managers::InterfaceProxy<Name>::InterfaceProxy;             \
+        MP_DETAIL_FOR_EACH(MP_DETAIL_IFACE_METHOD, Name, __VA_ARGS__)                         \
+        static auto _exposed_() {                                                            \
+            return std::tuple_cat(MP_DETAIL_FOR_LIST(MP_DETAIL_IFACE_DESC, Name, __VA_ARGS__)); \
+        }                                                                                    \
     }
 
 /// Defines a named proxy class exposing some methods of T (Python's

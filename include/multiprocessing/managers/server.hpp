@@ -1056,7 +1056,16 @@ private:
             std::string tid(name);
             auto t = registry_->find(tid);
             if (!t) throw RemoteError("KeyError", "unknown typeid '" + tid + "'");
-            if (t->fingerprint != h.id)
+            if (t->interface_only)
+                throw RemoteError("TypeError", "typeid '" + tid +
+                                                   "' is registered in the server with MP_INTERFACE only; the "
+                                                   "server must register the class itself to make it");
+            // Fingerprint 0: a client that declares only an interface; its
+            // calls are checked one by one, and it sends only the arguments'
+            // hash, to which the class is added here.
+            const bool declared = h.id == 0;
+            const std::uint64_t ctor = declared ? detail::constructor_key(t->referent.name(), h.sig) : h.sig;
+            if (!declared && t->fingerprint != h.id)
                 throw RemoteError("TypeError", "typeid '" + tid +
                                                    "' is registered differently by the client and the server "
                                                    "(exposed methods or their signatures differ)");
@@ -1073,12 +1082,12 @@ private:
             } g(ctx);
             std::shared_ptr<void> obj;
             if (t->factory) {
-                if (h.sig != t->factory_sig)
+                if (ctor != t->factory_sig)
                     throw RemoteError("TypeError", "typeid '" + tid + "' is made by a callable taking (" +
                                                        t->factory_text + "); the arguments given do not match");
                 obj = t->factory(body, n);
             } else {
-                auto* c = detail::constructor_table::instance().find(h.sig);
+                auto* c = detail::constructor_table::instance().find(ctor);
                 if (!c || c->referent != t->referent) {
                     std::string known;
                     for (auto& s : detail::constructor_table::instance().signatures_for(t->referent))
@@ -1158,6 +1167,19 @@ private:
         case kind::dummy:
             detail::begin_reply(out, detail::status::ok, h.request_id);
             return false;
+        case kind::describe: {
+            std::string tid(name);
+            auto t = registry_->find(tid);
+            if (!t) throw RemoteError("KeyError", "unknown typeid '" + tid + "'");
+            std::string s;
+            for (auto& m : t->methods) {
+                s += m.name;
+                s += '\t' + std::to_string(m.sig) + '\t' + m.text() + '\n';
+            }
+            detail::begin_reply(out, detail::status::ok, h.request_id);
+            detail::put_raw(out, s.data(), s.size());
+            return false;
+        }
         case kind::shutdown:
             detail::begin_reply(out, detail::status::ok, h.request_id);
             return true;
