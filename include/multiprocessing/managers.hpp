@@ -16,6 +16,8 @@
 #include "multiprocessing/managers/base.hpp"
 #include "multiprocessing/managers/containers.hpp"
 #include "multiprocessing/managers/pool_proxy.hpp"
+#include "multiprocessing/managers/referent.hpp"
+#include "multiprocessing/managers/self_locking.hpp"
 #include "multiprocessing/managers/shared_memory_manager.hpp"
 #include "multiprocessing/managers/sync.hpp"
 #include "multiprocessing/managers/sync_manager.hpp"

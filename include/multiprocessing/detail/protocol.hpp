@@ -281,13 +281,3 @@ inline void put_foreign_exception(std::vector<char>& buf, std::uint64_t request_
 }
 
 }  // namespace multiprocessing::managers::detail
-
-namespace multiprocessing::managers {
-
-/// Lets an exception type of your own cross the process boundary as itself
-/// (it must be constructible from a std::string).  Python pickles any
-/// exception; C++ needs the type named once.  Call it in both programs.
-template <class E>
-void register_exception() { detail::exception_table::instance().add<E>(); }
-
-}  // namespace multiprocessing::managers

@@ -11,6 +11,7 @@
 #include "multiprocessing/detail/client.hpp"
 #include "multiprocessing/detail/protocol.hpp"
 #include "multiprocessing/detail/registry.hpp"
+#include "multiprocessing/managers/referent.hpp"
 
 #include <openssl/crypto.h>
 
