@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <thread>
@@ -27,10 +29,20 @@ inline bool wait_until(const std::function<bool()>& pred, double seconds = 10.0)
     return pred();
 }
 
-/// Joins with a timeout; a child still running then is killed and reaped.
-/// Returns the exit code.
+/// Prints every thread's stack of a process that should have ended to
+/// stderr (eu-stack, from elfutils, which scripts/setup installs), so a hang
+/// seen once in CI can be diagnosed from the log.
+inline void dump_stacks(pid_t pid) {
+    std::string cmd = "command -v eu-stack >/dev/null && eu-stack -p " + std::to_string(pid) + " 1>&2";
+    std::fprintf(stderr, "process %d did not end in time; its threads:\n", static_cast<int>(pid));
+    [[maybe_unused]] int rc = std::system(cmd.c_str());
+}
+
+/// Joins with a timeout; a child still running then has its stacks printed
+/// and is killed and reaped.  Returns the exit code.
 inline int join_or_kill(multiprocessing::Process& p, double seconds = 30.0) {
     if (!p.join(seconds)) {
+        dump_stacks(p.pid());
         p.kill();
         p.join(5.0);
     }
