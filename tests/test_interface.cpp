@@ -4,8 +4,10 @@
 
 #include "helpers.hpp"
 
+#include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace mp = multiprocessing;
 using mp::managers::RemoteError;
@@ -185,4 +187,47 @@ TEST_CASE("a server that has only the interface refuses to make the object", "[i
         CHECK_THAT(e.message(), Catch::Contains("registered in the server with MP_INTERFACE only"));
     }
     m.shutdown();
+}
+
+TEST_CASE("connect() refuses a malformed method list, naming the line", "[interface]") {
+    // A server that answers hello and then describes get_store with a
+    // signature hash that is not a number.
+    std::string path = "/tmp/mp-iface-" + std::to_string(::getpid());
+    namespace conn = mp::connection;
+    namespace d = mp::managers::detail;
+    conn::Listener l(conn::Address(path), std::string("k"));
+    mp::Process fake([&l] {
+        auto c = l.accept();
+        try {
+            for (;;) {
+                std::string req = c.recv_bytes();
+                d::RequestHeader h{};
+                REQUIRE(req.size() >= sizeof h);
+                std::memcpy(&h, req.data(), sizeof h);
+                std::vector<char> out;
+                d::begin_reply(out, d::status::ok, h.request_id);
+                bool describe = h.kind == static_cast<std::uint8_t>(d::kind::describe);
+                if (describe) {
+                    std::string body = "size\t12x\tstd::size_t()\n";
+                    out.insert(out.end(), body.begin(), body.end());
+                }
+                c.send_frame(out);
+                if (describe) break;  // the client keeps its connection (pooled): no EOF to wait for
+            }
+        } catch (const mp::EOFError&) {
+        }
+    });
+    fake.start();
+    {
+        ClientManager m(conn::Address(path), std::string("k"));
+        try {
+            m.connect();
+            FAIL("connected");
+        } catch (const mp::ProcessError& e) {
+            CHECK_THAT(e.what(), Catch::StartsWith("interface client::") &&
+                                     Catch::Contains("the server at '" + path +
+                                                     "' sent a malformed method list (line 'size\t12x\tstd::size_t()')"));
+        }
+    }
+    CHECK(test::join_or_kill(fake, 10) == 0);
 }

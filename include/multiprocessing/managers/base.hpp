@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -877,9 +878,14 @@ private:
         std::vector<served> have;
         std::istringstream in(d);
         for (std::string line; std::getline(in, line);) {
-            auto a = line.find('\t'), b = line.find('\t', a + 1);
-            if (a == std::string::npos || b == std::string::npos) continue;
-            have.push_back({line.substr(0, a), line.substr(b + 1), std::stoull(line.substr(a + 1, b - a - 1))});
+            auto a = line.find('\t');
+            auto b = a == std::string::npos ? a : line.find('\t', a + 1);
+            std::uint64_t sig = 0;
+            if (b == std::string::npos ||
+                std::from_chars(line.data() + a + 1, line.data() + b, sig).ptr != line.data() + b)
+                throw ProcessError(what + ": the server at " + address_.str() +
+                                   " sent a malformed method list (line '" + line + "')");
+            have.push_back({line.substr(0, a), line.substr(b + 1), sig});
         }
         for (auto& m : t.methods) {
             std::string theirs;
