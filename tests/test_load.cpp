@@ -111,7 +111,7 @@ TEST_CASE("32 processes x 1000 distinct-key writes into one map keep every entry
     CHECK(d.sum() == kProcs * kCalls);
 }
 
-TEST_CASE("200 clients connected at once; server threads and fds return to baseline", "[load]") {
+TEST_CASE("200 clients connected at once, and server threads and fds return to baseline", "[load]") {
     constexpr int kClients = 200;
     LoadManager m;
     m.start();

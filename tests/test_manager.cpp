@@ -274,7 +274,7 @@ TEST_CASE("a method returning shared_ptr hands out a proxy (method_to_typeid)", 
     CHECK(m.number_of_objects() == 3);
 }
 
-TEST_CASE("objects die with their last proxy; copies share one reference", "[core][lifetime]") {
+TEST_CASE("objects die with their last proxy, and copies share one reference", "[core][lifetime]") {
     TestManager m;
     m.start();
     {
@@ -441,7 +441,7 @@ TEST_CASE("references survive the end of the thread that made them", "[core][thr
     CHECK(c.value() == 10);
 }
 
-TEST_CASE("many threads call one object; each call is atomic", "[core][threads]") {
+TEST_CASE("many threads call one object, and each call is atomic", "[core][threads]") {
     TestManager m;
     m.start();
     auto c = m.create<Counter>();

@@ -36,7 +36,7 @@ TEST_CASE("SystemExit sets the exit code", "[process]") {
     CHECK(p.exitcode() == 3);
 }
 
-TEST_CASE("join with a timeout returns while the child runs; terminate and kill", "[process]") {
+TEST_CASE("join with a timeout returns while the child runs, and terminate and kill", "[process]") {
     test::Channel up;
     mp::Process p([&up] { test::forever(&up); });
     p.start();

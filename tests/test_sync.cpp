@@ -58,7 +58,7 @@ TEST_CASE("a getter killed while blocked takes nothing with it", "[sync][queue][
     CHECK(q.qsize() == 0);
 }
 
-TEST_CASE("an RLock only its owner may release; its holder's death releases it", "[sync][lock][faults]") {
+TEST_CASE("an RLock only its owner may release, and its holder's death releases it", "[sync][lock][faults]") {
     auto manager = mp::Manager();
     auto rlock = manager.RLock();
     test::Channel ch;
@@ -815,7 +815,7 @@ TEST_CASE("Barrier action: an unknown name is refused at creation", "[sync][barr
                          Catch::Matchers::Message("no action registered as 'no such action' in the server"));
 }
 
-TEST_CASE("Barrier action: a throwing action breaks the barrier; its party gets the exception", "[sync][barrier][action][fork]") {
+TEST_CASE("Barrier action: a throwing action breaks the barrier, and its party gets the exception", "[sync][barrier][action][fork]") {
     auto manager = mp::Manager();
     auto barrier = manager.Barrier(2, [] { throw std::runtime_error("boom"); });
     mp::Process waiter([barrier] {
@@ -928,7 +928,7 @@ TEST_CASE("Condition(lock): waiters in other processes are woken through the sha
     CHECK_FALSE(lock.locked());
 }
 
-TEST_CASE("Condition(lock): the lock lives as long as the condition; its holder's death frees it", "[sync][condition][lock][faults]") {
+TEST_CASE("Condition(lock): the lock lives as long as the condition, and its holder's death frees it", "[sync][condition][lock][faults]") {
     auto manager = mp::Manager();
     auto cond = [&] {
         auto lock = manager.Lock();
