@@ -4,6 +4,7 @@
 // with the count set to the frame's size and the rest of the frame zeros:
 // the most elements a forger can make the frame actually hold.
 #include <multiprocessing.hpp>
+#include <multiprocessing/detail/pickle.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -156,4 +157,63 @@ TEST_CASE("a forged element count never allocates ahead of the data", "[allocati
     r = amplification<std::vector<mp::object>>(); row("vector<object>", r);
     CHECK(r <= static_cast<double>(sizeof(mp::object)) / 4 * 1.6);
     std::printf("[allocation] sizeof(object) = %zu\n", sizeof(mp::object));
+}
+
+namespace {
+
+// Peak bytes allocated while the pickle reader reads `data` (and builds the
+// tree it returns), per input byte.
+double pickle_amplification(const std::string& data) {
+    namespace pk = multiprocessing::detail::pickle;
+    live_bytes = 0;
+    peak_bytes = 0;
+    counting = true;
+    try {
+        pk::value v = pk::loads(data);
+    } catch (const std::exception& e) {
+        last_error = e.what();
+    }
+    counting = false;
+    return static_cast<double>(peak_bytes.load()) / static_cast<double>(data.size());
+}
+
+std::string pickle_of(const std::string& body) { return std::string("\x80\x04(", 3) + body + "t."; }
+
+std::string repeat(const std::string& s, std::size_t n) {
+    std::string out;
+    out.reserve(s.size() * n);
+    for (std::size_t k = 0; k < n; ++k) out += s;
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a pickle never makes the reader allocate more than max_expansion times its size", "[allocation][pickle]") {
+#ifdef MP_SANITIZED
+    WARN("allocations are not counted under a sanitizer");
+    return;
+#endif
+    namespace pk = multiprocessing::detail::pickle;
+    const std::size_t n = 1 << 20;
+    // The limit (128 per byte) covers what the reader counts; its stack of
+    // indices (8 bytes per pushed item) comes on top.
+    const double bound = static_cast<double>(pk::limits{}.max_expansion) + 8 + 65536.0 * 2 / n;
+    double r;
+    // The shapes CPython writes at 1-3 bytes an item.
+    r = pickle_amplification(pickle_of(repeat("N", n))); row("pickle: tuple of None", r); CHECK(r <= bound);
+    r = pickle_amplification(pickle_of(repeat(")", n))); row("pickle: tuple of ()", r); CHECK(r <= bound);
+    r = pickle_amplification(pickle_of(repeat("K\x07", n))); row("pickle: tuple of small ints", r); CHECK(r <= bound);
+    r = pickle_amplification(pickle_of(repeat("]\x94", n))); row("pickle: tuple of [] (memoized)", r); CHECK(r <= bound);
+    r = pickle_amplification(pickle_of(repeat("]", n))); row("pickle: tuple of [] (not memoized)", r); CHECK(r <= bound);
+    r = pickle_amplification(pickle_of(repeat(std::string("\x8c\x00", 2), n))); row("pickle: tuple of ''", r); CHECK(r <= bound);
+    // References to one memoized value: each is a copy in the tree.
+    r = pickle_amplification(pickle_of("]\x94" + repeat(std::string("h\x00", 2), n)));
+    row("pickle: tuple of one [] by reference", r); CHECK(r <= bound);
+    r = pickle_amplification(pickle_of("\x8c\xff" + std::string(255, 's') + "\x94" + repeat(std::string("h\x00", 2), n)));
+    CHECK_THAT(last_error, Catch::Contains("expand beyond the limit"));  // 255 bytes per 2 read
+    row("pickle: one 255-byte str by reference", r); CHECK(r <= bound);
+    // A declared length beyond the data allocates nothing for it.
+    r = pickle_amplification(std::string("\x80\x04\x8e", 3) + std::string("\xff\xff\xff\xff\xff\xff\xff\x0f", 8) +
+                             std::string(n, 'x') + ".");
+    row("pickle: BINBYTES8 declaring 2**60 bytes", r); CHECK(r <= 0.01);
 }

@@ -12,7 +12,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 SECONDS_EACH="${1:-20}"
 shift || true
 OUT="${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
-TARGETS="${FUZZ_TARGETS:-fuzz_frame fuzz_handshake fuzz_dispatch}"
+TARGETS="${FUZZ_TARGETS:-fuzz_frame fuzz_handshake fuzz_dispatch fuzz_pickle}"
 CXX="${FUZZ_CXX:-clang++-14}"
 mkdir -p "$OUT/artifacts"
 for t in $TARGETS; do
