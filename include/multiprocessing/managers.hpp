@@ -16,6 +16,7 @@
 #include "multiprocessing/managers/base.hpp"
 #include "multiprocessing/managers/containers.hpp"
 #include "multiprocessing/managers/pool_proxy.hpp"
+#include "multiprocessing/managers/python_manager.hpp"
 #include "multiprocessing/managers/referent.hpp"
 #include "multiprocessing/managers/self_locking.hpp"
 #include "multiprocessing/managers/shared_memory_manager.hpp"

@@ -1,0 +1,228 @@
+// Issue 16, item 3: a C++ client of a manager served by CPython 3.13
+// (PythonManager, PythonProxy).  Each test starts tests/python/
+// py_manager_server.py under PYENV_VERSION=3.13.0 python3, calls it from
+// C++, and where a value crosses, has a plain Python client print it with
+// Python's own repr.  The server is killed and reaped at the end of each test.
+#include "helpers.hpp"
+
+#include <multiprocessing.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+
+#include <array>
+#include <fstream>
+#include <memory>
+
+namespace mp = multiprocessing;
+using mp::managers::PythonManager;
+using mp::managers::PythonProxy;
+using mp::object;
+
+extern char** environ;
+
+namespace {
+
+const std::string script_dir = std::string(MP_TEST_DATA) + "/../python";
+const std::string authkey = "py-and-cpp";
+
+// Runs a command through sh with PYENV_VERSION=3.13.0; returns its stdout.
+std::string run(const std::string& cmd) {
+    std::string full = "PYENV_VERSION=3.13.0 timeout 30 " + cmd + " 2>&1";
+    std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(full.c_str(), "r"), ::pclose);
+    std::string out;
+    std::array<char, 4096> buf;
+    std::size_t n;
+    while ((n = std::fread(buf.data(), 1, buf.size(), p.get())) > 0) out.append(buf.data(), n);
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+}
+
+bool have_python313() { return run("python3 -c 'import sys; print(sys.version_info >= (3, 13))'") == "True"; }
+
+// py_manager_server.py in its own process, killed and reaped on scope exit.
+struct PythonServer {
+    pid_t pid = -1;
+    std::string address, dir;
+
+    PythonServer() {
+        char tmpl[] = "/tmp/mpt-pyXXXXXX";
+        dir = ::mkdtemp(tmpl);
+        address = dir + "/manager.sock";
+        std::string log = dir + "/server.log";
+        std::string server = script_dir + "/py_manager_server.py";
+        std::vector<std::string> args{"/bin/sh", "-c",
+                                      "PYENV_VERSION=3.13.0 exec python3 '" + server + "' '" + address + "' '" + authkey +
+                                          "' >'" + log + "' 2>&1"};
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        REQUIRE(::posix_spawn(&pid, "/bin/sh", nullptr, nullptr, argv.data(), environ) == 0);
+        struct stat st;
+        bool up = test::wait_until([&] { return ::stat(address.c_str(), &st) == 0; }, 20.0);
+        if (!up) {
+            std::ifstream f(log);
+            std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+            FAIL("the CPython server did not start: " << text);
+        }
+    }
+    ~PythonServer() {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);
+            int status;
+            ::waitpid(pid, &status, 0);
+        }
+        ::unlink(address.c_str());
+        ::unlink((dir + "/server.log").c_str());
+        ::rmdir(dir.c_str());
+    }
+    // A plain Python client of this server (py_manager_client.py).
+    std::string python(const std::string& what) const {
+        return run("python3 '" + script_dir + "/py_manager_client.py' '" + address + "' '" + authkey + "' " + what);
+    }
+};
+
+}  // namespace
+
+#define NEED_PYTHON()                                                     \
+    if (!have_python313()) {                                              \
+        WARN("PYENV_VERSION=3.13.0 python3 is not CPython 3.13: skipped"); \
+        return;                                                           \
+    }
+
+TEST_CASE("PythonManager: connect checks the authkey against a CPython server", "[python]") {
+    NEED_PYTHON();
+    PythonServer srv;
+    PythonManager bad(srv.address, "wrong key");
+    CHECK_THROWS_AS(bad.connect(), mp::AuthenticationError);
+    PythonManager m(srv.address, authkey);
+    CHECK_NOTHROW(m.connect());
+    CHECK(m._number_of_objects() == 0);
+}
+
+TEST_CASE("PythonManager: a SyncManager's dict and list, called from C++", "[python]") {
+    NEED_PYTHON();
+    PythonServer srv;
+    PythonManager m(srv.address, authkey);
+    m.connect();
+    {
+        PythonProxy d = m.create("dict");
+        CHECK(d.typeid_() == "dict");
+        CHECK(std::count(d._exposed().begin(), d._exposed().end(), "keys") == 1);
+        d._callmethod("__setitem__", {"k", object::list({1, "x", 2.5, nullptr, true})});
+        d._callmethod("update", {object::dict({{"b", mp::bytes{"\xff"}}, {1, object::tuple({1, 2})}})});
+        CHECK(repr(d._callmethod("__getitem__", {"k"})) == "[1, 'x', 2.5, None, True]");
+        CHECK(d._callmethod("__len__").as_int() == 3);
+        CHECK(repr(d._callmethod("copy")) == "{'k': [1, 'x', 2.5, None, True], 'b': b'\\xff', 1: (1, 2)}");
+        CHECK_THROWS_WITH(d._callmethod("__getitem__", {"missing"}), "'missing'");
+        CHECK_THROWS_AS(d._callmethod("__getitem__", {"missing"}), mp::KeyError);
+        CHECK(d._callmethod("get", {"missing", 5}).as_int() == 5);
+
+        PythonProxy l = m.create("list", {object::list({3, 1, 2})});
+        l._callmethod("append", {"z"});
+        CHECK_THROWS_WITH(l._callmethod("sort"), Catch::Contains("'<' not supported between instances of 'str' and 'int'"));
+        l._callmethod("remove", {"z"});
+        l._callmethod("sort", {}, {{"reverse", true}});
+        CHECK(l._callmethod("__getitem__", {0}).as_int() == 3);
+        CHECK(l._callmethod("__getitem__", {-1}).as_int() == 1);
+        CHECK(l._callmethod("__len__").as_int() == 3);
+        CHECK_THROWS_AS(l._callmethod("__getitem__", {7}), mp::IndexError);
+        CHECK_THROWS_WITH(l._callmethod("__getitem__", {object::tuple()}), "list indices must be integers or slices, not tuple");
+    }
+    // Both proxies are gone: their references were released.
+    CHECK(test::wait_until([&] { return m._number_of_objects() == 0; }, 5.0));
+}
+
+TEST_CASE("PythonManager: values C++ leaves in a Python object print with Python's repr", "[python]") {
+    NEED_PYTHON();
+    PythonServer srv;
+    PythonManager m(srv.address, authkey);
+    m.connect();
+    PythonProxy shared = m.create("get_shared");
+    shared._callmethod("__setitem__", {"ints", object::list({0, -1, std::int64_t(1) << 40, INT64_MIN})});
+    shared._callmethod("__setitem__", {"floats", object::tuple({1e16, 0.1, -0.0})});
+    shared._callmethod("__setitem__", {"text", "é中\U0001f600'\""});
+    shared._callmethod("__setitem__", {"nested", object::dict({{"a", object::list({object::dict(), object::tuple()})}})});
+    CHECK(srv.python("shared-repr") ==
+          "{'ints': [0, -1, 1099511627776, -9223372036854775808], 'floats': (1e+16, 0.1, -0.0), "
+          "'text': 'é中\U0001f600\\'\"', 'nested': {'a': [{}, ()]}}");
+    CHECK(repr(shared._callmethod("copy")) ==
+          "{'ints': [0, -1, 1099511627776, -9223372036854775808], 'floats': (1e+16, 0.1, -0.0), "
+          "'text': 'é中\U0001f600\\'\"', 'nested': {'a': [{}, ()]}}");
+}
+
+TEST_CASE("PythonManager: a registered queue shared by a C++ and a Python client", "[python]") {
+    NEED_PYTHON();
+    PythonServer srv;
+    PythonManager m(srv.address, authkey);  // Python: QueueManager.register('get_queue'); m.connect()
+    m.connect();
+    PythonProxy q = m.create("get_queue");
+    q._callmethod("put", {object::list({1, "two", object::tuple({3.0})})});
+    CHECK(srv.python("queue-get") == "[1, 'two', (3.0,)]");
+    CHECK(srv.python("queue-put \"{'from': 'python', 'n': [1, 2]}\"") == "put");
+    CHECK(repr(q._callmethod("get", {}, {{"timeout", 10}})) == "{'from': 'python', 'n': [1, 2]}");
+    // queue.Empty from CPython's queue module arrives as managers::Empty.
+    CHECK_THROWS_AS(q._callmethod("get", {true, 0.05}), mp::Empty);
+}
+
+TEST_CASE("PythonManager: SyncManager's Value, Namespace and Lock", "[python]") {
+    NEED_PYTHON();
+    PythonServer srv;
+    PythonManager m(srv.address, authkey);
+    PythonProxy v = m.create("Value", {"i", 5});
+    CHECK(v._callmethod("get").as_int() == 5);
+    v._callmethod("set", {6});
+    CHECK(v._callmethod("get").as_int() == 6);
+    PythonProxy ns = m.create("Namespace", {}, {{"x", 1}});
+    ns._callmethod("__setattr__", {"y", "why"});
+    CHECK(ns._callmethod("__getattribute__", {"x"}).as_int() == 1);
+    CHECK(ns._callmethod("__getattribute__", {"y"}).as_str() == "why");
+    CHECK_THROWS_AS(ns._callmethod("__getattribute__", {"nope"}), mp::AttributeError);
+    PythonProxy lock = m.create("Lock");
+    CHECK(lock._callmethod("acquire", {false}).as_bool());
+    CHECK_FALSE(lock._callmethod("acquire", {false}).as_bool());
+    lock._callmethod("release");
+    CHECK(lock._callmethod("acquire", {false}).as_bool());
+}
+
+TEST_CASE("PythonManager: a registered class's exceptions and unsupported values", "[python]") {
+    NEED_PYTHON();
+    PythonServer srv;
+    PythonManager m(srv.address, authkey);
+    PythonProxy t = m.create("Thing");
+    CHECK(repr(t._callmethod("echo", {1, "a"}, {{"k", nullptr}})) == "[[1, 'a'], {'k': None}]");
+    try {
+        t._callmethod("fail");
+        FAIL("no exception");
+    } catch (const mp::managers::RemoteError& e) {
+        CHECK(e.type_name() == "Boom");
+        CHECK(e.message() == "('custom', 7)");
+    }
+    CHECK_THROWS_AS(t._callmethod("keyerror"), mp::KeyError);
+    CHECK_THROWS_WITH(t._callmethod("empty"), Catch::Contains("set cannot be held"));
+    CHECK_THROWS_AS(t._callmethod("no_such_method"), mp::managers::RemoteError);
+    // The connection is still usable after each error.
+    CHECK(t._callmethod("echo").items().size() == 2);
+}
+
+TEST_CASE("PythonManager: a forked child uses an inherited proxy through its own connection", "[python][fork]") {
+    NEED_PYTHON();
+    PythonServer srv;
+    PythonManager m(srv.address, authkey);
+    {
+        PythonProxy d = m.create("dict");
+        d._callmethod("__setitem__", {"parent", 1});
+        mp::Process child([d] {
+            d._callmethod("__setitem__", {"child", 2});
+            std::exit(d._callmethod("__len__").as_int() == 2 ? 0 : 1);
+        });
+        child.start();
+        CHECK(test::join_or_kill(child) == 0);
+        CHECK(repr(d._callmethod("copy")) == "{'parent': 1, 'child': 2}");
+        CHECK(m._number_of_objects() == 1);  // the child borrowed the parent's reference
+    }
+    CHECK(test::wait_until([&] { return m._number_of_objects() == 0; }, 5.0));
+}
