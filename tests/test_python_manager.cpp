@@ -61,19 +61,26 @@ struct PythonServer {
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
         REQUIRE(::posix_spawn(&pid, "/bin/sh", nullptr, nullptr, argv.data(), environ) == 0);
-        struct stat st;
-        bool up = test::wait_until([&] { return ::stat(address.c_str(), &st) == 0; }, 20.0);
-        if (!up) {
+        // Not the socket file: it exists from bind(), before listen(), and a
+        // connect in between is refused.  The server prints once it listens.
+        auto text_of = [&] {
             std::ifstream f(log);
-            std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+            return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        };
+        bool up = test::wait_until([&] { return text_of().rfind("ready", 0) == 0; }, 20.0);
+        if (!up) {
+            std::string text = text_of();
+            stop();  // FAIL throws, and a constructor that throws gets no destructor
             FAIL("the CPython server did not start: " << text);
         }
     }
-    ~PythonServer() {
+    ~PythonServer() { stop(); }
+    void stop() {
         if (pid > 0) {
             ::kill(pid, SIGKILL);
             int status;
             ::waitpid(pid, &status, 0);
+            pid = -1;
         }
         ::unlink(address.c_str());
         ::unlink((dir + "/server.log").c_str());
@@ -217,7 +224,7 @@ TEST_CASE("PythonManager: a forked child uses an inherited proxy through its own
         d._callmethod("__setitem__", {"parent", 1});
         mp::Process child([d] {
             d._callmethod("__setitem__", {"child", 2});
-            std::exit(d._callmethod("__len__").as_int() == 2 ? 0 : 1);
+            if (d._callmethod("__len__").as_int() != 2) throw std::runtime_error("the child sees another dict");
         });
         child.start();
         CHECK(test::join_or_kill(child) == 0);
