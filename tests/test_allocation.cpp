@@ -195,7 +195,7 @@ TEST_CASE("a pickle never makes the reader allocate more than max_expansion time
 #endif
     namespace pk = multiprocessing::detail::pickle;
     const std::size_t n = 1 << 20;
-    // The limit (128 per byte) covers what the reader counts; its stack of
+    // The limit (160 per byte) covers what the reader counts; its stack of
     // indices (8 bytes per pushed item) comes on top.
     const double bound = static_cast<double>(pk::limits{}.max_expansion) + 8 + 65536.0 * 2 / n;
     double r;

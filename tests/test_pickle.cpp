@@ -186,3 +186,48 @@ TEST_CASE("pickle: objects convert both ways, and sets and proxies are named as 
     // An unhashable key: Python's loads raises TypeError too.
     CHECK_THROWS_AS(pk::to_object(pk::loads(p4("}]N" "s"))), multiprocessing::TypeError);
 }
+
+TEST_CASE("pickle: what the writer writes, the reader reads back within its budget", "[pickle]") {
+    // 5,000 distinct empty lists: one unmemoized byte each on the wire.
+    std::vector<pk::value> lists(5000, pk::value::seq(pk::value::kind::list, {}));
+    pk::value v = pk::value::seq(pk::value::kind::list, lists);
+    CHECK(pk::loads(pk::dumps(v)) == v);
+    std::vector<pk::value> dicts(5000, pk::value::seq(pk::value::kind::dict, {}));
+    pk::value d = pk::value::seq(pk::value::kind::tuple, dicts);
+    CHECK(pk::loads(pk::dumps(d)) == d);
+}
+
+TEST_CASE("pickle: a long global name repeated by reference counts against the budget", "[pickle]") {
+    // STACK_GLOBAL of a 20,000-byte allowed name, memoized, then 5,000 GETs:
+    // each copy of the name in the tree is counted (it was not: 3,350x).
+    std::string name(20000, 'A');  // the default allows 64 at most; a client reading replies allows any
+    name += "Proxy";
+    std::string body = "\x8c\x18multiprocessing.managers" "X"s + le(name.size(), 4) + name + "\x93\x94" "0](" "";
+    for (int k = 0; k < 5000; ++k) body += "h\x00"s;
+    body += "e";
+    pk::limits any;
+    any.allowed = [](std::string_view, std::string_view) { return true; };
+    CHECK_THAT(refusal(p4(body), any), Catch::Contains("expand beyond the limit"));
+    CHECK_THAT(refusal(p4(body)), Catch::Contains("forbidden"));
+}
+
+TEST_CASE("pickle: text opcodes read as CPython reads them", "[pickle]") {
+    // 'I' is C's strtol(s, 0): octal and hex, and a 2-character 0 or 1 is a bool.
+    CHECK(pk::loads(std::string("I010\n.")) == pk::value::integer(8));
+    CHECK(pk::loads(std::string("I0x10\n.")) == pk::value::integer(16));
+    CHECK(pk::loads(std::string("I+1\n.")) == pk::value::boolean(true));
+    CHECK(pk::loads(std::string("I00\n.")) == pk::value::boolean(false));
+    CHECK(pk::loads(std::string("I-5\n.")) == pk::value::integer(-5));
+    CHECK_THAT(refusal("I99999999999999999999\n."), Catch::Contains("beyond 64 bits"));
+    // 'L' is a Python literal: no leading zeros.
+    CHECK_THAT(refusal("L010L\n."), Catch::Contains("leading zeros"));
+    CHECK(pk::loads(std::string("L0x10L\n.")) == pk::value::integer(16));
+    CHECK(pk::loads(std::string("L00L\n.")) == pk::value::integer(0));
+    // 'F' in the "C" locale's format, with a sign; out of range is refused, as CPython does.
+    CHECK(pk::loads(std::string("F+1.5\n.")) == pk::value::floating(1.5));
+    CHECK(pk::loads(std::string("F-2.5e-3\n.")) == pk::value::floating(-2.5e-3));
+    CHECK_THAT(refusal("F1e500\n."), Catch::Contains("out of range"));
+    CHECK_THAT(refusal("F1,5\n."), Catch::Contains("malformed float"));
+    // A negative PUT key is refused, as CPython refuses it.
+    CHECK_THAT(refusal("Np-1\n."), Catch::Contains("negative PUT"));
+}

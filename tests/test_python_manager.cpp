@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 
 #include <array>
+#include <atomic>
+#include <thread>
 #include <fstream>
 #include <memory>
 
@@ -48,10 +50,12 @@ struct PythonServer {
     pid_t pid = -1;
     std::string address, dir;
 
-    PythonServer() {
+    unsigned short port = 0;  // with tcp: the port the server chose
+
+    explicit PythonServer(bool tcp = false) {
         char tmpl[] = "/tmp/mpt-pyXXXXXX";
         dir = ::mkdtemp(tmpl);
-        address = dir + "/manager.sock";
+        address = tcp ? "0.0.0.0:0" : dir + "/manager.sock";
         std::string log = dir + "/server.log";
         std::string server = script_dir + "/py_manager_server.py";
         std::vector<std::string> args{"/bin/sh", "-c",
@@ -72,6 +76,12 @@ struct PythonServer {
             std::string text = text_of();
             stop();  // FAIL throws, and a constructor that throws gets no destructor
             FAIL("the CPython server did not start: " << text);
+        }
+        if (tcp) {  // "ready ('0.0.0.0', 41234)"
+            auto text = text_of();
+            auto comma = text.find(", ");
+            REQUIRE(comma != std::string::npos);
+            port = static_cast<unsigned short>(std::stoi(text.substr(comma + 2)));
         }
     }
     ~PythonServer() { stop(); }
@@ -232,4 +242,44 @@ TEST_CASE("PythonManager: a forked child uses an inherited proxy through its own
         CHECK(m._number_of_objects() == 1);  // the child borrowed the parent's reference
     }
     CHECK(test::wait_until([&] { return m._number_of_objects() == 0; }, 5.0));
+}
+
+TEST_CASE("PythonManager: a method returning a shared object, through _callmethod_proxy", "[python]") {
+    NEED_PYTHON();
+    // A server on all interfaces puts '0.0.0.0' in its tokens: the new
+    // proxy must use the address this client reached it by, as CPython's does.
+    PythonServer srv(true);
+    PythonManager m(mp::connection::Address("127.0.0.1", srv.port), authkey);
+    {
+        PythonProxy t = m.create("Thing");
+        PythonProxy c = t._callmethod_proxy("child");
+        CHECK(c.typeid_() == "Child");
+        CHECK(c.address() == m.address());
+        CHECK(repr(c._callmethod("echo", {1})) == "[[1], {}]");
+        CHECK(m._number_of_objects() == 2);
+        // _callmethod on it: TypeError, and the object the server made is released.
+        CHECK_THROWS_WITH(t._callmethod("child"), Catch::Contains("call _callmethod_proxy"));
+        CHECK(m._number_of_objects() == 2);
+        CHECK_THROWS_AS(t._callmethod_proxy("echo"), mp::TypeError);
+    }
+    CHECK(test::wait_until([&] { return m._number_of_objects() == 0; }, 5.0));
+}
+
+TEST_CASE("PythonManager: a call blocked in one thread does not hold up another's", "[python][threads]") {
+    NEED_PYTHON();
+    PythonServer srv;
+    PythonManager m(srv.address, authkey);
+    PythonProxy q = m.create("get_queue");
+    std::atomic<bool> got{false};
+    std::string item;
+    std::thread getter([&] {
+        item = repr(q._callmethod("get", {}, {{"timeout", 20}}));  // blocks until the put below
+        got = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it block in the server
+    PythonProxy copy = q;
+    copy._callmethod("put", {"from another thread"});
+    CHECK(test::wait_until([&] { return got.load(); }, 10.0));
+    getter.join();
+    CHECK(item == "'from another thread'");
 }

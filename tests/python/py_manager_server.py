@@ -24,6 +24,9 @@ class Thing:
     def empty(self):
         return set()
 
+    def child(self):
+        return Thing()
+
 
 shared_queue = queue.Queue()
 shared_dict = {}
@@ -35,7 +38,8 @@ class M(SyncManager):
 
 M.register("get_queue", callable=lambda: shared_queue)
 M.register("get_shared", callable=lambda: shared_dict, proxytype=DictProxy)
-M.register("Thing", Thing)
+M.register("Thing", Thing, method_to_typeid={"child": "Child"})
+M.register("Child", create_method=False)  # wraps what Thing.child returns
 
 if __name__ == "__main__":
     where = sys.argv[1]

@@ -1,5 +1,7 @@
 // CPython's pickle format, for the values a manager carries: a reader for
-// protocols 0-5 (the opcodes CPython 3.13 writes for None, bool, int, float,
+// protocols 2-5, and 0-1 but for their text str (UNICODE), and for data
+// after STOP or left on the stack, which CPython ignores (the opcodes
+// CPython 3.13 writes for None, bool, int, float,
 // str, bytes, bytearray, tuple, list, dict, set, frozenset and reduced
 // instances such as Token or KeyError('k')) and a protocol-4 writer.
 //
@@ -17,7 +19,10 @@
 #include "multiprocessing/exceptions.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -118,7 +123,7 @@ struct limits {
     /// shared parts copied) stays below this many bytes per input byte, plus
     /// 64 KiB.  A list of Nones needs ~80 (each None becomes a 72-byte value);
     /// a list of one string repeated by reference needs that string's size.
-    std::size_t max_expansion = 128;
+    std::size_t max_expansion = 160;
 };
 
 /// The globals a manager message may name: the builtins pickle uses for
@@ -142,7 +147,7 @@ inline bool allow_manager_globals(std::string_view module, std::string_view name
     if (module == "_codecs") return name == "encode";
     if (module == "multiprocessing.managers")
         return name == "Token" || name == "RemoteError" || name == "RebuildProxy" || name == "AutoProxy" ||
-               (name.size() > 5 && name.substr(name.size() - 5) == "Proxy" &&
+               (name.size() > 5 && name.size() <= 64 && name.substr(name.size() - 5) == "Proxy" &&
                 name.find_first_of(". ") == std::string_view::npos);
     if (module == "multiprocessing.context" || module == "multiprocessing") return name == "AuthenticationError";
     return false;
@@ -184,7 +189,7 @@ inline bool valid_utf8(std::string_view s) {
 
 class reader {
 public:
-    reader(std::string_view in, const limits& lim) : in_(in), lim_(lim) {}
+    reader(std::string_view in, const limits& lim) : in_(in), lim_(lim) { lists_.emplace_back(); }
 
     value run() {
         if (in_.size() > 0xffffffffu) fail("a pickle larger than 4 GiB");
@@ -273,17 +278,23 @@ private:
         return add(n);
     }
     // A list's vector grows by doubling: count what it may hold.
-    std::vector<index>& grow(index list, std::size_t more) {
-        auto& l = lists_[list];
+    // An empty container shares list 0 (a list of empty lists costs no list
+    // each); it gets a list of its own when something is added.
+    std::vector<index>& grow(node& n, std::size_t more) {
+        if (n.list == 0) n.list = new_list({});
+        auto& l = lists_[n.list];
         if (l.size() + more > l.capacity()) spend(sizeof(index) * std::max(l.size() + more, 2 * l.capacity()));
         return l;
     }
-    index container(K k, std::vector<index> kids) {
+    index new_list(std::vector<index> kids) {
         spend(sizeof(std::vector<index>) + 8 + (kids.capacity() ? 16 + sizeof(index) * kids.capacity() : 0));
         lists_.push_back(std::move(kids));
+        return static_cast<index>(lists_.size() - 1);
+    }
+    index container(K k, std::vector<index> kids) {
         node n;
         n.k = k;
-        n.list = static_cast<index>(lists_.size() - 1);
+        n.list = kids.empty() ? 0 : new_list(std::move(kids));
         return add(n);
     }
     void push(index idx) {
@@ -321,8 +332,7 @@ private:
         return names[static_cast<int>(k)];
     }
     void append(index target, K k, const char* op, const std::vector<index>& items) {
-        auto list = as(target, k, op).list;
-        auto& l = grow(list, items.size());
+        auto& l = grow(as(target, k, op), items.size());
         l.insert(l.end(), items.begin(), items.end());
     }
     void str_item(std::string_view s) {
@@ -353,6 +363,36 @@ private:
             if (c < '0' || c > '9') fail("a malformed integer");
             v = v * 10 + static_cast<std::uint64_t>(c - '0');
         }
+        if (v > static_cast<std::uint64_t>(INT64_MAX) + (neg ? 1 : 0)) fail("an int beyond 64 bits");
+        return neg ? static_cast<std::int64_t>(0 - v) : static_cast<std::int64_t>(v);
+    }
+    // 'I': C's strtoll with base 0 (decimal, 0-prefixed octal, 0x hex).
+    std::int64_t c_int(std::string_view t) {
+        std::string s(t);
+        errno = 0;
+        char* end = nullptr;
+        long long x = std::strtoll(s.c_str(), &end, 0);
+        if (s.empty() || end != s.c_str() + s.size()) fail("a malformed integer");
+        if (errno == ERANGE) fail("an int beyond 64 bits");
+        return x;
+    }
+    // 'L': a Python int literal (base 0: 0x, 0o, 0b prefixes; no leading
+    // zeros on a decimal), with the trailing L protocol 0 wrote.
+    std::int64_t py_int(std::string_view t) {
+        if (!t.empty() && t.back() == 'L') t.remove_suffix(1);
+        bool neg = !t.empty() && t[0] == '-';
+        if (!t.empty() && (t[0] == '-' || t[0] == '+')) t.remove_prefix(1);
+        int base = 10;
+        if (t.size() > 2 && t[0] == '0' && std::strchr("xXoObB", t[1])) {
+            base = (t[1] | 0x20) == 'x' ? 16 : (t[1] | 0x20) == 'o' ? 8 : 2;
+            t.remove_prefix(2);
+        } else if (t.size() > 1 && t[0] == '0' && t.find_first_not_of('0') != std::string_view::npos) {
+            fail("a malformed integer (leading zeros)");
+        }
+        std::uint64_t v = 0;
+        auto r = std::from_chars(t.data(), t.data() + t.size(), v, base);
+        if (r.ec == std::errc::result_out_of_range) fail("an int beyond 64 bits");
+        if (t.empty() || r.ec != std::errc() || r.ptr != t.data() + t.size()) fail("a malformed integer");
         if (v > static_cast<std::uint64_t>(INT64_MAX) + (neg ? 1 : 0)) fail("an int beyond 64 bits");
         return neg ? static_cast<std::int64_t>(0 - v) : static_cast<std::int64_t>(v);
     }
@@ -388,7 +428,7 @@ private:
         if (arena_[cls].k != K::global) fail(std::string(op) + " of a value that is not a global");
         const auto& gl = lists_[arena_[cls].list];
         std::string_view module = arena_[gl[0]].s, name = arena_[gl[1]].s;
-        const std::vector<index> argv = lists_[as(args, K::tuple, op).list];
+        const std::vector<index>& argv = lists_[as(args, K::tuple, op).list];  // a deque: stays put
         auto arg = [&](std::size_t k) -> const node& { return arena_[argv[k]]; };
         bool builtin = module == "builtins";
         if (builtin && (name == "set" || name == "frozenset") && argv.size() <= 1 && !newobj) {
@@ -454,13 +494,14 @@ private:
                 push(shared(n.b ? true_ : false_, n));
                 break;
             }
-            case 'I': {
+            case 'I': {  // C's strtol(s, 0), as CPython reads it: 010 is 8, 0x10 is 16
                 auto t = line();
-                if (t == "01" || t == "00") step(t == "01" ? 0x88 : 0x89);
-                else push(scalar(K::integer, text_int(t, false)));
+                auto x = c_int(t);
+                if (t.size() == 2 && (x == 0 || x == 1)) step(x ? 0x88 : 0x89);  // "01", "00": protocol 0's bools
+                else push(scalar(K::integer, x));
                 break;
             }
-            case 'L': push(scalar(K::integer, text_int(line(), true))); break;
+            case 'L': push(scalar(K::integer, py_int(line()))); break;
             case 'J': push(scalar(K::integer, static_cast<std::int32_t>(static_cast<std::uint32_t>(le(4))))); break;
             case 'K': push(scalar(K::integer, static_cast<std::int64_t>(le(1)))); break;
             case 'M': push(scalar(K::integer, static_cast<std::int64_t>(le(2)))); break;
@@ -473,12 +514,12 @@ private:
             }
             case 'F': case 'G': {
                 double d;
-                if (op == 'F') {
-                    std::string t(line());
-                    char* end = nullptr;
-                    if (t.empty() || t.find_first_not_of("0123456789+-.eEinfatyINFATY") != std::string::npos ||
-                        (d = std::strtod(t.c_str(), &end), end != t.c_str() + t.size()))
-                        fail("a malformed float");
+                if (op == 'F') {  // from_chars: the "C" locale's format, whatever the program's locale
+                    auto t = line();
+                    if (!t.empty() && t[0] == '+') t.remove_prefix(1);
+                    auto r = std::from_chars(t.data(), t.data() + t.size(), d);
+                    if (r.ec == std::errc::result_out_of_range) fail("a float out of range");
+                    if (t.empty() || r.ec != std::errc() || r.ptr != t.data() + t.size()) fail("a malformed float");
                 } else {
                     auto bits = le(0);  // BINFLOAT is big-endian
                     for (char ch : take(8)) bits = (bits << 8) | static_cast<unsigned char>(ch);
@@ -558,12 +599,17 @@ private:
             }
             case 'b': {
                 auto state = pop();
-                auto list = as(top(), K::instance, "BUILD").list;
-                if (lists_[list].size() > 2) fail("BUILD twice on one instance");
-                grow(list, 1).push_back(state);
+                auto& obj = as(top(), K::instance, "BUILD");
+                if (lists_[obj.list].size() > 2) fail("BUILD twice on one instance");
+                grow(obj, 1).push_back(state);
                 break;
             }
-            case 'p': memo_put(static_cast<std::uint64_t>(text_int(line(), false))); break;
+            case 'p': {
+                auto key = text_int(line(), false);
+                if (key < 0) fail("a negative PUT argument");
+                memo_put(static_cast<std::uint64_t>(key));
+                break;
+            }
             case 'q': memo_put(le(1)); break;
             case 'r': memo_put(le(4)); break;
             case 0x94: memo_put(memo_.size()); break;
@@ -602,6 +648,8 @@ private:
             case K::none: return out;
             case K::global: {
                 const auto& l = lists_[n.list];
+                std::size_t len = arena_[l[0]].s.size() + arena_[l[1]].s.size() + 1;
+                spend(len > 15 ? len + 17 : 0);
                 return value::global(arena_[l[0]].s, arena_[l[1]].s);
             }
             default: break;

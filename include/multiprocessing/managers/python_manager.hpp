@@ -13,6 +13,9 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -112,14 +115,6 @@ inline pk::value dispatch(connection::Connection& c, const std::string& method, 
     return std::move(r.items[1]);
 }
 
-inline connection::Address address_of(const pk::value& a) {
-    if (a.k == pk::value::kind::str) return connection::Address(a.s);
-    if (a.k == pk::value::kind::tuple && a.items.size() == 2 && a.items[0].k == pk::value::kind::str &&
-        a.items[1].k == pk::value::kind::integer && a.items[1].i > 0 && a.items[1].i < 65536)
-        return connection::Address(a.items[0].s, static_cast<unsigned short>(a.items[1].i));
-    throw ProcessError("a CPython manager sent an address that is neither a path nor (host, port)");
-}
-
 inline std::vector<std::string> names(const pk::value& v) {
     std::vector<std::string> out;
     if (v.k == pk::value::kind::none) return out;
@@ -139,12 +134,12 @@ inline std::vector<std::string> names(const pk::value& v) {
 /// float, str, bytes, tuple, list, dict), exceptions come back as the
 /// matching C++ type (KeyError, ValueError, queue's Empty, ...) or
 /// RemoteError.  Copies share one reference, released (decref) when the
-/// last copy goes.  Differs from Python: calls through one proxy (and its
-/// copies) share one connection, one call at a time.  A forked child uses
-/// an inherited proxy through a connection of its own but borrows the
-/// parent's reference (Python's child takes one, which CPython's server
-/// leaks if the child dies before releasing it), so the parent's proxy
-/// must outlive the child's use of it.
+/// last copy goes.  Calls from several threads run at once, each on a
+/// connection of its own (kept for reuse), as in Python.  Differs from
+/// Python: a forked child uses an inherited proxy through connections of
+/// its own but borrows the parent's reference (Python's child takes one,
+/// which CPython's server leaks if the child dies before releasing it), so
+/// the parent's proxy must outlive the child's use of it.
 class PythonProxy {
 public:
     PythonProxy() = default;
@@ -154,8 +149,10 @@ public:
     /// _callmethod_proxy) or a value object cannot hold (a set, an instance).
     object _callmethod(const std::string& name, std::vector<object> args = {}, const Kwds& kwds = {}) const {
         auto r = call(name, args, kwds);
-        if (r.items[0].s == "#PROXY")
+        if (r.items[0].s == "#PROXY") {
+            adopt(r.items[1]);  // released at once: the server made it for this call
             throw TypeError("method '" + name + "' of '" + s_->typeid_ + "' returns a shared object: call _callmethod_proxy");
+        }
         return detail::python::pk::to_object(r.items[1]);
     }
     /// _callmethod for a method the server registered as returning a
@@ -164,10 +161,7 @@ public:
         auto r = call(name, args, kwds);
         if (r.items[0].s != "#PROXY")
             throw TypeError("method '" + name + "' of '" + s_->typeid_ + "' returns a value, not a shared object");
-        const auto& p = r.items[1];
-        if (p.k != detail::python::pk::value::kind::tuple || p.items.size() != 2)
-            throw ProcessError("a CPython manager sent a malformed #PROXY reply");
-        return from_token(p.items[1], detail::python::names(p.items[0]), s_->authkey);
+        return adopt(r.items[1]);
     }
 
     /// The methods the server exposes for this object (Python's _exposed_).
@@ -191,22 +185,46 @@ private:
         std::string typeid_, id, authkey;
         connection::Address address;
         std::vector<std::string> exposed;
+        pid_t owner = ::getpid();  // the process holding the reference
+        // Idle connections (Python keeps one per thread): a call takes one
+        // or opens one, and gives it back after a whole reply, so a call
+        // that blocks (a queue's get) never holds up another thread's.
         std::mutex m;
-        std::optional<connection::Connection> conn;
-        pid_t owner = ::getpid();     // the process holding the reference
-        pid_t conn_pid = ::getpid();  // the process conn belongs to
+        std::vector<connection::Connection> idle;
+        pid_t idle_pid = ::getpid();
 
-        // decref (Python's BaseProxy._decref), best effort: the server may
-        // be gone, and a destructor must not throw.
+        // decref (Python's BaseProxy._decref), best effort and bounded: the
+        // server may be gone or hung, and a destructor must not throw.
         ~shared_state() {
-            if (owner != ::getpid()) return;  // the parent's reference; closing our fd copy is all
-
-            conn.reset();
+            idle.clear();
+            if (owner != ::getpid()) return;  // the parent's reference; closing our fd copies is all
             try {
                 auto c = connection::Client(address, authkey);
+                c.set_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(5));
                 detail::python::dispatch(c, "decref", {detail::python::pk::value::str(id)});
             } catch (...) {
             }
+        }
+        connection::Connection take() {
+            {
+                std::lock_guard<std::mutex> lock(m);
+                if (idle_pid != ::getpid()) {  // a forked child: these sockets are the parent's
+                    idle.clear();
+                    idle_pid = ::getpid();
+                }
+                if (!idle.empty()) {
+                    auto c = std::move(idle.back());
+                    idle.pop_back();
+                    return c;
+                }
+            }
+            auto c = connection::Client(address, authkey);
+            detail::python::dispatch(c, "accept_connection", {detail::python::pk::value::str("C++|" + std::to_string(::getpid()))});
+            return c;
+        }
+        void give_back(connection::Connection c) {
+            std::lock_guard<std::mutex> lock(m);
+            if (idle_pid == ::getpid() && idle.size() < 16) idle.push_back(std::move(c));
         }
     };
 
@@ -215,21 +233,31 @@ private:
         return *s_;
     }
 
-    static PythonProxy from_token(const detail::python::pk::value& token, std::vector<std::string> exposed,
-                                  const std::string& authkey) {
+    static std::shared_ptr<shared_state> make(std::string typeid_, connection::Address address, std::string id,
+                                              std::string authkey) {
+        auto s = std::make_shared<shared_state>();
+        s->typeid_ = std::move(typeid_);
+        s->address = std::move(address);
+        s->id = std::move(id);
+        s->authkey = std::move(authkey);
+        return s;
+    }
+
+    // A '#PROXY' reply, (exposed, Token): the server has made the object
+    // with one reference for us, so the proxy owning it exists before
+    // anything else is checked (an error then releases it).  The Token's
+    // address is the server's own view ('0.0.0.0' for a server on all
+    // interfaces): as in CPython, this proxy's address is used instead.
+    PythonProxy adopt(const detail::python::pk::value& reply) const {
         namespace pk = detail::python::pk;
-        // Token pickles as NEWOBJ + BUILD((typeid, address, id)).
-        if (token.k != pk::value::kind::instance || token.cls().name() != "Token" || !token.has_state() ||
-            token.state().k != pk::value::kind::tuple || token.state().items.size() != 3 ||
-            token.state().items[0].k != pk::value::kind::str || token.state().items[2].k != pk::value::kind::str)
-            throw ProcessError("a CPython manager sent a malformed Token");
+        const pk::value* token = reply.k == pk::value::kind::tuple && reply.items.size() == 2 ? &reply.items[1] : nullptr;
+        if (!token || token->k != pk::value::kind::instance || !token->has_state() ||
+            token->state().k != pk::value::kind::tuple || token->state().items.size() != 3 ||
+            token->state().items[0].k != pk::value::kind::str || token->state().items[2].k != pk::value::kind::str)
+            throw ProcessError("a CPython manager sent a malformed #PROXY reply");
         PythonProxy p;
-        p.s_ = std::make_shared<shared_state>();
-        p.s_->typeid_ = token.state().items[0].s;
-        p.s_->address = detail::python::address_of(token.state().items[1]);
-        p.s_->id = token.state().items[2].s;
-        p.s_->exposed = std::move(exposed);
-        p.s_->authkey = authkey;
+        p.s_ = make(token->state().items[0].s, s_->address, token->state().items[2].s, s_->authkey);
+        p.s_->exposed = detail::python::names(reply.items[0]);
         return p;
     }
 
@@ -238,28 +266,16 @@ private:
         auto& s = const_cast<shared_state&>(state());
         std::vector<py::pk::value> a;
         for (auto& x : args) a.push_back(py::to_pickle(x));
-        std::lock_guard<std::mutex> lock(s.m);
-        if (s.conn_pid != ::getpid()) {
-            // A forked child: the socket is the parent's (closing this copy
-            // of the fd leaves the parent's open); it gets its own.
-            s.conn.reset();
-            s.conn_pid = ::getpid();
-        }
-        if (!s.conn) {
-            auto c = connection::Client(s.address, s.authkey);
-            py::dispatch(c, "accept_connection", {py::pk::value::str("C++|" + std::to_string(::getpid()))});
-            s.conn.emplace(std::move(c));
-        }
-        try {
-            s.conn->send_bytes(py::request(s.id, name, a, kwds));
-            auto r = py::reply(*s.conn);
-            const auto& kind = r.items[0].s;
-            if (kind == "#RETURN" || kind == "#PROXY") return r;
-            py::raise(r);
-        } catch (const ConnectionError&) {
-            s.conn.reset();  // a new one next call
-            throw;
-        }
+        std::string req = py::request(s.id, name, a, kwds);
+        auto c = s.take();
+        // Any failure before the whole reply is read drops the connection
+        // (its stream may be out of step); a reply, even an error, keeps it.
+        c.send_bytes(req);
+        auto r = py::reply(c);
+        s.give_back(std::move(c));
+        const auto& kind = r.items[0].s;
+        if (kind == "#RETURN" || kind == "#PROXY") return r;
+        py::raise(r);
     }
 
     std::shared_ptr<shared_state> s_;
@@ -280,13 +296,11 @@ public:
     void connect() {
         auto c = connection::Client(address_, authkey_);
         detail::python::dispatch(c, "dummy", {});
-        connected_ = true;
     }
 
     /// A new shared object of the server's typeid, made with args and kwds.
     PythonProxy create(const std::string& typeid_, std::vector<object> args = {}, const Kwds& kwds = {}) {
         namespace py = detail::python;
-        if (!connected_) connect();
         auto c = connection::Client(address_, authkey_);
         std::vector<py::pk::value> a{py::pk::value::str(typeid_)};
         for (auto& x : args) a.push_back(py::to_pickle(x));
@@ -297,12 +311,8 @@ public:
         if (res.k != py::pk::value::kind::tuple || res.items.size() != 2 || res.items[0].k != py::pk::value::kind::str)
             throw ProcessError("a CPython manager answered create with something other than (id, exposed)");
         PythonProxy p;
-        p.s_ = std::make_shared<PythonProxy::shared_state>();
-        p.s_->typeid_ = typeid_;
-        p.s_->address = address_;
-        p.s_->id = res.items[0].s;
+        p.s_ = PythonProxy::make(typeid_, address_, res.items[0].s, authkey_);  // owns the reference from here
         p.s_->exposed = py::names(res.items[1]);
-        p.s_->authkey = authkey_;
         return p;
     }
 
@@ -325,7 +335,6 @@ public:
 private:
     connection::Address address_;
     std::string authkey_;
-    bool connected_ = false;
 };
 
 }  // namespace multiprocessing::managers
