@@ -5,6 +5,7 @@
 #pragma once
 
 #include "multiprocessing/connection.hpp"
+#include "multiprocessing/detail/fork.hpp"
 #include "multiprocessing/detail/pickle_object.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/managers/sync.hpp"
@@ -107,9 +108,10 @@ inline std::string exception_message(const std::string& type, const pk::value& a
     throw ProcessError("a CPython manager sent a reply of unknown kind '" + kind + "'");
 }
 
-// dispatch(conn, None, method, args): a request to the server itself.
-inline pk::value dispatch(connection::Connection& c, const std::string& method, std::vector<pk::value> args) {
-    c.send_bytes(request(std::nullopt, method, args, {}));
+// dispatch(conn, None, method, args, kwds): a request to the server itself.
+inline pk::value dispatch(connection::Connection& c, const std::string& method, std::vector<pk::value> args,
+                          const Kwds& kwds = {}) {
+    c.send_bytes(request(std::nullopt, method, args, kwds));
     pk::value r = reply(c);
     if (r.items[0].s != "#RETURN") raise(r);
     return std::move(r.items[1]);
@@ -185,19 +187,24 @@ private:
         std::string typeid_, id, authkey;
         connection::Address address;
         std::vector<std::string> exposed;
-        pid_t owner = ::getpid();  // the process holding the reference
+        // Fork generations (detail/fork.hpp), one compare instead of a
+        // getpid() syscall: the process holding the reference, and the one
+        // the idle connections belong to.
+        unsigned owner = gen();
         // Idle connections (Python keeps one per thread): a call takes one
         // or opens one, and gives it back after a whole reply, so a call
         // that blocks (a queue's get) never holds up another thread's.
         std::mutex m;
         std::vector<connection::Connection> idle;
-        pid_t idle_pid = ::getpid();
+        unsigned idle_gen = gen();
+
+        static unsigned gen() { return multiprocessing::detail::fork_state::instance().generation(); }
 
         // decref (Python's BaseProxy._decref), best effort and bounded: the
         // server may be gone or hung, and a destructor must not throw.
         ~shared_state() {
             idle.clear();
-            if (owner != ::getpid()) return;  // the parent's reference; closing our fd copies is all
+            if (owner != gen()) return;  // the parent's reference; closing our fd copies is all
             try {
                 auto c = connection::Client(address, authkey);
                 c.set_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(5));
@@ -208,9 +215,9 @@ private:
         connection::Connection take() {
             {
                 std::lock_guard<std::mutex> lock(m);
-                if (idle_pid != ::getpid()) {  // a forked child: these sockets are the parent's
+                if (idle_gen != gen()) {  // a forked child: these sockets are the parent's
                     idle.clear();
-                    idle_pid = ::getpid();
+                    idle_gen = gen();
                 }
                 if (!idle.empty()) {
                     auto c = std::move(idle.back());
@@ -224,7 +231,7 @@ private:
         }
         void give_back(connection::Connection c) {
             std::lock_guard<std::mutex> lock(m);
-            if (idle_pid == ::getpid() && idle.size() < 16) idle.push_back(std::move(c));
+            if (idle_gen == gen() && idle.size() < 16) idle.push_back(std::move(c));
         }
     };
 
@@ -304,10 +311,7 @@ public:
         auto c = connection::Client(address_, authkey_);
         std::vector<py::pk::value> a{py::pk::value::str(typeid_)};
         for (auto& x : args) a.push_back(py::to_pickle(x));
-        c.send_bytes(py::request(std::nullopt, "create", a, kwds));
-        auto r = py::reply(c);
-        if (r.items[0].s != "#RETURN") py::raise(r);
-        const auto& res = r.items[1];  // (ident, exposed)
+        const auto res = py::dispatch(c, "create", std::move(a), kwds);  // (ident, exposed)
         if (res.k != py::pk::value::kind::tuple || res.items.size() != 2 || res.items[0].k != py::pk::value::kind::str)
             throw ProcessError("a CPython manager answered create with something other than (id, exposed)");
         PythonProxy p;
