@@ -197,24 +197,28 @@ TEST_CASE("connect() refuses a malformed method list, naming the line", "[interf
     namespace d = mp::managers::detail;
     conn::Listener l(conn::Address(path), std::string("k"));
     mp::Process fake([&l] {
-        auto c = l.accept();
-        try {
-            for (;;) {
-                std::string req = c.recv_bytes();
-                d::RequestHeader h{};
-                REQUIRE(req.size() >= sizeof h);
-                std::memcpy(&h, req.data(), sizeof h);
-                std::vector<char> out;
-                d::begin_reply(out, d::status::ok, h.request_id);
-                bool describe = h.kind == static_cast<std::uint8_t>(d::kind::describe);
-                if (describe) {
-                    std::string body = "size\t12x\tstd::size_t()\n";
-                    out.insert(out.end(), body.begin(), body.end());
+        // connect() first checks the authkey on a connection of its own,
+        // closed at once: serve connections one after another.
+        for (bool described = false; !described;) {
+            auto c = l.accept();
+            try {
+                for (;;) {
+                    std::string req = c.recv_bytes();
+                    d::RequestHeader h{};
+                    REQUIRE(req.size() >= sizeof h);
+                    std::memcpy(&h, req.data(), sizeof h);
+                    std::vector<char> out;
+                    d::begin_reply(out, d::status::ok, h.request_id);
+                    described = h.kind == static_cast<std::uint8_t>(d::kind::describe);
+                    if (described) {
+                        std::string body = "size\t12x\tstd::size_t()\n";
+                        out.insert(out.end(), body.begin(), body.end());
+                    }
+                    c.send_frame(out);
+                    if (described) break;  // the client keeps its connection (pooled): no EOF to wait for
                 }
-                c.send_frame(out);
-                if (describe) break;  // the client keeps its connection (pooled): no EOF to wait for
+            } catch (const mp::EOFError&) {
             }
-        } catch (const mp::EOFError&) {
         }
     });
     fake.start();

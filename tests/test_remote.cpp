@@ -76,6 +76,24 @@ TEST_CASE("a wrong authkey is refused and the server keeps serving the right one
     CHECK(test::join_or_kill(right) == 0);
 }
 
+TEST_CASE("a wrong authkey is refused even while this process is connected with the right one", "[remote][tcp][auth]") {
+    NetManager m(Address("127.0.0.1", 0), std::string("right"));
+    m.start();
+    auto e = m.create<Echo>();
+    CHECK(e.twice(1) == 2);  // this process now holds an authenticated connection
+    NetManager wrong(m.address(), std::string("wrong"));
+    CHECK_THROWS_AS(wrong.connect(), mp::AuthenticationError);
+    // The right key is still the one new connections use: a call from
+    // another thread (which opens a connection of its own) works.
+    NetManager right(m.address(), std::string("right"));
+    right.connect();
+    int got = 0;
+    std::thread t([&] { got = right.create<Echo>().twice(4); });
+    t.join();
+    CHECK(got == 8);
+    CHECK(e.twice(3) == 6);
+}
+
 TEST_CASE("_TestManagerRestart.test_rapid_restart on the same TCP address", "[remote][tcp]") {
     unsigned short port;
     {

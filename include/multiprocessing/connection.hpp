@@ -10,12 +10,9 @@
 #pragma once
 
 #include "multiprocessing/detail/archive.hpp"
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/exceptions.hpp"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/serialization/access.hpp>
 #include <boost/serialization/string.hpp>
 
@@ -488,14 +485,6 @@ inline void answer_challenge(Connection& c, const std::string& authkey) {
 
 namespace detail {
 
-inline boost::asio::io_context& io() {
-    // Only used for connect/bind/accept and name resolution; sockets are
-    // released to plain fds right away so forked children never share
-    // reactor state with their parent.
-    static auto* ctx = new boost::asio::io_context;
-    return *ctx;
-}
-
 inline void set_cloexec(int fd) { ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC); }
 
 inline void tune_tcp(int fd) {
@@ -516,30 +505,12 @@ inline void set_keepalive(int fd, int idle, int interval, int count) {
 }
 
 /// Connects a raw socket to address; throws ConnectionError on failure.
-inline int connect_fd(const Address& address) {
-    boost::system::error_code ec;
-    if (address.is_unix()) {
-        boost::asio::local::stream_protocol::socket s(io());
-        s.connect(boost::asio::local::stream_protocol::endpoint(address.path()), ec);
-        if (ec) throw ConnectionError("cannot connect to " + address.str() + ": " + ec.message());
-        int fd = s.release();
-        set_cloexec(fd);
-        return fd;
-    }
-    if (address.is_tcp()) {
-        boost::asio::ip::tcp::resolver r(io());
-        auto eps = r.resolve(address.host(), std::to_string(address.port()), ec);
-        if (ec) throw ConnectionError("cannot resolve " + address.str() + ": " + ec.message());
-        boost::asio::ip::tcp::socket s(io());
-        boost::asio::connect(s, eps, ec);
-        if (ec) throw ConnectionError("cannot connect to " + address.str() + ": " + ec.message());
-        int fd = s.release();
-        set_cloexec(fd);
-        tune_tcp(fd);
-        return fd;
-    }
-    throw ValueError("cannot connect to an empty address");
-}
+MULTIPROCESSING_DECL int connect_fd(const Address& address);
+
+/// A listening socket bound to address (a Unix socket file made with mode
+/// 0600); bound is the address actually bound (TCP port 0 becomes the
+/// real port).  Throws ConnectionError on failure.
+MULTIPROCESSING_DECL int listen_fd(const Address& address, int backlog, Address& bound);
 
 }  // namespace detail
 
@@ -555,42 +526,10 @@ public:
     Listener(const Address& address, std::optional<std::string> authkey = std::nullopt,
              int backlog = 128)
         : authkey_(std::move(authkey)) {
-        boost::system::error_code ec;
-        if (address.is_unix()) {
-            boost::asio::local::stream_protocol::acceptor a(detail::io());
-            boost::asio::local::stream_protocol::endpoint ep(address.path());
-            a.open(ep.protocol(), ec);
-            mode_t old = ::umask(0177);  // socket file 0600
-            if (!ec) a.bind(ep, ec);
-            ::umask(old);
-            if (!ec) a.listen(backlog, ec);
-            if (ec) throw ConnectionError("cannot listen on " + address.str() + ": " + ec.message());
-            fd_ = a.release();
-            address_ = address;
-            unlink_on_close_ = true;
-        } else if (address.is_tcp()) {
-            if (!authkey_ || authkey_->empty())
-                throw ValueError("a TCP listener needs a non-empty authkey");
-            boost::asio::ip::tcp::resolver r(detail::io());
-            auto eps = r.resolve(address.host(), std::to_string(address.port()),
-                                 boost::asio::ip::resolver_base::passive, ec);
-            if (ec || eps.empty())
-                throw ConnectionError("cannot resolve " + address.str() + ": " + ec.message());
-            auto ep = eps.begin()->endpoint();
-            boost::asio::ip::tcp::acceptor a(detail::io());
-            a.open(ep.protocol(), ec);
-            if (!ec) a.set_option(boost::asio::socket_base::reuse_address(true), ec);
-            if (!ec) a.bind(ep, ec);
-            if (!ec) a.listen(backlog, ec);
-            if (ec) throw ConnectionError("cannot listen on " + address.str() + ": " + ec.message());
-            auto bound = a.local_endpoint();
-            fd_ = a.release();
-            // Report the real port when 0 asked for any free one.
-            address_ = Address(address.host(), bound.port());
-        } else {
-            throw ValueError("Listener needs an address");
-        }
-        detail::set_cloexec(fd_);
+        if (address.is_tcp() && (!authkey_ || authkey_->empty()))
+            throw ValueError("a TCP listener needs a non-empty authkey");
+        fd_ = detail::listen_fd(address, backlog, address_);
+        unlink_on_close_ = address.is_unix();
     }
     ~Listener() { close(); }
     Listener(const Listener&) = delete;
@@ -680,3 +619,7 @@ inline std::pair<Connection, Connection> Pipe() {
 }
 
 }  // namespace multiprocessing::connection
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/connection.ipp"
+#endif

@@ -7,6 +7,7 @@
 // must for Boost binary archives anyway.
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/detail/demangle.hpp"
 #include "multiprocessing/exceptions.hpp"
@@ -172,44 +173,7 @@ private:
     template <class E>
     static std::string detail_name() { return multiprocessing::detail::type_name<E>(); }
 
-    exception_table() {
-        add<std::logic_error>();
-        add<std::invalid_argument>();
-        add<std::domain_error>();
-        add<std::length_error>();
-        add<std::out_of_range>();
-        add<std::runtime_error>();
-        add<std::range_error>();
-        add<std::overflow_error>();
-        add<std::underflow_error>();
-        add<ProcessError>();
-        add<BufferTooShort>();
-        add<AuthenticationError>();
-        add<TimeoutError>();
-        add<ConnectionError>();
-        add<EOFError>();
-        add<TypeError>();
-        add<ValueError>();
-        add<KeyError>();
-        add<IndexError>();
-        add<NotImplementedError>();
-        add<StopIteration>();
-        add<AttributeError>();
-        add<OverflowError>();
-        by_type_[std::type_index(typeid(std::exception))] = "std::exception";
-        throwers_["std::exception"] = [](const std::string& m) { throw RemoteError("std::exception", m); };
-        // Standard exceptions without a message constructor come back as
-        // themselves (their what() is fixed by the library anyway).
-        add_plain<std::bad_alloc>();
-        add_plain<std::bad_array_new_length>();
-        add_plain<std::bad_cast>();
-        add_plain<std::bad_typeid>();
-        add_plain<std::bad_function_call>();
-        add_plain<std::bad_weak_ptr>();
-        add_plain<std::bad_optional_access>();
-        add_plain<std::bad_variant_access>();
-        add_plain<std::bad_any_cast>();
-    }
+    exception_table();  // registers the standard and library types (impl/protocol.ipp)
     template <class E>
     void add_plain() {
         auto name = detail_name<E>();
@@ -281,3 +245,7 @@ inline void put_foreign_exception(std::vector<char>& buf, std::uint64_t request_
 }
 
 }  // namespace multiprocessing::managers::detail
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/protocol.ipp"
+#endif

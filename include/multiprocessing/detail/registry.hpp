@@ -529,6 +529,9 @@ struct method_desc {
                       "(out-parameters do not travel back); return the value instead");
         return {name, method_signature<M>(), &invoke_method<M>, &signature_text<decltype(M)>};
     }
+    // The signature alone: what a client's fingerprint needs, without
+    // instantiating the server's call of M.
+    std::uint64_t sig() const { return method_signature<M>(); }
 };
 
 /// One method an interface declares (MP_INTERFACE): a name and a member
@@ -543,6 +546,7 @@ struct declared_desc {
                       "(out-parameters do not travel back); return the value instead");
         return {name, method_signature_of<MP>(), nullptr, &signature_text<MP>};
     }
+    std::uint64_t sig() const { return method_signature_of<MP>(); }
 };
 /// The declared_descs of the signatures Sigs (function types such as
 /// `int(int) const`) of one method of interface I.
@@ -561,6 +565,7 @@ struct defaulted_desc {
         using MP = truncated_t<decltype(M), K>;
         return {name, method_signature_of<MP>(), &invoke_defaulted<M, Caller, K>, &signature_text<MP>};
     }
+    std::uint64_t sig() const { return method_signature_of<truncated_t<decltype(M), K>>(); }
 };
 template <bool Keep, class D>
 auto tuple_if(D d) {
@@ -772,10 +777,12 @@ struct constructor_registrar {
                                           &make);
         return true;
     }
-    static const bool registered;
+    // Not const: a const bool is usable in constant expressions, so
+    // compilers instantiate its initializer even under extern template.
+    static bool registered;
 };
 template <class T, class... A>
-const bool constructor_registrar<T, A...>::registered = constructor_registrar<T, A...>::add();
+bool constructor_registrar<T, A...>::registered = constructor_registrar<T, A...>::add();
 
 /// Everything the server needs to serve one typeid.
 struct type_entry {
@@ -833,12 +840,8 @@ template <class ProxyT>
 std::uint64_t fingerprint() {
     static const std::uint64_t h = [] {
         std::string s = multiprocessing::detail::type_name<typename ProxyT::referent_type>();
-        for (auto& m : exposed_entries<ProxyT>()) {
-            s += '|';
-            s += m.name;
-            s += ':';
-            s += std::to_string(m.sig);
-        }
+        std::apply([&](const auto&... d) { ((s += '|', s += d.name, s += ':', s += std::to_string(d.sig())), ...); },
+                   ProxyT::_exposed_());
         return multiprocessing::detail::fnv1a(s);
     }();
     return h;

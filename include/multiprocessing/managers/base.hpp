@@ -558,6 +558,15 @@ private:
     bool given_ = false;
 };
 
+namespace detail {
+/// The forked server's life: runs initializer, serves reg at address (a
+/// private Unix socket if empty), reports "OK<address>" or "ER<why>" on
+/// ready_fd, and exits when the server stops or alive_fd's owner dies.
+[[noreturn]] MULTIPROCESSING_DECL void serve_forked(int ready_fd, int alive_fd, const std::function<void()>& initializer,
+                                                   std::shared_ptr<registry> reg, const connection::Address& address,
+                                                   const std::string& authkey, const ServerOptions& options);
+}  // namespace detail
+
 /// Python's BaseManager.  Derive with your class as the template argument
 /// (`struct M : BaseManager<M> {}`) so each manager class has its own
 /// registry, as Python keeps one per class; `BaseManager<>` is the plain one.
@@ -688,6 +697,11 @@ public:
 
     /// Python's connect(): attaches to a running manager at address().
     void connect() {
+        // A handshake of its own with this manager's authkey first: this
+        // process may already hold connections to the address (through
+        // another manager object) that a pooled call would reuse unchecked,
+        // and a wrong key would then be used for the address's new ones.
+        (void)connection::Client(address_, authkey_, options_.max_frame);
         ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame, options_.spin_us,
                                                      &options_.call_timeout);
         if (ep_->dead()) ep_->reset(false);
@@ -934,25 +948,7 @@ private:
                                        std::shared_ptr<detail::registry> reg) {
         ::close(ready[0]);
         ::close(alive[1]);
-        ::signal(SIGINT, SIG_IGN);  // Ctrl-C is the owner's; the server ends with it
-        int code = 0;
-        try {
-            if (initializer) initializer();
-            std::string dir;
-            Address a = address_.empty() ? detail::private_address(dir) : address_;
-            Server server(reg, a, authkey_, options_, dir);
-            server.set_owner_fd(alive[0]);
-            std::string msg = "OK" + detail::encode_address(server.address());
-            [[maybe_unused]] auto w = ::write(ready[1], msg.data(), msg.size());
-            ::close(ready[1]);
-            server.serve_forever(true);
-        } catch (const std::exception& e) {
-            std::string msg = std::string("ER") + e.what();
-            [[maybe_unused]] auto w = ::write(ready[1], msg.data(), msg.size());
-            code = 1;
-        }
-        std::fflush(nullptr);
-        ::_exit(code);
+        detail::serve_forked(ready[1], alive[0], initializer, std::move(reg), address_, authkey_, options_);
     }
 
     static std::string read_all(int fd, double timeout) {
@@ -989,3 +985,6 @@ private:
 
 }  // namespace multiprocessing::managers
 
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/server.ipp"
+#endif

@@ -1612,7 +1612,7 @@ struct auto_registered {
         Manager::template register_type<T>(std::string(base) + "[" + multiprocessing::detail::type_name<T>() + "]");
         return true;
     }
-    static const bool done;
+    static bool done;  // not const: see constructor_registrar::registered
 };
 
 template <class T> struct container_name;
@@ -1646,7 +1646,7 @@ template <class T> struct proxy_typeid_check<ArrayRef<T>> : container_typeid_che
 template <> struct proxy_typeid_check<NamespaceRef> : container_typeid_check<NamespaceRef> {};
 
 template <class Manager, class T>
-const bool auto_registered<Manager, T>::done = auto_registered<Manager, T>::add(container_name<T>::value);
+bool auto_registered<Manager, T>::done = auto_registered<Manager, T>::add(container_name<T>::value);
 
 /// Mixin of SyncManager: the factory methods for shared containers.
 template <class Manager>

@@ -575,12 +575,12 @@ private:
             register_exception<StopIteration>();
             return true;
         }
-        static const bool done;
+        static bool done;  // not const: see constructor_registrar::registered
     };
 };
 
 template <class Manager>
-const bool pool_factories<Manager>::pool_registered::done = pool_factories<Manager>::pool_registered::add();
+bool pool_factories<Manager>::pool_registered::done = pool_factories<Manager>::pool_registered::add();
 
 }  // namespace detail
 }  // namespace multiprocessing::managers

@@ -952,13 +952,13 @@ private:
                 Manager::template register_type<R>(std::string(n) + "[" + multiprocessing::detail::type_name<R>() + "]");
             return true;
         }
-        static const bool done;
+        static bool done;  // not const: see constructor_registrar::registered
     };
 };
 
 template <class Manager>
 template <class R>
-const bool sync_factories<Manager>::sync_registered<R>::done = sync_factories<Manager>::sync_registered<R>::add();
+bool sync_factories<Manager>::sync_registered<R>::done = sync_factories<Manager>::sync_registered<R>::add();
 
 }  // namespace detail
 }  // namespace multiprocessing::managers

@@ -26,11 +26,16 @@ public:
 
     /// Registers the built-in typeids (done by the constructor; a program
     /// that serves SyncManager types from get_server() gets them the same way).
-    static void register_builtin_types() {
-        static const bool once = (register_container_types(), register_sync_types(), register_pool_types(), true);
-        (void)once;
-    }
+    static void register_builtin_types();
 };
+
+#if !defined(MULTIPROCESSING_HEADER_ONLY)
+// Separate compilation: the default (object) types' server side is
+// instantiated once, in <multiprocessing/impl/src.hpp>.
+#define MULTIPROCESSING_INSTANTIATE extern template
+#include "multiprocessing/impl/sync_manager_instances.ipp"
+#undef MULTIPROCESSING_INSTANTIATE
+#endif
 
 }  // namespace multiprocessing::managers
 
@@ -45,3 +50,7 @@ inline managers::SyncManager Manager() {
 }
 
 }  // namespace multiprocessing
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/sync_manager.ipp"
+#endif

@@ -1,0 +1,21 @@
+// The separately compiled part of the library.  Include it in exactly one
+// .cpp file of a program whose files all define
+// MULTIPROCESSING_SEPARATE_COMPILATION; CMake's multiprocessing::compiled
+// target is that file, built once (src/multiprocessing.cpp).
+#pragma once
+
+#if !defined(MULTIPROCESSING_SEPARATE_COMPILATION)
+#error "<multiprocessing/impl/src.hpp> needs MULTIPROCESSING_SEPARATE_COMPILATION (header-only builds do not use it)"
+#endif
+
+#include "multiprocessing.hpp"
+#include "multiprocessing/impl/connection.ipp"
+#include "multiprocessing/impl/protocol.ipp"
+#include "multiprocessing/impl/server.ipp"
+#include "multiprocessing/impl/sync_manager.ipp"
+
+namespace multiprocessing::managers {
+#define MULTIPROCESSING_INSTANTIATE template
+#include "multiprocessing/impl/sync_manager_instances.ipp"
+#undef MULTIPROCESSING_INSTANTIATE
+}  // namespace multiprocessing::managers

@@ -1,0 +1,3 @@
+// multiprocessing::compiled: the library's non-template parts, compiled once
+// (see <multiprocessing/detail/config.hpp>).
+#include <multiprocessing/impl/src.hpp>
