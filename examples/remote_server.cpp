@@ -25,14 +25,15 @@ public:
         items_.push_back(item);
         cv_.notify_one();
     }
-    /// Waits up to timeout seconds, in short slices so that a caller that
-    /// went away (or a stopping server) frees this server thread.
-    std::string get(double timeout) {
+    /// Waits up to timeout seconds (a negative one: for ever, as Python's
+    /// queue.get() does), in short slices so that a caller that went away
+    /// (or a stopping server) frees this server thread.
+    std::string get(double timeout = -1) {
         auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
         std::unique_lock<std::mutex> lk(mu_);
         while (items_.empty()) {
             if (mp::managers::caller_gone()) throw mp::EOFError("caller gone");
-            if (std::chrono::steady_clock::now() >= deadline) throw mp::TimeoutError("queue empty");
+            if (timeout >= 0 && std::chrono::steady_clock::now() >= deadline) throw mp::TimeoutError("queue empty");
             cv_.wait_for(lk, std::chrono::milliseconds(100));
         }
         std::string item = std::move(items_.front());

@@ -177,6 +177,19 @@ public:
     P as_proxy() const {
         return P::template _from_entry<P>(get<proxy_t>("proxy").ref);
     }
+    /// Internal: an object holding a proxy of the shared object (typeid_,
+    /// address as the managers encode it, id); this process takes its own
+    /// reference (Python's RebuildProxy).
+    static object _proxy_of(const std::string& typeid_, const std::string& address, std::uint64_t id) {
+        if (!hooks().acquire) throw ValueError("an object holding a proxy needs <multiprocessing/managers.hpp>");
+        object o;
+        o.v_ = proxy_t{hooks().acquire(typeid_, address, id)};
+        return o;
+    }
+    /// Internal: the token of the held proxy (TypeError if none).
+    void _proxy_token(std::string& typeid_, std::string& address, std::uint64_t& id) const {
+        hooks().token(*get<proxy_t>("proxy").ref, typeid_, address, id);
+    }
     /// The shared reference of a held proxy, or null (used by the server's
     /// cycle collector).
     const std::shared_ptr<managers::detail::ref_entry>* proxy_ref() const {

@@ -1,7 +1,9 @@
 // libFuzzer target: the server's request decoding and dispatch.  A real
 // Server runs in this process (a thread, on a private Unix socket); each
 // input is sent as one request frame on an authenticated connection that
-// has already said hello.  Running the real Server (rather than calling
+// has already said hello.  An input that starts like a pickle (0x80) goes
+// instead to a connection speaking CPython's protocol, where it must get
+// exactly one well-formed reply.  Running the real Server (rather than calling
 // dispatch on a buffer) needs no change to server.hpp and fuzzes exactly
 // the code a hostile client reaches: header checks, kind switch, method
 // lookup, signature check, Boost archive decoding, refcounting.
@@ -94,6 +96,7 @@ struct Harness {
     std::unique_ptr<mp::managers::Server> server;
     std::thread thread;
     mp::connection::Connection conn;
+    mp::connection::Connection py;  // a CPython-protocol connection
     std::uint64_t target_id = 0;
     std::uint64_t session = 1000;
     std::uint64_t marker = std::uint64_t(1) << 62;  // request ids no seed uses
@@ -108,8 +111,37 @@ struct Harness {
                      "/tmp/mp-fuzz-" + std::to_string(::getpid()) + ".sock"), manager.authkey(), o);
         thread = std::thread([this] { server->serve_forever(false); });
         reconnect();
+        // Before the thread count is first taken: the server watches this
+        // process's pid from the first Python request on, with a thread.
+        reconnect_python();
     }
+    void reconnect_python() {
+        py.close();
+        py = mp::connection::Client(server->address(), manager.authkey());
+        py.set_timeout(10.0);
+        if (!python_ok(python_ask(python_dummy()))) std::abort();
+        wait_for_old_threads();  // as reconnect() does
+    }
+    static std::string python_dummy() {
+        namespace pk = mp::detail::pickle;
+        return pk::dumps(pk::value::seq(pk::value::kind::tuple, {pk::value(), pk::value::str("dummy"),
+                                                                pk::value::seq(pk::value::kind::tuple, {}),
+                                                                pk::value::seq(pk::value::kind::dict, {})}));
+    }
+    // One request, one reply, which must be a pickled (kind, result).
+    std::string python_ask(const std::string& req) {
+        namespace pk = mp::detail::pickle;
+        py.send_bytes(req);
+        std::string r = py.recv_bytes();
+        pk::limits lim;
+        lim.allowed = [](std::string_view, std::string_view) { return true; };
+        pk::value v = pk::loads(r, lim);  // throws (and so aborts the run) if the server wrote garbage
+        if (v.k != pk::value::kind::tuple || v.items.size() != 2 || v.items[0].k != pk::value::kind::str) std::abort();
+        return v.items[0].s;
+    }
+    static bool python_ok(const std::string& kind) { return kind == "#RETURN"; }
     ~Harness() {
+        py.close();
         conn.close();
         server->shutdown();
         thread.join();
@@ -132,13 +164,19 @@ struct Harness {
         // kernel: OpenSSL frees its per-thread RNG state in a thread-exit
         // destructor, and libFuzzer's per-input leak check would otherwise
         // catch that thread half-way out (a false leak; seen, not reproducible).
-        // The steady count is taken at the first input, once libFuzzer's own
-        // threads are up.
+        // The steady counts are taken at the first input, once libFuzzer's
+        // own threads are up: first the server's own count (its connection
+        // threads end after freeing what they hold), then the kernel's.
         // Up to 10 s: a loaded machine can be slow to finish a thread, and
         // giving up early would report the harness's own race as a leak.
-        if (tasks_steady)
-            for (int i = 0; i < 20000 && tasks() > tasks_steady; ++i) ::usleep(500);
+        wait_for_old_threads();
     }
+    void wait_for_old_threads() {
+        if (!tasks_steady) return;
+        for (int i = 0; i < 20000 && server->thread_count() > server_threads_steady; ++i) ::usleep(500);
+        for (int i = 0; i < 20000 && tasks() > tasks_steady; ++i) ::usleep(500);
+    }
+    std::size_t tasks_steady = 0, server_threads_steady = 0;
     static std::size_t tasks() {
         std::size_t n = 0;
         if (DIR* d = ::opendir("/proc/self/task")) {
@@ -148,7 +186,6 @@ struct Harness {
         }
         return n;
     }
-    std::size_t tasks_steady = 0;
 };
 
 Harness& harness() {
@@ -202,8 +239,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size > 65536) return 0;
     if (size >= 1 && data[0] == static_cast<std::uint8_t>(md::kind::shutdown)) return 0;  // would stop the server
     Harness& h = harness();
-    if (h.tasks_steady == 0) h.tasks_steady = Harness::tasks();
+    if (h.tasks_steady == 0) {
+        h.server_threads_steady = h.server->thread_count();
+        h.tasks_steady = Harness::tasks();
+    }
     std::string frame(reinterpret_cast<const char*>(data), size);
+    if (size >= 1 && data[0] == 0x80) {
+        // A pickle names 'shutdown' only by those bytes (pickle strings are
+        // not computed): skip it, it would stop the server.
+        if (frame.find("shutdown") != std::string::npos) return 0;
+        try {
+            const std::string kind = h.python_ask(frame);
+            if (kind != "#RETURN" && kind != "#ERROR" && kind != "#TRACEBACK" && kind != "#PROXY" &&
+                kind != "#UNSERIALIZABLE")
+                std::abort();
+            if (!Harness::python_ok(h.python_ask(Harness::python_dummy()))) std::abort();
+        } catch (const mp::TimeoutError&) {
+            std::abort();  // the server hung on this input
+        } catch (const mp::ConnectionError&) {
+            h.reconnect_python();  // dropped: allowed, as for the other protocol
+        }
+        return 0;
+    }
     // Seeds name object 1; point them at this connection's live object.
     if (size >= sizeof(md::RequestHeader)) {
         md::RequestHeader hd;

@@ -10,6 +10,7 @@
 #include "multiprocessing/detail/archive.hpp"
 #include "multiprocessing/detail/demangle.hpp"
 #include "multiprocessing/detail/protocol.hpp"
+#include "multiprocessing/detail/py_convert.hpp"
 #include "multiprocessing/object.hpp"
 
 #include <boost/serialization/string.hpp>
@@ -510,12 +511,36 @@ void invoke_defaulted(void* obj, const char* body, std::size_t n, std::vector<ch
         obj, body, n, out, mu, first_of_t<typename tr::params, K>{}, std::make_index_sequence<K>{});
 }
 
+namespace pk = multiprocessing::detail::pickle;
+
 struct method_entry {
     std::string_view name;
     std::uint64_t sig;
     invoke_fn invoke;  // null for a method an interface declares (see MP_INTERFACE)
     std::string (*text)();
+    // For CPython clients (Server::serve_python): the Python arguments as
+    // this method's request body, and its reply body as a Python value;
+    // null where a parameter or the result has no Python form.
+    pk::args_fn py_args = nullptr;
+    pk::result_fn py_result = nullptr;
+    bool returns_token = false;  // returns a shared object: '#PROXY' for Python
+    std::size_t arity = 0;
 };
+
+/// Fills in the Python side of an entry for member function type MP.
+template <class MP, class... W>
+method_entry with_python(method_entry e, type_list<W...>) {
+    using R = typename method_traits<MP>::result_type;
+    e.arity = sizeof...(W);
+    e.py_args = pk::args_converter<W...>();
+    e.returns_token = is_shared_ptr<std::decay_t<R>>::value;
+    if (!e.returns_token) e.py_result = pk::result_converter<typename result_wire<R>::type>();
+    return e;
+}
+template <class MP>
+method_entry with_python(method_entry e) {
+    return with_python<MP>(e, typename method_traits<MP>::wire_params{});
+}
 
 /// One exposed method as written in MP_EXPOSE: its name and pointer.
 template <auto M>
@@ -527,7 +552,7 @@ struct method_desc {
         static_assert(tr::no_out_params,
                       "multiprocessing: an exposed method cannot take a non-const reference "
                       "(out-parameters do not travel back); return the value instead");
-        return {name, method_signature<M>(), &invoke_method<M>, &signature_text<decltype(M)>};
+        return with_python<decltype(M)>({name, method_signature<M>(), &invoke_method<M>, &signature_text<decltype(M)>});
     }
     // The signature alone: what a client's fingerprint needs, without
     // instantiating the server's call of M.
@@ -563,7 +588,7 @@ struct defaulted_desc {
     const char* name;
     method_entry entry() const {
         using MP = truncated_t<decltype(M), K>;
-        return {name, method_signature_of<MP>(), &invoke_defaulted<M, Caller, K>, &signature_text<MP>};
+        return with_python<MP>({name, method_signature_of<MP>(), &invoke_defaulted<M, Caller, K>, &signature_text<MP>});
     }
     std::uint64_t sig() const { return method_signature_of<truncated_t<decltype(M), K>>(); }
 };
@@ -720,19 +745,29 @@ public:
         static constructor_table* t = new constructor_table;
         return *t;
     }
-    void add(std::uint64_t sig, std::type_index referent, std::string text, factory_fn f) {
+    void add(std::uint64_t sig, std::type_index referent, std::string text, factory_fn f,
+             pk::args_fn py_args = nullptr) {
         std::lock_guard<std::mutex> g(mu_);
-        table_.emplace(sig, entry{referent, std::move(text), std::move(f)});
+        table_.emplace(sig, entry{referent, std::move(text), std::move(f), py_args});
     }
     struct entry {
         std::type_index referent;
         std::string text;
         factory_fn make;
+        pk::args_fn py_args;  // Python arguments to make's body; null: none
     };
     const entry* find(std::uint64_t sig) {
         std::lock_guard<std::mutex> g(mu_);
         auto it = table_.find(sig);
         return it == table_.end() ? nullptr : &it->second;
+    }
+    /// The constructors of referent that Python arguments can call.
+    std::vector<const entry*> python_constructors(std::type_index referent) {
+        std::lock_guard<std::mutex> g(mu_);
+        std::vector<const entry*> v;
+        for (auto& kv : table_)
+            if (kv.second.referent == referent && kv.second.py_args) v.push_back(&kv.second);
+        return v;
     }
     std::vector<std::string> signatures_for(std::type_index referent) {
         std::lock_guard<std::mutex> g(mu_);
@@ -774,7 +809,7 @@ struct constructor_registrar {
     static bool add() {
         constructor_table::instance().add(constructor_signature<T, A...>(), std::type_index(typeid(T)),
                                           multiprocessing::detail::type_name<T>() + "(" + type_names<A...>() + ")",
-                                          &make);
+                                          &make, pk::args_converter<A...>());
         return true;
     }
     // Not const: a const bool is usable in constant expressions, so
@@ -796,6 +831,21 @@ struct type_entry {
     factory_fn factory;        // from a registered callable; empty = use constructors
     std::uint64_t factory_sig = 0;
     std::string factory_text;
+    pk::args_fn factory_py_args = nullptr;  // Python arguments to factory's body
+    /// How Python calls a method of a built-in type, by the name Python
+    /// uses: which exposed method it is, its parameter names (keyword
+    /// arguments), the defaults of its trailing parameters (also used for a
+    /// None there: a timeout of None), and values appended after them
+    /// (put_nowait is put with block=False).
+    struct py_method {
+        std::string target;
+        std::vector<std::string> names;
+        std::vector<pk::value> defaults;
+        std::vector<pk::value> fixed;
+    };
+    std::map<std::string, py_method, std::less<>> py_methods;
+    /// The value's Python form, for Python's _getvalue(); null if none.
+    pk::value (*py_getvalue)(void*, std::mutex*) = nullptr;
     bool self_locking = false;
     bool interface_only = false;  // registered with MP_INTERFACE: this process cannot make it
     invoke_fn getvalue = nullptr;
@@ -812,6 +862,15 @@ struct type_entry {
         for (auto it = range.first; it != range.second; ++it)
             if (it->second->sig == sig) return it->second;
         return range.first == range.second ? nullptr : range.first->second;
+    }
+    /// The names a Python AutoProxy of this type may call.
+    std::vector<std::string> python_exposed() const {
+        std::vector<std::string> v;
+        for (auto& m : methods)
+            if (std::find(v.begin(), v.end(), m.name) == v.end()) v.emplace_back(m.name);
+        for (auto& kv : py_methods)
+            if (std::find(v.begin(), v.end(), kv.first) == v.end()) v.push_back(kv.first);
+        return v;
     }
     std::string exposed_list() const {
         std::string s = "(";
@@ -878,6 +937,25 @@ public:
         return v;
     }
 
+    /// A name a Python client creates (SyncManager's 'dict', 'Lock'...) for
+    /// a registered typeid: the defaults of the Python parameters, and
+    /// values appended after them (Lock and RLock differ by one).
+    struct python_alias {
+        std::string typeid_;
+        std::vector<pk::value> defaults;
+        std::vector<pk::value> fixed;
+    };
+    void add_python_alias(const std::string& name, python_alias a) {
+        std::lock_guard<std::mutex> g(mu_);
+        aliases_[name] = std::move(a);
+    }
+    std::optional<python_alias> find_python_alias(const std::string& name) const {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = aliases_.find(name);
+        if (it == aliases_.end()) return std::nullopt;
+        return it->second;
+    }
+
     /// Work for the server process to do as its Server is destroyed, e.g.
     /// SharedMemoryManager's unlinking (Python overrides Server.shutdown).
     /// Hooks must not throw.
@@ -898,6 +976,7 @@ private:
     mutable std::mutex mu_;
     std::vector<std::function<void()>> exit_hooks_;
     std::map<std::string, std::shared_ptr<type_entry>> by_typeid_;
+    std::map<std::string, python_alias> aliases_;
     std::unordered_map<std::type_index, std::string> typeid_by_proxy_;
     std::unordered_map<std::type_index, std::string> typeid_by_referent_;
 };
@@ -936,6 +1015,22 @@ template <class T, class... P>
 std::uint64_t factory_signature(type_list<P...>) { return constructor_signature<T, P...>(); }
 template <class... P>
 std::string factory_text(type_list<P...>) { return type_names<P...>(); }
+template <class... P>
+constexpr pk::args_fn factory_py_args(type_list<P...>) { return pk::args_converter<P...>(); }
+
+/// Python's default values for the trailing parameters of T's methods,
+/// which a Python caller may leave out (a built-in type's C++ proxy fills
+/// them in itself).  Specialized for the built-in types.
+template <class T, class = void>
+struct python_defaults {
+    static void apply(type_entry&) {}
+};
+
+/// Adds how CPython's proxies call a method (see type_entry::py_methods).
+inline void add_py_method(type_entry& e, const std::string& name, std::string target, std::vector<std::string> names,
+                          std::vector<pk::value> defaults, std::vector<pk::value> fixed = {}) {
+    e.py_methods[name] = {std::move(target), std::move(names), std::move(defaults), std::move(fixed)};
+}
 
 /// Builds the registry entry for referent T served through proxy type ProxyT.
 template <class T, class ProxyT>
@@ -955,6 +1050,12 @@ std::shared_ptr<type_entry> make_entry(const std::string& typeid_) {
         e->getvalue_sig = getvalue_signature<T>();
     }
     if constexpr (is_ostreamable<T>::value) e->str = &str_impl<T>;
+    if constexpr (pk::py_conv<T>::ok)
+        e->py_getvalue = [](void* obj, std::mutex* mu) {
+            object_lock lock(mu);
+            return pk::py_conv<T>::to(*static_cast<const T*>(obj));
+        };
+    python_defaults<T>::apply(*e);
     // A self-locking type cannot be read while calls run on it: its proxies
     // count as outside references (kept alive), never as garbage.
     if constexpr (gc_traverse<T>::holds && !self_locking<T>::value)

@@ -12,6 +12,7 @@
 #include "multiprocessing/impl/connection.ipp"
 #include "multiprocessing/impl/protocol.ipp"
 #include "multiprocessing/impl/server.ipp"
+#include "multiprocessing/impl/python_server.ipp"
 #include "multiprocessing/impl/sync_manager.ipp"
 
 namespace multiprocessing::managers {

@@ -7,6 +7,7 @@ MULTIPROCESSING_INSTANTIATE struct detail::auto_registered<SyncManager, Dict<obj
 MULTIPROCESSING_INSTANTIATE struct detail::auto_registered<SyncManager, List<object>>;
 MULTIPROCESSING_INSTANTIATE struct detail::auto_registered<SyncManager, Set<object>>;
 MULTIPROCESSING_INSTANTIATE struct detail::auto_registered<SyncManager, NamespaceRef>;
+MULTIPROCESSING_INSTANTIATE struct detail::auto_registered<SyncManager, ValueRef<object>>;
 MULTIPROCESSING_INSTANTIATE struct detail::sync_factories<SyncManager>::sync_registered<QueueRef<object>>;
 MULTIPROCESSING_INSTANTIATE struct detail::sync_factories<SyncManager>::sync_registered<LockRef>;
 MULTIPROCESSING_INSTANTIATE struct detail::sync_factories<SyncManager>::sync_registered<SemaphoreRef>;
@@ -18,6 +19,7 @@ MULTIPROCESSING_INSTANTIATE struct detail::constructor_registrar<Dict<object, ob
 MULTIPROCESSING_INSTANTIATE struct detail::constructor_registrar<List<object>, std::vector<object>>;
 MULTIPROCESSING_INSTANTIATE struct detail::constructor_registrar<Set<object>, std::vector<object>>;
 MULTIPROCESSING_INSTANTIATE struct detail::constructor_registrar<NamespaceRef>;
+MULTIPROCESSING_INSTANTIATE struct detail::constructor_registrar<ValueRef<object>, std::string, object>;
 MULTIPROCESSING_INSTANTIATE struct detail::constructor_registrar<QueueRef<object>, long long>;
 MULTIPROCESSING_INSTANTIATE struct detail::constructor_registrar<LockRef, bool>;
 MULTIPROCESSING_INSTANTIATE struct detail::constructor_registrar<SemaphoreRef, long long, bool>;

@@ -421,23 +421,6 @@ private:
 
 namespace detail {
 
-inline std::string encode_address(const connection::Address& a);
-inline connection::Address decode_address(const std::string& s);
-
-/// Python's class name of the proxy a typeid gets from SyncManager (the
-/// part of our typeid before '[', e.g. "list[List<object>]" -> ListProxy).
-inline std::string proxy_class_name(const std::string& typeid_) {
-    std::string base = typeid_.substr(0, typeid_.find('['));
-    static const std::pair<const char*, const char*> names[] = {
-        {"list", "ListProxy"}, {"dict", "DictProxy"}, {"set", "SetProxy"}, {"Value", "ValueProxy"},
-        {"Array", "ArrayProxy"}, {"Namespace", "NamespaceProxy"}, {"Lock", "AcquirerProxy"},
-        {"RLock", "AcquirerProxy"}, {"Semaphore", "AcquirerProxy"}, {"BoundedSemaphore", "AcquirerProxy"},
-        {"Condition", "ConditionProxy"}, {"Event", "EventProxy"}, {"Barrier", "BarrierProxy"},
-        {"Pool", "PoolProxy"}};
-    for (auto& n : names)
-        if (base == n.first) return n.second;
-    return "AutoProxy[" + base + "]";
-}
 
 /// Lets multiprocessing::object hold proxies (object.hpp cannot include us).
 inline bool install_object_proxy_hooks() {
@@ -521,17 +504,6 @@ inline std::optional<int> wait_pid(pid_t pid, double timeout) {
     return std::nullopt;
 }
 
-inline std::string encode_address(const connection::Address& a) {
-    if (a.is_tcp()) return "T" + std::to_string(a.port()) + "|" + a.host();
-    return "U" + a.path();
-}
-inline connection::Address decode_address(const std::string& s) {
-    if (!s.empty() && s[0] == 'T') {
-        auto bar = s.find('|');
-        return connection::Address(s.substr(bar + 1), static_cast<unsigned short>(std::stoi(s.substr(1, bar - 1))));
-    }
-    return connection::Address(s.substr(1));
-}
 
 }  // namespace detail
 
@@ -638,6 +610,7 @@ public:
         e->factory = detail::make_factory<F, R>(std::move(callable), typename ct::wire_params{});
         e->factory_sig = detail::factory_signature<R>(typename ct::wire_params{});
         e->factory_text = detail::factory_text(typename ct::wire_params{});
+        e->factory_py_args = detail::factory_py_args(typename ct::wire_params{});
         registry()->add(std::move(e));
     }
 

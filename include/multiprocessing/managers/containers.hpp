@@ -1602,6 +1602,35 @@ struct IteratorProxy : Base {
     detail::next_iterator<Base> end() const { return {}; }
 };
 
+// Their Python forms (a CPython client's copy() or _getvalue()): a dict,
+// a list, a set.
+namespace pk_ = multiprocessing::detail::pickle;
+template <class K, class V, std::enable_if_t<pk_::py_conv<K>::ok && pk_::py_conv<V>::ok, int> = 0>
+pk_::value mp_to_python(const Dict<K, V>& d) {
+    std::vector<pk_::value> items;
+    for (auto& kv : d.items()) {
+        items.push_back(pk_::py_conv<K>::to(kv.first));
+        items.push_back(pk_::py_conv<V>::to(kv.second));
+    }
+    return pk_::value::seq(pk_::value::kind::dict, std::move(items));
+}
+template <class K, class V, std::enable_if_t<pk_::py_conv<K>::ok && pk_::py_conv<V>::ok, int> = 0>
+Dict<K, V> mp_from_python(pk_::tag<Dict<K, V>>, const pk_::value& v) {
+    return Dict<K, V>(pk_::py_conv<std::vector<std::pair<K, V>>>::from(v));
+}
+template <class T, std::enable_if_t<pk_::py_conv<T>::ok, int> = 0>
+pk_::value mp_to_python(const List<T>& l) { return pk_::py_conv<std::vector<T>>::to(l.copy()); }
+template <class T, std::enable_if_t<pk_::py_conv<T>::ok, int> = 0>
+List<T> mp_from_python(pk_::tag<List<T>>, const pk_::value& v) { return List<T>(pk_::py_conv<std::vector<T>>::from(v)); }
+template <class T, std::enable_if_t<pk_::py_conv<T>::ok, int> = 0>
+pk_::value mp_to_python(const Set<T>& s) {
+    auto v = pk_::py_conv<std::vector<T>>::to(s.items());
+    v.k = pk_::value::kind::set;
+    return v;
+}
+template <class T, std::enable_if_t<pk_::py_conv<T>::ok, int> = 0>
+Set<T> mp_from_python(pk_::tag<Set<T>>, const pk_::value& v) { return Set<T>(pk_::py_conv<std::vector<T>>::from(v)); }
+
 namespace detail {
 
 /// Registers a container type with Manager's registry before main(), so a
@@ -1622,6 +1651,11 @@ template <class T> struct container_name<Set<T>> { static constexpr const char* 
 template <class T> struct container_name<ValueRef<T>> { static constexpr const char* value = "Value"; };
 template <class T> struct container_name<ArrayRef<T>> { static constexpr const char* value = "Array"; };
 template <> struct container_name<NamespaceRef> { static constexpr const char* value = "Namespace"; };
+
+template <class T>
+struct python_defaults<List<T>> {
+    static void apply(type_entry& e) { add_py_method(e, "pop", "pop", {"index"}, {pk::value::integer(-1)}); }
+};
 
 template <class R>
 struct container_typeid_check {
@@ -1702,6 +1736,20 @@ public:
 
 protected:
     static void register_container_types() {}
+    // What a CPython client may create (SyncManager::register_python_types).
+    template <class M>
+    static void register_python_container_types() {
+        (void)&auto_registered<M, Dict<object, object>>::done;
+        (void)&auto_registered<M, List<object>>::done;
+        (void)&auto_registered<M, Set<object>>::done;
+        (void)&auto_registered<M, NamespaceRef>::done;
+        (void)&auto_registered<M, ValueRef<object>>::done;
+        (void)&constructor_registrar<Dict<object, object>, std::vector<std::pair<object, object>>>::registered;
+        (void)&constructor_registrar<List<object>, std::vector<object>>::registered;
+        (void)&constructor_registrar<Set<object>, std::vector<object>>::registered;
+        (void)&constructor_registrar<NamespaceRef>::registered;
+        (void)&constructor_registrar<ValueRef<object>, std::string, object>::registered;
+    }
 
 private:
     template <class R, class... A>

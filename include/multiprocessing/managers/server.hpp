@@ -12,6 +12,7 @@
 #include "multiprocessing/detail/protocol.hpp"
 #include "multiprocessing/detail/registry.hpp"
 #include "multiprocessing/managers/referent.hpp"
+#include "multiprocessing/process.hpp"
 
 #include <openssl/crypto.h>
 
@@ -441,6 +442,7 @@ private:
     struct session {
         int connections = 0;
         std::uint64_t pid = 0;
+        bool gone = false;  // a Python client's process has exited
         std::unordered_map<std::uint64_t, std::int64_t> refs;
     };
 
@@ -830,6 +832,12 @@ private:
                     batch.clear();
                 }
                 auto f = c.recv_frame(opts_.max_frame);
+                if (sess == 0 && f.second > 0 && static_cast<unsigned char>(f.first[0]) == 0x80) {
+                    // A pickle (its PROTO opcode; no request kind is 0x80):
+                    // a CPython client, served in its own protocol.
+                    serve_python(c, conn_id, std::string(f.first, f.second));
+                    break;
+                }
                 if (f.second < sizeof(detail::RequestHeader)) throw ProcessError("short request");
                 detail::RequestHeader h;
                 std::memcpy(&h, f.first, sizeof h);
@@ -995,6 +1003,67 @@ private:
         }
     }
 
+    // CPython clients (impl/python_server.ipp).  Python's proxies incref
+    // and decref over short connections of their own, so a Python client's
+    // references cannot end with a connection.  On a Unix socket they
+    // belong to the client's process (SO_PEERCRED), and are released when a
+    // pidfd says it has exited and its last connection has closed.  Over
+    // TCP all Python clients share session 2, which nothing releases: as in
+    // CPython's server, a client that dies there leaves its references.
+    static constexpr std::uint64_t python_session = 2;  // C++ sessions are odd
+    std::uint64_t python_session_of(int fd) const;
+    void watch_python_process(std::uint64_t sess, pid_t pid);
+    void python_process_gone(std::uint64_t sess);
+    void python_connection_closed(std::uint64_t sess);
+    void serve_python(connection::Connection& c, std::uint64_t conn_id, std::string first);
+    detail::pk::value python_public(const std::string& name, const std::vector<detail::pk::value>& args,
+                                    const detail::pk::value& kwds, std::uint64_t sess, std::uint64_t conn_id, int fd,
+                                    bool& stop);
+    detail::pk::value python_create(const std::string& typeid_, std::vector<detail::pk::value> args,
+                                    const detail::pk::value& kwds, std::uint64_t sess, std::uint64_t conn_id, int fd);
+    detail::pk::value python_call(const std::string& ident, const std::string& name,
+                                  std::vector<detail::pk::value> args, const detail::pk::value& kwds,
+                                  std::uint64_t sess, std::uint64_t conn_id, int fd, std::vector<handover>& handed,
+                                  std::vector<std::shared_ptr<detail::ref_entry>>& kept);
+    object python_rebuild(const detail::pk::value& v);
+    detail::pk::value python_reduce(const object& o) const;
+    detail::pk::value python_token(const Token& t) const;
+    detail::pk::value python_exposed(const detail::type_entry& t) const;
+
+    // Runs one exposed method (fn) of r's object in a call context; the
+    // reply goes to `out`, what it hands over to `handed`.
+    void run_call(const std::shared_ptr<referent>& r, detail::invoke_fn fn, const char* body, std::size_t n,
+                  std::uint64_t sess, std::uint64_t conn_id, int fd, std::uint64_t request_id, std::vector<char>& out,
+                  std::vector<handover>& handed, std::vector<std::shared_ptr<detail::ref_entry>>& kept,
+                  const context* outer) {
+        context ctx;
+        ctx.server = this;
+        ctx.session = sess;
+        ctx.connection = conn_id;
+        ctx.fd = fd;
+        ctx.kept = &kept;
+        ctx.outer = outer;
+        struct guard {
+            context& c;
+            std::vector<handover>& handed;
+            std::uint64_t rid;
+            detail::call_context* prev;  // the call this one runs inside, if inline
+            guard(context& x, std::vector<handover>& hs, std::uint64_t id)
+                : c(x), handed(hs), rid(id), prev(detail::current_call()) {
+                detail::current_call() = &c;
+            }
+            // Also on a throw, so the caller of dispatch can take back
+            // what a failing call had already handed over.
+            ~guard() {
+                detail::current_call() = prev;
+                for (auto& f : c.handed) handed.push_back({rid, c.target, std::move(f)});
+            }
+        } g(ctx, handed, request_id);
+        ctx.target = r;
+        detail::begin_reply(out, detail::status::ok, request_id);
+        fn(r->obj.get(), body, n, out, r->type->self_locking ? nullptr : &r->mu);
+    }
+
     // Fills `out` with the reply; returns true for a shutdown request.
     bool dispatch(const detail::RequestHeader& h, std::string_view name, const char* body, std::size_t n,
                   std::uint64_t sess, std::uint64_t conn_id, int fd, std::vector<char>& out,
@@ -1025,32 +1094,7 @@ private:
                 throw RemoteError("TypeError", "method '" + std::string(name) + "' of '" + t.typeid_ +
                                                    "' was called with a signature the server does not have "
                                                    "(client and server disagree on the registration)");
-            context ctx;
-            ctx.server = this;
-            ctx.session = sess;
-            ctx.connection = conn_id;
-            ctx.fd = fd;
-            ctx.kept = &kept;
-            ctx.outer = outer;
-            struct guard {
-                context& c;
-                std::vector<handover>& handed;
-                std::uint64_t rid;
-                detail::call_context* prev;  // the call this one runs inside, if inline
-                guard(context& x, std::vector<handover>& hs, std::uint64_t id)
-                    : c(x), handed(hs), rid(id), prev(detail::current_call()) {
-                    detail::current_call() = &c;
-                }
-                // Also on a throw, so the caller of dispatch can take back
-                // what a failing call had already handed over.
-                ~guard() {
-                    detail::current_call() = prev;
-                    for (auto& f : c.handed) handed.push_back({rid, c.target, std::move(f)});
-                }
-            } g(ctx, handed, h.request_id);
-            ctx.target = r;
-            detail::begin_reply(out, detail::status::ok, h.request_id);
-            fn(r->obj.get(), body, n, out, t.self_locking ? nullptr : &r->mu);
+            run_call(r, fn, body, n, sess, conn_id, fd, h.request_id, out, handed, kept, outer);
             return false;
         }
         case kind::create: {
@@ -1234,3 +1278,7 @@ private:
 };
 
 }  // namespace multiprocessing::managers
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/python_server.ipp"
+#endif

@@ -698,6 +698,53 @@ private:
     std::atomic<state_t> state_{filling};  // written under mu_
 };
 
+namespace detail {
+inline pk::value py_true() { return pk::value::boolean(true); }
+inline pk::value py_false() { return pk::value::boolean(false); }
+inline pk::value py_forever() { return pk::value::floating(-1); }  // timeout None
+inline void add_py_acquire(type_entry& e) {
+    add_py_method(e, "acquire", "acquire", {"blocking", "timeout"}, {py_true(), py_forever()});
+}
+template <class T>
+struct python_defaults<QueueRef<T>> {
+    static void apply(type_entry& e) {
+        add_py_method(e, "put", "put", {"obj", "block", "timeout"}, {py_true(), py_forever()});
+        add_py_method(e, "get", "get", {"block", "timeout"}, {py_true(), py_forever()});
+        add_py_method(e, "put_nowait", "put", {"obj"}, {}, {py_false(), py_forever()});
+        add_py_method(e, "get_nowait", "get", {}, {}, {py_false(), py_forever()});
+        add_py_method(e, "join", "join", {"timeout"}, {py_forever()});
+        add_py_method(e, "shutdown", "shutdown", {"immediate"}, {py_false()});
+    }
+};
+template <>
+struct python_defaults<LockRef> {
+    static void apply(type_entry& e) { add_py_acquire(e); }
+};
+template <>
+struct python_defaults<SemaphoreRef> {
+    static void apply(type_entry& e) {
+        add_py_acquire(e);
+        add_py_method(e, "release", "release", {"n"}, {pk::value::integer(1)});
+    }
+};
+template <>
+struct python_defaults<EventRef> {
+    static void apply(type_entry& e) { add_py_method(e, "wait", "wait", {"timeout"}, {py_forever()}); }
+};
+template <>
+struct python_defaults<ConditionRef> {
+    static void apply(type_entry& e) {
+        add_py_acquire(e);
+        add_py_method(e, "wait", "wait", {"timeout"}, {py_forever()});
+        add_py_method(e, "notify", "notify", {"n"}, {pk::value::integer(1)});
+    }
+};
+template <>
+struct python_defaults<BarrierRef> {
+    static void apply(type_entry& e) { add_py_method(e, "wait", "wait", {"timeout"}, {py_forever()}); }
+};
+}  // namespace detail
+
 template <class T> struct self_locking<QueueRef<T>> : std::true_type {};
 template <> struct self_locking<LockRef> : std::true_type {};
 template <> struct self_locking<SemaphoreRef> : std::true_type {};
@@ -935,6 +982,25 @@ protected:
         (void)&constructor_registrar<ConditionRef, Token>::registered;
         (void)&constructor_registrar<BarrierRef, long long, server_action, double>::registered;
     }
+    // What a CPython client may create (SyncManager::register_python_types).
+    template <class M>
+    static void register_python_sync_types() {
+        (void)&M::template sync_registered<QueueRef<object>>::done;
+        (void)&M::template sync_registered<LockRef>::done;
+        (void)&M::template sync_registered<SemaphoreRef>::done;
+        (void)&M::template sync_registered<EventRef>::done;
+        (void)&M::template sync_registered<ConditionRef>::done;
+        (void)&M::template sync_registered<BarrierRef>::done;
+        (void)&constructor_registrar<QueueRef<object>, long long>::registered;
+        (void)&constructor_registrar<LockRef, bool>::registered;
+        (void)&constructor_registrar<SemaphoreRef, long long, bool>::registered;
+        (void)&constructor_registrar<EventRef>::registered;
+        (void)&constructor_registrar<ConditionRef>::registered;
+        (void)&constructor_registrar<BarrierRef, long long, double>::registered;
+    }
+
+    template <class R>
+    struct sync_registered;
 
 private:
     template <class R, class... A>
@@ -943,17 +1009,19 @@ private:
         (void)&sync_registered<R>::done;
         return static_cast<Manager&>(*this).template create_as<R>(tid, std::forward<A>(args)...);
     }
-    // Registered before main() (like the containers) under every name the
-    // factories use, so a server forked later knows them.
-    template <class R>
-    struct sync_registered {
-        static bool add() {
-            for (const char* n : sync_names<R>::value)
-                Manager::template register_type<R>(std::string(n) + "[" + multiprocessing::detail::type_name<R>() + "]");
-            return true;
-        }
-        static bool done;  // not const: see constructor_registrar::registered
-    };
+};
+
+// Registered before main() (like the containers) under every name the
+// factories use, so a server forked later knows them.
+template <class Manager>
+template <class R>
+struct sync_factories<Manager>::sync_registered {
+    static bool add() {
+        for (const char* n : sync_names<R>::value)
+            Manager::template register_type<R>(std::string(n) + "[" + multiprocessing::detail::type_name<R>() + "]");
+        return true;
+    }
+    static bool done;  // not const: see constructor_registrar::registered
 };
 
 template <class Manager>

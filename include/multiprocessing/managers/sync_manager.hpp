@@ -27,6 +27,20 @@ public:
     /// Registers the built-in typeids (done by the constructor; a program
     /// that serves SyncManager types from get_server() gets them the same way).
     static void register_builtin_types();
+
+    /// Lets CPython clients of this process's server create the built-in
+    /// types with `object` values by Python's names (`m.dict()`,
+    /// `m.Queue()`, `m.Lock()`, `m.Value('i', 7)`...): call it before
+    /// start() or get_server().  Not done by default because it compiles
+    /// the server side of every built-in type into each file that calls it
+    /// (free with MULTIPROCESSING_SEPARATE_COMPILATION).  Classes registered
+    /// with register_type are served to Python clients without it.
+    template <class M = SyncManager>
+    static void register_python_types() {
+        M::register_builtin_types();
+        M::template register_python_container_types<M>();
+        M::template register_python_sync_types<M>();
+    }
 };
 
 #if !defined(MULTIPROCESSING_HEADER_ONLY)

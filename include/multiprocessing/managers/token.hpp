@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace multiprocessing::managers {
 
@@ -23,6 +24,38 @@ struct Token {
         return a.id == b.id && a.address == b.address && a.typeid_ == b.typeid_;
     }
 };
+
+namespace detail {
+
+/// An address as proxies inside objects carry it ("T<port>|<host>" or "U<path>").
+inline std::string encode_address(const connection::Address& a) {
+    if (a.is_tcp()) return "T" + std::to_string(a.port()) + "|" + a.host();
+    return "U" + a.path();
+}
+inline connection::Address decode_address(const std::string& s) {
+    if (!s.empty() && s[0] == 'T') {
+        auto bar = s.find('|');
+        return connection::Address(s.substr(bar + 1), static_cast<unsigned short>(std::stoi(s.substr(1, bar - 1))));
+    }
+    return connection::Address(s.substr(1));
+}
+
+/// Python's class name of the proxy a typeid gets from SyncManager (the
+/// part of our typeid before '[', e.g. "list[List<object>]" -> ListProxy).
+inline std::string proxy_class_name(const std::string& typeid_) {
+    std::string base = typeid_.substr(0, typeid_.find('['));
+    static const std::pair<const char*, const char*> names[] = {
+        {"list", "ListProxy"}, {"dict", "DictProxy"}, {"set", "SetProxy"}, {"Value", "ValueProxy"},
+        {"Array", "ArrayProxy"}, {"Namespace", "NamespaceProxy"}, {"Lock", "AcquirerProxy"},
+        {"RLock", "AcquirerProxy"}, {"Semaphore", "AcquirerProxy"}, {"BoundedSemaphore", "AcquirerProxy"},
+        {"Condition", "ConditionProxy"}, {"Event", "EventProxy"}, {"Barrier", "BarrierProxy"},
+        {"Pool", "PoolProxy"}};
+    for (auto& n : names)
+        if (base == n.first) return n.second;
+    return "AutoProxy[" + base + "]";
+}
+
+}  // namespace detail
 
 /// Python's RemoteError: an exception raised in the server whose type the
 /// caller cannot rebuild (or a protocol-level failure such as calling a
