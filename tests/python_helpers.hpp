@@ -18,6 +18,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -40,6 +41,16 @@ inline std::string run(const std::string& cmd) {
 }
 
 inline bool have_python313() { return run("python3 -c 'import sys; print(sys.version_info >= (3, 13))'") == "True"; }
+
+// Joins a thread when the test leaves its scope, even by an exception (a
+// joinable std::thread's destructor would end the process).  The threads
+// these tests start run a bounded python3 (run() gives it 30 s).
+struct joiner {
+    std::thread& t;
+    ~joiner() {
+        if (t.joinable()) t.join();
+    }
+};
 
 // py_manager_server.py in its own process, killed and reaped on scope exit.
 struct PythonServer {
@@ -94,7 +105,8 @@ struct PythonServer {
     }
     // A plain Python client of this server (py_manager_client.py).
     std::string python(const std::string& what) const {
-        return run("python3 '" + script_dir + "/py_manager_client.py' '" + address + "' '" + authkey + "' " + what);
+        std::string where = port ? "127.0.0.1:" + std::to_string(port) : address;
+        return run("python3 '" + script_dir + "/py_manager_client.py' '" + where + "' '" + authkey + "' " + what);
     }
 };
 

@@ -184,6 +184,7 @@ TEST_CASE("CPython and C++ clients on one server at once: a queue between them",
     // Python blocks in get() while C++ keeps calling; then C++ puts.
     std::string got;
     std::thread t([&] { got = s.python("get 1"); });
+    joiner join_at_exit{t};
     auto d = s.m.dict();
     for (int i = 0; i < 20; ++i) d[mp::object(i)] = i;  // not held up by the blocked get
     CHECK(d.size() == 20);
@@ -206,10 +207,7 @@ TEST_CASE("CPython and C++ clients pass proxies to each other through a shared q
     auto q = s.m.create_as<mp::managers::QueueRef<mp::object>>("get_queue");
     std::string got;
     std::thread t([&] { got = s.python("put_proxy"); });
-    struct joiner {
-        std::thread& t;
-        ~joiner() { if (t.joinable()) t.join(); }
-    } join_at_exit{t};
+    joiner join_at_exit{t};
     // Python's m.list() arrives as a C++ ListProxy of the same list.
     mp::object item = q.get(true, 20.0);
     REQUIRE(item.is_proxy());

@@ -192,10 +192,111 @@ TEST_CASE("PythonManager: a call blocked in one thread does not hold up another'
         item = repr(q._callmethod("get", {}, {{"timeout", 20}}));  // blocks until the put below
         got = true;
     });
+    joiner join_at_exit{getter};  // the get is bounded (timeout=20)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it block in the server
     PythonProxy copy = q;
     copy._callmethod("put", {"from another thread"});
     CHECK(test::wait_until([&] { return got.load(); }, 10.0));
     getter.join();
     CHECK(item == "'from another thread'");
+}
+
+TEST_CASE("PythonManager: proxies passed to a CPython manager and back", "[python]") {
+    NEED_PYTHON();
+    PythonServer srv;
+    PythonManager m(srv.address, authkey);
+    {
+        PythonProxy shared = m.create("get_shared");
+        PythonProxy l = m.create("list", {object::list({1, 2})});
+        PythonProxy t = m.create("Thing");
+        CHECK(l.type_name() == "ListProxy");
+        CHECK(t.type_name() == "AutoProxy[Thing]");
+        // Python's shared['l'] = l: the server keeps a proxy of its own object.
+        shared._callmethod("__setitem__", {"l", l});
+        shared._callmethod("__setitem__", {"t", t});
+        shared._callmethod("__setitem__", {"nested", object::list({l, object::dict({{"t", t}})})});
+        CHECK(srv.python("shared-call l _getvalue") == "ListProxy [1, 2]");
+        CHECK(srv.python("shared-call t echo") == "AutoProxy[Thing] [[], {}]");
+
+        // Read back: an object holding a proxy of the same shared object.
+        object got = shared._callmethod("__getitem__", {"l"});
+        REQUIRE(got.is_proxy());
+        CHECK(got.type_name() == "ListProxy");
+        CHECK(got == object(l));
+        CHECK(!(got == object(t)));
+        CHECK_THROWS_AS(got.as_proxy<mp::managers::ListProxy<>>(), mp::TypeError);
+        PythonProxy l2 = got.as_proxy<PythonProxy>();
+        CHECK(l2.id() == l.id());
+        CHECK(l2.address() == m.address());
+        CHECK(std::count(l2._exposed().begin(), l2._exposed().end(), "append") == 1);
+        l2._callmethod("append", {3});
+        CHECK(l._callmethod("__len__").as_int() == 3);
+        object nested = shared._callmethod("__getitem__", {"nested"});
+        CHECK(repr(nested.items()[0].as_proxy<PythonProxy>()._callmethod("__getitem__", {2})) == "3");
+        PythonProxy t2 = nested.items()[1]["t"].as_proxy<PythonProxy>();
+        CHECK(t2.type_name() == "AutoProxy[Thing]");
+        CHECK(repr(t2._callmethod("echo", {"x"})) == "[['x'], {}]");
+
+        // A proxy a Python client made and dropped: the dict's copy keeps the
+        // object, and C++ takes a reference of its own when it reads it.
+        CHECK(srv.python("shared-put-list p") == "put");
+        PythonProxy p = shared._callmethod("__getitem__", {"p"}).as_proxy<PythonProxy>();
+        CHECK(p.type_name() == "ListProxy");
+        CHECK(std::count(p._exposed().begin(), p._exposed().end(), "__len__") == 1);
+        p._callmethod("append", {"cpp"});
+        CHECK(srv.python("shared-call p _getvalue") == "ListProxy [1, 'py', 'cpp']");
+    }
+    // Every C++ reference is released (the server's dict still holds its
+    // own proxies, which Python does not count).
+    CHECK(test::wait_until([&] { return m._number_of_objects() == 0; }, 5.0));
+}
+
+TEST_CASE("PythonManager: proxies passed back to a CPython manager over TCP", "[python]") {
+    NEED_PYTHON();
+    // A server on all interfaces writes '0.0.0.0' in its Tokens, and this
+    // client reaches it at 127.0.0.1.
+    PythonServer srv(true);
+    PythonManager m(mp::connection::Address("127.0.0.1", srv.port), authkey);
+    {
+        PythonProxy shared = m.create("get_shared");
+        PythonProxy t = m.create("Thing");
+        // A proxy whose Token the server wrote: the server knows it as its own.
+        PythonProxy c = t._callmethod_proxy("child");
+        shared._callmethod("__setitem__", {"c", c});
+        CHECK(srv.python("shared-call c echo") == "AutoProxy[Child] [[], {}]");
+        // Read back, its Token says '0.0.0.0': the new proxy uses this
+        // client's address for that server.
+        PythonProxy c2 = shared._callmethod("__getitem__", {"c"}).as_proxy<PythonProxy>();
+        CHECK(c2.address() == m.address());
+        CHECK(c2.id() == c.id());
+        CHECK(repr(c2._callmethod("echo", {1})) == "[[1], {}]");
+        // A proxy from create() carries the address this client used, as
+        // in CPython, and the server does not take 127.0.0.1 for its own
+        // '0.0.0.0': it tries to connect there with its own process's
+        // authkey and fails, as it does for a CPython client.
+        PythonProxy l = m.create("list");
+        CHECK_THROWS_AS(shared._callmethod("__setitem__", {"l", l}), mp::managers::RemoteError);
+        CHECK(shared._callmethod("__len__").as_int() == 1);
+    }
+    CHECK(test::wait_until([&] { return m._number_of_objects() == 0; }, 5.0));
+}
+
+TEST_CASE("PythonManager: a proxy cannot cross between a CPython and a C++ manager", "[python]") {
+    NEED_PYTHON();
+    PythonServer srv;
+    PythonManager m(srv.address, authkey);
+    mp::managers::SyncManager cpp;
+    cpp.start();
+    {
+        PythonProxy d = m.create("dict");
+        auto cl = cpp.list();
+        CHECK_THROWS_WITH(d._callmethod("__setitem__", {"x", object(cl)}),
+                          "a proxy of a C++ manager's object cannot be sent to a CPython manager");
+        CHECK_THROWS_WITH(cl.append(object(d)),
+                          "a proxy of a CPython manager's object cannot be sent to a C++ manager or process");
+        CHECK(cl.size() == 0);
+        CHECK(d._callmethod("__len__").as_int() == 0);  // both connections still in step
+    }
+    cpp.shutdown();
+    CHECK(test::wait_until([&] { return m._number_of_objects() == 0; }, 5.0));
 }

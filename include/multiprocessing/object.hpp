@@ -48,6 +48,22 @@ std::int64_t py_hash(const object& o);
 namespace managers::detail {
 struct ref_entry;
 
+/// A reference to an object a CPython manager owns (PythonProxy's shared
+/// state), as an object holds it: object.hpp does not include that client.
+struct python_ref {
+    virtual ~python_ref() = default;
+    virtual std::string type_name() const = 0;  // DictProxy, AutoProxy[Foo]...
+    virtual std::string repr() const = 0;
+    virtual bool same(const python_ref& other) const = 0;  // the same shared object
+    virtual std::uint64_t hash_id() const = 0;
+};
+
+/// Whether P is a CPython manager's proxy type (has _from_python_ref).
+template <class P, class = void>
+struct is_python_proxy : std::false_type {};
+template <class P>
+struct is_python_proxy<P, std::void_t<decltype(P::_from_python_ref(std::shared_ptr<python_ref>()))>> : std::true_type {};
+
 /// How an object holding a proxy reaches the managers code (object.hpp does
 /// not include it): filled in by managers.hpp before main().
 struct object_proxy_hooks {
@@ -108,7 +124,12 @@ public:
     };
     /// A proxy held as a value (Python's `d['x'] = manager.list()`): the
     /// shared reference its proxies use, on the heap so object stays small.
-    struct proxy_t { std::shared_ptr<managers::detail::ref_entry> ref; };
+    /// Exactly one is set: ref for a C++ manager's object, py for a CPython
+    /// manager's (managers::PythonProxy).
+    struct proxy_t {
+        std::shared_ptr<managers::detail::ref_entry> ref;
+        std::shared_ptr<managers::detail::python_ref> py;
+    };
     enum class kind { none, boolean, integer, floating, str, bytes, tuple, list, dict, proxy };
 
     object() = default;
@@ -151,7 +172,7 @@ public:
     kind type() const { return static_cast<kind>(v_.index()); }
     /// Python's type(x).__name__ (a proxy's class name: ListProxy, ...).
     std::string type_name() const {
-        if (auto* p = std::get_if<proxy_t>(&v_)) return hooks().type_name(*p->ref);
+        if (auto* p = std::get_if<proxy_t>(&v_)) return p->py ? p->py->type_name() : hooks().type_name(*p->ref);
         static const char* names[] = {"NoneType", "bool", "int", "float", "str", "bytes", "tuple", "list", "dict"};
         return names[v_.index()];
     }
@@ -167,15 +188,32 @@ public:
     template <class P, std::enable_if_t<std::is_same_v<decltype(std::declval<const P&>().ref_),
                                                        std::shared_ptr<managers::detail::ref_entry>>, int> = 0>
     object(const P& proxy) {
-        if (proxy.ref_) v_ = proxy_t{proxy.ref_};
+        if (proxy.ref_) v_ = proxy_t{proxy.ref_, nullptr};
     }
-    /// The proxy this object holds, as proxy type P (e.g. ListProxy<>):
+    /// An object holding a proxy of a CPython manager's object (a
+    /// managers::PythonProxy), to pass to that manager: Python's
+    /// `d['x'] = manager.list()` is `d._callmethod("__setitem__", {"x", l})`.
+    template <class P, std::enable_if_t<std::is_same_v<decltype(std::declval<const P&>()._python_ref()),
+                                                       std::shared_ptr<managers::detail::python_ref>>, int> = 0>
+    object(const P& proxy) {
+        if (auto r = proxy._python_ref()) v_ = proxy_t{nullptr, std::move(r)};
+    }
+    /// The proxy this object holds, as proxy type P (e.g. ListProxy<>, or
+    /// PythonProxy for a CPython manager's object):
     /// Python's `d['x'].append(1)` is `d["x"].get().as_proxy<ListProxy<>>().append(1)`.
-    /// TypeError if it holds no proxy or (for the library's containers) a
-    /// proxy of another type.
+    /// TypeError if it holds no proxy, a CPython manager's proxy as a C++
+    /// one or the reverse, or (for the library's containers) a proxy of
+    /// another type.
     template <class P>
     P as_proxy() const {
-        return P::template _from_entry<P>(get<proxy_t>("proxy").ref);
+        const proxy_t& p = get<proxy_t>("proxy");
+        if constexpr (managers::detail::is_python_proxy<P>::value) {
+            if (!p.py) throw TypeError("this object holds a proxy of a C++ manager, not a PythonProxy");
+            return P::_from_python_ref(p.py);
+        } else {
+            if (!p.ref) throw TypeError("this object holds a proxy of a CPython manager: take it as a PythonProxy");
+            return P::template _from_entry<P>(p.ref);
+        }
     }
     /// Internal: an object holding a proxy of the shared object (typeid_,
     /// address as the managers encode it, id); this process takes its own
@@ -183,18 +221,23 @@ public:
     static object _proxy_of(const std::string& typeid_, const std::string& address, std::uint64_t id) {
         if (!hooks().acquire) throw ValueError("an object holding a proxy needs <multiprocessing/managers.hpp>");
         object o;
-        o.v_ = proxy_t{hooks().acquire(typeid_, address, id)};
+        o.v_ = proxy_t{hooks().acquire(typeid_, address, id), nullptr};
         return o;
     }
     /// Internal: the token of the held proxy (TypeError if none).
     void _proxy_token(std::string& typeid_, std::string& address, std::uint64_t& id) const {
-        hooks().token(*get<proxy_t>("proxy").ref, typeid_, address, id);
+        hooks().token(cpp_ref(), typeid_, address, id);
+    }
+    /// Internal: the reference of a held CPython manager's proxy, or null.
+    const std::shared_ptr<managers::detail::python_ref>* python_ref() const {
+        auto* p = std::get_if<proxy_t>(&v_);
+        return p && p->py ? &p->py : nullptr;
     }
     /// The shared reference of a held proxy, or null (used by the server's
     /// cycle collector).
     const std::shared_ptr<managers::detail::ref_entry>* proxy_ref() const {
         auto* p = std::get_if<proxy_t>(&v_);
-        return p ? &p->ref : nullptr;
+        return p && p->ref ? &p->ref : nullptr;
     }
 
     bool as_bool() const { return get<bool>("bool"); }
@@ -342,7 +385,7 @@ public:
             // Its token; the receiving process takes its own reference.
             std::string tid, addr;
             std::uint64_t id = 0;
-            hooks().token(*std::get<proxy_t>(v_).ref, tid, addr, id);
+            hooks().token(cpp_ref(), tid, addr, id);
             ar << tid << addr << id;
             break;
         }
@@ -390,7 +433,7 @@ public:
             std::uint64_t id = 0;
             ar >> tid >> addr >> id;
             if (!hooks().acquire) throw ValueError("an object holding a proxy needs <multiprocessing/managers.hpp>");
-            v_ = proxy_t{hooks().acquire(tid, addr, id)};
+            v_ = proxy_t{hooks().acquire(tid, addr, id), nullptr};
             break;
         }
         default: throw ValueError("bad object tag " + std::to_string(tag));
@@ -400,6 +443,14 @@ public:
 
 private:
     static const managers::detail::object_proxy_hooks& hooks() { return managers::detail::object_proxy_hooks::instance(); }
+    // The held proxy of a C++ manager: what crosses to one (a CPython
+    // manager's proxy cannot, as its token means nothing there).
+    const managers::detail::ref_entry& cpp_ref() const {
+        const proxy_t& p = get<proxy_t>("proxy");
+        if (!p.ref)
+            throw TypeError("a proxy of a CPython manager's object cannot be sent to a C++ manager or process");
+        return *p.ref;
+    }
     template <class T>
     const T& get(const char* want) const {
         if (auto* p = std::get_if<T>(&v_)) return *p;
@@ -446,7 +497,12 @@ private:
         if (a.type() != b.type()) return false;
         switch (a.type()) {
         case kind::none: return true;
-        case kind::proxy: return hooks().same(*std::get<proxy_t>(a.v_).ref, *std::get<proxy_t>(b.v_).ref);
+        case kind::proxy: {
+            auto& x = std::get<proxy_t>(a.v_);
+            auto& y = std::get<proxy_t>(b.v_);
+            if (x.py || y.py) return x.py && y.py && x.py->same(*y.py);
+            return hooks().same(*x.ref, *y.ref);
+        }
         case kind::str: return a.as_str() == b.as_str();
         case kind::bytes: return a.as_bytes() == b.as_bytes();
         case kind::tuple: case kind::list: return a.items() == b.items();
@@ -573,7 +629,10 @@ private:
             }
             return s + "}";
         }
-        case kind::proxy: return hooks().repr(*std::get<proxy_t>(v_).ref);
+        case kind::proxy: {
+            auto& p = std::get<proxy_t>(v_);
+            return p.py ? p.py->repr() : hooks().repr(*p.ref);
+        }
         }
         return "?";
     }
@@ -651,6 +710,7 @@ inline std::int64_t py_hash(const object& o) {
         return static_cast<std::int64_t>(acc);
     }
     case object::kind::proxy:  // by the shared object it names (Python: by identity)
+        if (auto py = o.python_ref()) return py_hash_int(static_cast<std::int64_t>((*py)->hash_id()));
         return py_hash_int(static_cast<std::int64_t>(managers::detail::object_proxy_hooks::instance().id(**o.proxy_ref())));
     default: throw TypeError("unhashable type: '" + o.type_name() + "'");
     }

@@ -85,7 +85,9 @@ struct gc_traverse<object> {
     static constexpr bool holds = true;
     static void run(const object& o, const gc_visitor& v) {
         switch (o.type()) {
-        case object::kind::proxy: v(*o.proxy_ref()); break;
+        case object::kind::proxy:
+            if (auto r = o.proxy_ref()) v(*r);  // a CPython manager's proxy holds nothing here
+            break;
         case object::kind::tuple: case object::kind::list:
             for (auto& x : o.items()) run(x, v);
             break;

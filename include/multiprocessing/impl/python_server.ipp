@@ -247,8 +247,7 @@ MULTIPROCESSING_DECL void Server::python_process_gone(std::uint64_t sess) {
         if (it == sessions_.end()) return;
         it->second.gone = true;
         if (it->second.connections > 0) return;  // the last one to close releases
-        for (auto& kv : it->second.refs) decref_locked(kv.first, kv.second, dead);
-        sessions_.erase(it);
+        release_session_locked(it, dead);
     }
     reap(dead);
 }

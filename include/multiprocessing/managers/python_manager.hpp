@@ -35,9 +35,30 @@ namespace detail::python {
 
 namespace pk = multiprocessing::detail::pickle;
 
-inline pk::value to_pickle(const object& o) { return pk::from_object(o); }
-
 inline pk::value tuple(std::vector<pk::value> items) { return pk::value::seq(pk::value::kind::tuple, std::move(items)); }
+
+// A held PythonProxy as CPython's BaseProxy.__reduce__ writes it:
+// RebuildProxy(func, Token, 'pickle', {'exposed': ...} for an AutoProxy).
+struct proxy_pickle {
+    virtual ~proxy_pickle() = default;
+    virtual pk::value reduce() const = 0;
+};
+
+inline pk::value to_pickle(const object& o) {
+    static const pk::proxy_fn on_proxy = [](const object& x) -> pk::value {
+        if (auto py = x.python_ref()) return dynamic_cast<const proxy_pickle&>(**py).reduce();
+        throw TypeError("a proxy of a C++ manager's object cannot be sent to a CPython manager");
+    };
+    return pk::from_object(o, &on_proxy);
+}
+
+// Python's Token(typeid, address, id), as CPython pickles it (its
+// __getstate__ tuple), the address a path or (host, port).
+inline pk::value token(const std::string& typeid_, const connection::Address& a, const std::string& id) {
+    pk::value where = a.is_tcp() ? tuple({pk::value::str(a.host()), pk::value::integer(a.port())}) : pk::value::str(a.path());
+    pk::value state = tuple({pk::value::str(typeid_), std::move(where), pk::value::str(id)});
+    return pk::value::instance(pk::value::global("multiprocessing.managers", "Token"), tuple({}), true, &state);
+}
 
 // (ident, methodname, args, kwds), as Python's dispatch() and _callmethod send it.
 inline std::string request(const std::optional<std::string>& ident, const std::string& method,
@@ -149,13 +170,18 @@ public:
     /// Python's proxy._callmethod(name, args, kwds), for a method returning
     /// a value.  TypeError if it returns a shared object (use
     /// _callmethod_proxy) or a value object cannot hold (a set, an instance).
+    /// A proxy inside the result (Python's d['x'] after d['x'] = m.list())
+    /// arrives as an object holding a PythonProxy (as_proxy<PythonProxy>()),
+    /// which takes a reference of its own, as Python's RebuildProxy does.
     object _callmethod(const std::string& name, std::vector<object> args = {}, const Kwds& kwds = {}) const {
+        namespace pk = detail::python::pk;
         auto r = call(name, args, kwds);
         if (r.items[0].s == "#PROXY") {
             adopt(r.items[1]);  // released at once: the server made it for this call
             throw TypeError("method '" + name + "' of '" + s_->typeid_ + "' returns a shared object: call _callmethod_proxy");
         }
-        return detail::python::pk::to_object(r.items[1]);
+        const pk::instance_fn rebuild = [this](const pk::value& v) { return object(this->rebuild(v)); };
+        return pk::to_object(r.items[1], &rebuild);
     }
     /// _callmethod for a method the server registered as returning a
     /// shared object (method_to_typeid: e.g. a Pool's apply_async).
@@ -173,20 +199,62 @@ public:
     const std::string& id() const { return state().id; }
     const connection::Address& address() const { return state().address; }
     explicit operator bool() const { return static_cast<bool>(s_); }
+    /// Python's type(proxy).__name__: the class the server's side pickles
+    /// it as (DictProxy for a SyncManager's dict), or AutoProxy[typeid].
+    const std::string& type_name() const { return state().cls; }
 
-    /// Python's repr(proxy) shape: <AutoProxy[dict] object, typeid 'dict' at 0x...>.
-    std::string repr() const {
-        char at[32];
-        std::snprintf(at, sizeof at, "%#llx", static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(s_.get())));
-        return "<AutoProxy[" + state().typeid_ + "] object, typeid '" + state().typeid_ + "' at " + at + ">";
+    /// Python's repr(proxy) shape: <DictProxy object, typeid 'dict' at 0x...>.
+    std::string repr() const { return state().repr(); }
+
+    /// Internal: the reference an object holding this proxy shares.
+    std::shared_ptr<managers::detail::python_ref> _python_ref() const { return s_; }
+    /// Internal: the proxy an object holds (object::as_proxy<PythonProxy>()).
+    static PythonProxy _from_python_ref(const std::shared_ptr<managers::detail::python_ref>& r) {
+        PythonProxy p;
+        p.s_ = std::dynamic_pointer_cast<shared_state>(r);
+        if (!p.s_) throw TypeError("the object holds no PythonProxy");
+        return p;
     }
 
 private:
     friend class PythonManager;
-    struct shared_state {
+    struct shared_state final : managers::detail::python_ref, detail::python::proxy_pickle {
         std::string typeid_, id, authkey;
         connection::Address address;
         std::vector<std::string> exposed;
+        // Python's class of the proxy (what RebuildProxy names when it is
+        // passed back), and its Token as the server wrote it (its address
+        // is the server's own view, which the server compares with its own).
+        std::string cls;
+        detail::python::pk::value token;
+
+        std::string type_name() const override { return cls; }
+        std::string repr() const override {
+            char at[32];
+            std::snprintf(at, sizeof at, "%#llx", static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(this)));
+            return "<" + cls + " object, typeid '" + typeid_ + "' at " + at + ">";
+        }
+        bool same(const managers::detail::python_ref& other) const override {
+            auto* o = dynamic_cast<const shared_state*>(&other);
+            return o && o->id == id && o->address == address;
+        }
+        std::uint64_t hash_id() const override { return std::hash<std::string>()(id); }
+        detail::python::pk::value reduce() const override {
+            namespace pk = detail::python::pk;
+            std::vector<pk::value> kwds;
+            bool autoproxy = cls.rfind("AutoProxy", 0) == 0;
+            if (autoproxy) {
+                std::vector<pk::value> names;
+                for (auto& n : exposed) names.push_back(pk::value::str(n));
+                kwds.push_back(pk::value::str("exposed"));
+                kwds.push_back(detail::python::tuple(std::move(names)));
+            }
+            return pk::value::instance(
+                pk::value::global("multiprocessing.managers", "RebuildProxy"),
+                detail::python::tuple({pk::value::global(func_module, autoproxy ? std::string("AutoProxy") : cls), token,
+                                       pk::value::str("pickle"), pk::value::seq(pk::value::kind::dict, std::move(kwds))}));
+        }
+        std::string func_module = "multiprocessing.managers";
         // Fork generations (detail/fork.hpp), one compare instead of a
         // getpid() syscall: the process holding the reference, and the one
         // the idle connections belong to.
@@ -243,11 +311,83 @@ private:
     static std::shared_ptr<shared_state> make(std::string typeid_, connection::Address address, std::string id,
                                               std::string authkey) {
         auto s = std::make_shared<shared_state>();
+        s->cls = managers::detail::proxy_class_name(typeid_);
+        s->token = detail::python::token(typeid_, address, id);
         s->typeid_ = std::move(typeid_);
         s->address = std::move(address);
         s->id = std::move(id);
         s->authkey = std::move(authkey);
         return s;
+    }
+
+    // A RebuildProxy in a reply (a proxy the server's object holds, pickled
+    // by BaseProxy.__reduce__): like Python's RebuildProxy in a client, a
+    // new proxy that takes its own reference (incref) before the reply is
+    // used.  Its server is the Token's address, this proxy's for a Token of
+    // this server (its own view of its address may be '0.0.0.0').
+    PythonProxy rebuild(const detail::python::pk::value& v) const {
+        namespace pk = detail::python::pk;
+        using K = pk::value::kind;
+        if (v.cls().k != K::global || v.cls().module() != "multiprocessing.managers" || v.cls().name() != "RebuildProxy")
+            throw TypeError("a pickled instance of '" + std::string(v.cls().module()) + "." +
+                            std::string(v.cls().name()) + "' is not a value C++ takes");
+        const pk::value& a = v.args();
+        if (a.k != K::tuple || a.items.size() != 4 || a.items[0].k != K::global || a.items[1].k != K::instance ||
+            !a.items[1].has_state() || a.items[1].state().k != K::tuple || a.items[1].state().items.size() != 3 ||
+            a.items[1].state().items[0].k != K::str || a.items[1].state().items[2].k != K::str ||
+            a.items[2].k != K::str || a.items[3].k != K::dict)
+            throw ProcessError("a CPython manager sent a malformed RebuildProxy");
+        if (a.items[2].s != "pickle")
+            throw TypeError("a proxy with serializer '" + a.items[2].s + "': C++ speaks only 'pickle'");
+        const auto& st = a.items[1].state().items;
+        connection::Address where;
+        if (st[1].k == K::str) {
+            where = connection::Address(st[1].s);
+        } else if (st[1].k == K::tuple && st[1].items.size() == 2 && st[1].items[0].k == K::str &&
+                   st[1].items[1].k == K::integer && st[1].items[1].i > 0 && st[1].items[1].i < 65536) {
+            where = connection::Address(st[1].items[0].s, static_cast<unsigned short>(st[1].items[1].i));
+        } else {
+            throw ProcessError("a CPython manager sent a Token whose address is neither a path nor (host, port)");
+        }
+        const auto& here = s_->address;
+        if (where.is_tcp() ? here.is_tcp() && where.port() == here.port() &&
+                                 (where.host() == here.host() || where.host() == "0.0.0.0" || where.host().empty())
+                           : where == here)
+            where = here;
+        std::string authkey = s_->authkey;
+        std::optional<std::vector<std::string>> exposed;
+        bool incref = true;
+        for (std::size_t k = 0; k + 1 < a.items[3].items.size(); k += 2) {
+            const auto& key = a.items[3].items[k];
+            const auto& val = a.items[3].items[k + 1];
+            if (key.k != K::str) continue;
+            if (key.s == "exposed") exposed = detail::python::names(val);
+            else if (key.s == "incref" && val.k == K::boolean) incref = val.b;
+            else if (key.s == "authkey" && val.k == K::bytes) authkey = val.s;
+        }
+        if (!incref) throw TypeError("a proxy pickled without a reference (incref=False) cannot be held by C++");
+        // A connection per request: CPython's server closes one after it
+        // answers a request other than accept_connection.
+        auto request = [&](const char* method, pk::value arg) {
+            auto c = connection::Client(where, authkey);
+            c.set_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+            return detail::python::dispatch(c, method, {std::move(arg)});
+        };
+        // incref first: an object only a proxy inside the server holds is
+        // back in the server's tables only after it (Python 3.13's incref).
+        request("incref", pk::value::str(st[2].s));
+        PythonProxy p;
+        p.s_ = make(st[0].s, where, st[2].s, authkey);  // owns the reference from here
+        p.s_->exposed = exposed ? std::move(*exposed) : detail::python::names(request("get_methods", a.items[1]));
+        p.s_->token = a.items[1];
+        const auto& func = a.items[0];
+        if (func.module() == "multiprocessing.managers" && func.name() == "AutoProxy") {
+            p.s_->cls = "AutoProxy[" + st[0].s + "]";
+        } else {
+            p.s_->cls = std::string(func.name());
+            p.s_->func_module = std::string(func.module());
+        }
+        return p;
     }
 
     // A '#PROXY' reply, (exposed, Token): the server has made the object
@@ -265,6 +405,7 @@ private:
         PythonProxy p;
         p.s_ = make(token->state().items[0].s, s_->address, token->state().items[2].s, s_->authkey);
         p.s_->exposed = detail::python::names(reply.items[0]);
+        p.s_->token = *token;
         return p;
     }
 

@@ -766,15 +766,20 @@ private:
     }
 
     void session_closed(std::uint64_t sess) {
-        std::vector<std::shared_ptr<referent>> dead;
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            auto it = sessions_.find(sess);
-            if (it == sessions_.end()) return;
-            if (--it->second.connections > 0) return;
-            for (auto& kv : it->second.refs) decref_locked(kv.first, kv.second, dead);
-            sessions_.erase(it);
-        }
+        std::vector<std::shared_ptr<referent>> dead;  // freed after the lock, on this ending thread
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = sessions_.find(sess);
+        if (it == sessions_.end()) return;
+        if (--it->second.connections > 0) return;
+        release_session_locked(it, dead);
+    }
+
+    // Drops every reference a session holds, and the session; the objects
+    // that die go to dead, for the caller to free outside the lock.
+    template <class It>
+    void release_session_locked(It it, std::vector<std::shared_ptr<referent>>& dead) {
+        for (auto& kv : it->second.refs) decref_locked(kv.first, kv.second, dead);
+        sessions_.erase(it);
     }
 
     // Drops what the connection's last results kept (outside the lock:
