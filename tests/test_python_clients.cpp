@@ -139,6 +139,24 @@ TEST_CASE("CPython client: SyncManager's types on a C++ server print what they p
     CHECK(s.m.number_of_objects() == 0);
 }
 
+TEST_CASE("CPython client: ranges, slices at the ends of 64 bits, bad slices, and iter(d) on a C++ server", "[python]") {
+    NEED_PYTHON();
+    Served s;
+    // The slices are what CPython's list gives; a range is expanded up to
+    // 2**20 items per request (the second call's two ranges total more),
+    // even inside a value; iter(d) walks the keys it began with.
+    CHECK(s.python("limits") ==
+          "ValueError a range of 1000000000000 items is more than a C++ server expands (1048576 per request)\n"
+          "ValueError a range of 2 items is more than a C++ server expands (1048576 per request)\n"
+          "[2] [2] [0] [[0, 1], ([0],)]\n"
+          "ValueError slice step cannot be zero\n"
+          "TypeError slice indices must be integers or None or have an __index__ method\n"
+          "TypeError slice indices must be integers or None or have an __index__ method\n"
+          "[1] [1, 3]\n"
+          "objects 0");
+    CHECK(s.m.number_of_objects() == 0);
+}
+
 TEST_CASE("CPython client: a registered C++ class through AutoProxy, its errors and a method returning a shared object",
           "[python]") {
     NEED_PYTHON();

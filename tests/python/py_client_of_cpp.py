@@ -113,7 +113,20 @@ def sync(m):
           sorted(outer["d"]["inner"].items()))
     popped = outer.pop("l")
     print(type(popped).__name__, popped[:], len(outer))
-    del d, d2, l, q, lk, rl, sem, ev, ns, v, c, b, outer, inner, popped
+    # Iteration, ranges and slices with a step.
+    it = m.dict({"a": 1, "b": 2, 3: "c"})
+    print(list(it), [k for k in it], sorted(it.items(), key=repr), dict(it) == it.copy())
+    walk = iter(it)
+    print(type(walk).__name__, next(walk), next(walk), next(walk), next(walk, "end"))
+    print(list(m.dict()), list(m.list()))
+    nums = m.list(range(6))
+    print(nums[:], nums[::2], nums[1::2], nums[::-1], nums[4:1:-1], nums[-2:], nums[10::-3], nums[:-10:-2])
+    print(nums[1:5:2], nums[::100], nums[5:0:-100], list(nums), m.list(range(10, 0, -3))[:], m.list(range(0))[:])
+    try:
+        nums[::0]
+    except ValueError as e:
+        print("ValueError", e)
+    del d, d2, l, q, lk, rl, sem, ev, ns, v, c, b, outer, inner, popped, it, walk, nums
     gc.collect()
     print("objects", settled(m))
 
@@ -202,6 +215,32 @@ def die(m):
     d["l"] = lst
     print(m._number_of_objects(), c.value(), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def limits(m):
+    """Where a C++ server refuses or differs: ranges it will not expand,
+    slice bounds at the ends of 64 bits, bad slices, and iter(d) over the
+    keys as they were when it began."""
+    for make in (lambda: m.list(range(10**12)), lambda: m.list([range(2**20), range(2)])):
+        try:
+            make()
+            print("made")
+        except ValueError as e:
+            print("ValueError", e)
+    big = 9223372036854775807
+    lst = m.list(range(3))
+    print(lst[::-big - 1], lst[big::-big], lst[-big - 1:big:big], m.list([range(2), (range(1),)])[:])
+    for bad in (lambda: lst[::0], lambda: lst["a":], lambda: lst[:1.5]):
+        try:
+            bad()
+        except (ValueError, TypeError) as e:
+            print(type(e).__name__, e)
+    d = m.dict({1: 2})
+    walk = iter(d)
+    d[3] = 4
+    print(list(walk), list(d))
+    del lst, d, walk
+    print("objects", settled(m))
 
 
 def count(m):

@@ -1070,6 +1070,25 @@ std::shared_ptr<type_entry> make_entry(const std::string& typeid_) {
     return e;
 }
 
+/// What a CPython client's iter(d) walks on a C++ server (typeid
+/// 'Iterator', Python's IteratorProxy; registered by
+/// SyncManager::register_python_types()): the dict's keys as they were when
+/// the iteration began, one __next__ call each.  Differs from Python: a dict
+/// changed meanwhile is not noticed (Python's iterator raises RuntimeError).
+class PythonIterator {
+public:
+    explicit PythonIterator(std::vector<object> items) : items_(std::move(items)) {}
+    /// Python's __next__: StopIteration after the last.
+    object next_item() {
+        if (pos_ >= items_.size()) throw StopIteration();
+        return items_[pos_++];
+    }
+
+private:
+    std::vector<object> items_;
+    std::size_t pos_ = 0;
+};
+
 }  // namespace detail
 
 }  // namespace multiprocessing::managers

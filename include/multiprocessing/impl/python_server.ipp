@@ -21,6 +21,9 @@ using pk::value;
 inline value tuple(std::vector<value> items) { return value::seq(value::kind::tuple, std::move(items)); }
 inline value reply(const char* kind, value v) { return tuple({value::str(kind), std::move(v)}); }
 
+// The items Python's range(...) may expand to in one request (each 72 bytes here).
+constexpr std::int64_t max_range_items = 1 << 20;
+
 inline std::string strip_namespace(std::string type) {
     for (const char* p : {"multiprocessing::managers::", "multiprocessing::"})
         if (type.rfind(p, 0) == 0) return type.substr(std::string(p).size());
@@ -56,6 +59,7 @@ inline value error_reply(const std::string& cpp_type, const std::string& message
     for (const char* b : builtin)
         if (type == b) module = "builtins";
     bool no_args = false;
+    if (type == "StopIteration" && message == "StopIteration") no_args = true;  // an iterator's end, as Python's
     if (type == "Empty") module = "_queue", no_args = true;
     if (type == "Full") module = "queue", no_args = true;
     if (type == "BrokenBarrierError") module = "threading", no_args = true;
@@ -134,6 +138,73 @@ inline std::vector<value> bind(const type_entry::py_method& m, std::vector<value
 // Converts proxies both ways for the calls of one CPython request: a
 // Python proxy argument (RebuildProxy) becomes a C++ proxy, a C++ proxy in
 // a result becomes a RebuildProxy.
+// Python's range(...) in a request (m.list(range(3))) as the list it
+// stands for; at most max_items in all, since a pickled range is a few
+// bytes whatever its length.
+inline void expand_ranges(value& v, std::int64_t& budget) {
+    if (v.k == value::kind::instance && v.cls().k == value::kind::global && v.cls().s == "builtins range") {
+        const value& a = v.args();
+        std::int64_t r[3] = {0, 0, 1};
+        std::size_t n = a.k == value::kind::tuple ? a.items.size() : 0;
+        if (n < 1 || n > 3) throw TypeError("range expected 1 to 3 arguments");
+        for (std::size_t i = 0; i < n; ++i) {
+            if (a.items[i].k != value::kind::integer && a.items[i].k != value::kind::boolean)
+                throw TypeError("range() arguments must be integers");
+            r[n == 1 ? 1 : i] = a.items[i].k == value::kind::boolean ? a.items[i].b : a.items[i].i;
+        }
+        if (r[2] == 0) throw ValueError("range() arg 3 must not be zero");
+        // The length, in unsigned arithmetic: no overflow for any 64-bit bounds.
+        auto span = [](std::int64_t lo, std::int64_t hi) { return static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo); };
+        std::uint64_t len = 0;
+        if (r[2] > 0 && r[0] < r[1]) len = (span(r[0], r[1]) - 1) / static_cast<std::uint64_t>(r[2]) + 1;
+        if (r[2] < 0 && r[0] > r[1]) len = (span(r[1], r[0]) - 1) / (0 - static_cast<std::uint64_t>(r[2])) + 1;
+        if (len > static_cast<std::uint64_t>(budget))
+            throw ValueError("a range of " + std::to_string(len) + " items is more than a C++ server expands (" +
+                             std::to_string(max_range_items) + " per request)");
+        budget -= static_cast<std::int64_t>(len);
+        std::vector<value> items;
+        items.reserve(len);
+        std::uint64_t x = static_cast<std::uint64_t>(r[0]);
+        for (std::uint64_t i = 0; i < len; ++i, x += static_cast<std::uint64_t>(r[2]))
+            items.push_back(value::integer(static_cast<std::int64_t>(x)));
+        v = value::seq(value::kind::list, std::move(items));
+        return;
+    }
+    for (auto& x : v.items) expand_ranges(x, budget);
+}
+
+// l[start:stop:step] over a list of n items, as Python's slice.indices
+// and PySlice_AdjustIndices: the indices it picks.
+inline std::vector<std::size_t> slice_picks(const value& start, const value& stop, const value& step, std::size_t n) {
+    auto num = [](const value& v, std::int64_t none) -> std::int64_t {
+        if (v.k == value::kind::none) return none;
+        if (v.k == value::kind::integer) return v.i;
+        if (v.k == value::kind::boolean) return v.b;
+        throw TypeError("slice indices must be integers or None or have an __index__ method");
+    };
+    const std::int64_t big = std::numeric_limits<std::int64_t>::max(), len = static_cast<std::int64_t>(n);
+    std::int64_t st = num(step, 1);
+    if (st == 0) throw ValueError("slice step cannot be zero");
+    if (st == std::numeric_limits<std::int64_t>::min()) st = -big;  // as CPython clamps it
+    std::int64_t a = num(start, st < 0 ? big : 0), b = num(stop, st < 0 ? -big - 1 : big);
+    auto adjust = [&](std::int64_t& i) {
+        if (i < 0) {
+            i = i < -len ? (st < 0 ? -1 : 0) : i + len;
+        } else if (i >= len) {
+            i = st < 0 ? len - 1 : len;
+        }
+    };
+    adjust(a);
+    adjust(b);
+    // a and b are now in [-1, len]: the count cannot overflow, nor a + k*st.
+    std::int64_t count = 0;
+    if (st > 0 && a < b) count = (b - a - 1) / st + 1;
+    if (st < 0 && b < a) count = (a - b - 1) / -st + 1;
+    std::vector<std::size_t> picks;
+    for (std::int64_t k = 0; k < count; ++k) picks.push_back(static_cast<std::size_t>(a + k * st));
+    return picks;
+}
+
 struct proxy_scope {
     proxy_scope(pk::instance_fn f, pk::proxy_fn t)
         : from(std::move(f)), to(std::move(t)), saved(pk::object_proxy_conversion::current()) {
@@ -289,12 +360,15 @@ MULTIPROCESSING_DECL void Server::serve_python(connection::Connection& c, std::u
         bool stop = false;
         std::vector<handover> handed;
         try {
-            // Only the manager's own globals and slice, none of them called.
+            // Only the manager's own globals, slice and range, none of them called.
             detail::pk::limits lim;
             lim.allowed = [](std::string_view module, std::string_view name) {
-                return (module == "builtins" && name == "slice") || detail::pk::allow_manager_globals(module, name);
+                return (module == "builtins" && (name == "slice" || name == "range")) ||
+                       detail::pk::allow_manager_globals(module, name);
             };
             value req = detail::pk::loads(msg, lim);
+            std::int64_t budget = ps::max_range_items;
+            ps::expand_ranges(req, budget);
             if (req.k != value::kind::tuple || req.items.size() != 4 || req.items[1].k != value::kind::str ||
                 (req.items[2].k != value::kind::tuple && req.items[2].k != value::kind::list) ||
                 (req.items[3].k != value::kind::dict && req.items[3].k != value::kind::none))
@@ -497,17 +571,41 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_call(const std::string& id
         if (!t.py_getvalue) throw TypeError("the value of a '" + t.typeid_ + "' has no Python form");
         return ps::reply("#RETURN", t.py_getvalue(r->obj.get(), t.self_locking ? nullptr : &r->mu));
     }
+    // iter(d): Python's DictProxy asks for a proxy of typeid 'Iterator'
+    // (its IteratorProxy); here one over a copy of the keys.
+    if (name == "__iter__" && args.empty() && kwds.items.empty() && t.by_name.count("__iter__") == 0 &&
+        t.by_name.count("keys") == 1) {
+        auto it_type = registry_->find("Iterator");
+        if (!it_type)
+            throw AttributeError("iter() of a shared '" + t.typeid_ +
+                                 "' needs SyncManager::register_python_types() in the server program");
+        value keys = python_call(ident, "keys", {}, kwds, sess, conn_id, fd, handed, kept);
+        const detail::pk::instance_fn rebuild = [this](const value& v) { return python_rebuild(v); };
+        std::vector<object> items = detail::pk::to_object(keys.items.at(1), &rebuild).iterate();
+        auto it = std::make_shared<detail::PythonIterator>(std::move(items));
+        const void* raw = it.get();
+        std::uint64_t id = add_object(std::move(it), raw, it_type, sess);  // the client increfs, then drops this one
+        return ps::reply("#PROXY", ps::tuple({python_exposed(*it_type), python_token(Token{"Iterator", address(), id})}));
+    }
     std::string target = name;
-    // l[a:b] (a slice without a step) is __getslice__ here.
+    // l[a:b] is __getslice__ here; with a step, the whole list's, then picked.
+    std::optional<value> step_slice;
     if (name == "__getitem__" && args.size() == 1 && args[0].k == value::kind::instance &&
         args[0].cls().s == "builtins slice") {
         const value& sa = args[0].args();
-        if (sa.k != value::kind::tuple || sa.items.size() != 3 || sa.items[2].k != value::kind::none)
-            throw TypeError("only slices without a step are supported");
+        if (sa.k != value::kind::tuple || sa.items.size() != 3) throw TypeError("a slice is (start, stop, step)");
+        for (auto& b : sa.items)
+            if (b.k != value::kind::none && b.k != value::kind::integer && b.k != value::kind::boolean)
+                throw TypeError("slice indices must be integers or None or have an __index__ method");
         auto bound = [](const value& b, std::int64_t none) {
             return b.k == value::kind::none ? value::integer(none) : b;
         };
-        args = {bound(sa.items[0], 0), bound(sa.items[1], std::numeric_limits<std::int64_t>::max())};
+        if (sa.items[2].k == value::kind::none) {
+            args = {bound(sa.items[0], 0), bound(sa.items[1], std::numeric_limits<std::int64_t>::max())};
+        } else {
+            step_slice = sa;
+            args = {value::integer(0), value::integer(std::numeric_limits<std::int64_t>::max())};
+        }
         target = "__getslice__";
     }
     if (auto pm = t.py_methods.find(name); pm != t.py_methods.end()) {
@@ -569,7 +667,15 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_call(const std::string& id
             if (!nr) throw KeyError("the shared object a method returned is gone");
             return ps::reply("#PROXY", ps::tuple({python_exposed(*nr->type), python_token(tok)}));
         }
-        return ps::reply("#RETURN", m->py_result(p, n));
+        value res = m->py_result(p, n);
+        if (step_slice && res.k == value::kind::list) {
+            std::vector<value> picked;
+            for (std::size_t i : ps::slice_picks(step_slice->items[0], step_slice->items[1], step_slice->items[2],
+                                                 res.items.size()))
+                picked.push_back(std::move(res.items[i]));
+            res.items = std::move(picked);
+        }
+        return ps::reply("#RETURN", std::move(res));
     }
     throw TypeError(why);
 }

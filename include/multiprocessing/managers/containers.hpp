@@ -1631,6 +1631,17 @@ pk_::value mp_to_python(const Set<T>& s) {
 template <class T, std::enable_if_t<pk_::py_conv<T>::ok, int> = 0>
 Set<T> mp_from_python(pk_::tag<Set<T>>, const pk_::value& v) { return Set<T>(pk_::py_conv<std::vector<T>>::from(v)); }
 
+/// The proxy type of what a CPython client's iter(d) walks (typeid
+/// 'Iterator'): only its exposed __next__ is used, by CPython clients.
+template <>
+class Proxy<detail::PythonIterator> : public ProxyBase<detail::PythonIterator> {
+public:
+    using ProxyBase<detail::PythonIterator>::ProxyBase;
+    static auto _exposed_() {
+        return std::make_tuple(detail::method_desc<&detail::PythonIterator::next_item>{"__next__"});
+    }
+};
+
 namespace detail {
 
 /// Registers a container type with Manager's registry before main(), so a
@@ -1643,6 +1654,14 @@ struct auto_registered {
     }
     static bool done;  // not const: see constructor_registrar::registered
 };
+
+template <class Manager>
+struct python_iterator_registered {
+    static bool done;  // not const: see constructor_registrar::registered
+};
+template <class Manager>
+bool python_iterator_registered<Manager>::done =
+    (Manager::template register_type<PythonIterator>("Iterator"), true);
 
 template <class T> struct container_name;
 template <class K, class V> struct container_name<Dict<K, V>> { static constexpr const char* value = "dict"; };
@@ -1740,6 +1759,7 @@ protected:
     template <class M>
     static void register_python_container_types() {
         (void)&auto_registered<M, Dict<object, object>>::done;
+        (void)&python_iterator_registered<M>::done;
         (void)&auto_registered<M, List<object>>::done;
         (void)&auto_registered<M, Set<object>>::done;
         (void)&auto_registered<M, NamespaceRef>::done;
