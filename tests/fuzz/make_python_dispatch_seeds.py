@@ -26,6 +26,9 @@ seeds = {
   'py_repr': req('1', '__repr__'),
   'py_kwds': req('1', 'add', (), {'k': 1}),
   'py_slice': req('1', '__getitem__', (slice(None, 2, None),)),
+  'py_slice_step': req('1', '__getitem__', (slice(-1, None, -2),)),
+  'py_range': req('1', 'sum', (range(0, 9, 3),)),
+  'py_iter': req('1', '__iter__'),
 }
 for k, v in seeds.items():
     open(os.path.join(d, k), 'wb').write(v)

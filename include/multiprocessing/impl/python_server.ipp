@@ -378,7 +378,7 @@ MULTIPROCESSING_DECL void Server::serve_python(connection::Connection& c, std::u
                 out = python_public(req.items[1].s, req.items[2].items, kwds, sess, conn_id, c.fileno(), stop);
             else
                 out = python_call(req.items[0].k == value::kind::str ? req.items[0].s : std::string("?"),
-                                  req.items[1].s, req.items[2].items, kwds, sess, conn_id, c.fileno(), handed, kept);
+                                  req.items[1].s, std::move(req.items[2].items), kwds, sess, conn_id, c.fileno(), handed, kept);
         } catch (const std::exception& e) {
             take_back_all(handed);  // the caller gets an error, not the thing
             out = ps::error_reply(e);
@@ -406,7 +406,7 @@ MULTIPROCESSING_DECL void Server::serve_python(connection::Connection& c, std::u
 }
 
 MULTIPROCESSING_DECL detail::pk::value Server::python_public(const std::string& name,
-                                                             const std::vector<detail::pk::value>& args,
+                                                             std::vector<detail::pk::value>& args,
                                                              const detail::pk::value& kwds, std::uint64_t sess,
                                                              std::uint64_t conn_id, int fd, bool& stop) {
     namespace ps = detail::python_server;
@@ -417,7 +417,9 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_public(const std::string& 
     };
     if (name == "create") {
         if (args.empty() || args[0].k != value::kind::str) throw TypeError("create() needs a typeid");
-        return ps::reply("#RETURN", python_create(args[0].s, {args.begin() + 1, args.end()}, kwds, sess, conn_id, fd));
+        std::string typeid_ = args[0].s;
+        args.erase(args.begin());
+        return ps::reply("#RETURN", python_create(typeid_, std::move(args), kwds, sess, conn_id, fd));
     }
     if (name == "incref" || name == "decref") {
         need(1);
@@ -489,25 +491,18 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_create(const std::string& 
         throw TypeError("create('" + typeid_ + "'): a C++ constructor takes no keyword arguments; pass them by position");
     auto t = registry_->find(typeid_);
     // Candidate argument lists: as given, then with the trailing defaults
-    // of a Python name (SyncManager's 'dict', 'Lock'...).
-    std::vector<std::vector<value>> tries;
+    // of a Python name (SyncManager's 'dict', 'Lock'...), each made in args
+    // itself in turn (they may be long: m.list(range(n))).
+    std::optional<detail::registry::python_alias> alias;
     if (!t) {
-        auto alias = registry_->find_python_alias(typeid_);
+        alias = registry_->find_python_alias(typeid_);
         if (!alias) throw KeyError("unknown typeid '" + typeid_ + "'");
         t = registry_->find(alias->typeid_);
         if (!t)
             throw KeyError("typeid '" + typeid_ + "' is not served to Python clients: the server program must call "
                            "SyncManager::register_python_types() before start() or get_server()");
-        const std::size_t d = alias->defaults.size();
-        for (std::size_t j = 0; j <= d; ++j) {
-            auto a = args;
-            for (std::size_t k = d - j; k < d; ++k) a.push_back(alias->defaults[k]);
-            for (auto& f : alias->fixed) a.push_back(f);
-            tries.push_back(std::move(a));
-        }
-    } else {
-        tries.push_back(std::move(args));
     }
+    const std::size_t given = args.size(), d = alias ? alias->defaults.size() : 0;
     if (t->interface_only)
         throw TypeError("typeid '" + typeid_ + "' is registered in the server with MP_INTERFACE only");
     ps::proxy_scope proxies([this](const value& v) { return python_rebuild(v); },
@@ -523,7 +518,13 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_create(const std::string& 
     } g(ctx);
     std::shared_ptr<void> obj;
     std::string why;
-    for (auto& a : tries) {
+    for (std::size_t j = 0; j <= d; ++j) {
+        if (alias) {
+            args.resize(given);
+            for (std::size_t k = d - j; k < d; ++k) args.push_back(alias->defaults[k]);
+            for (auto& f : alias->fixed) args.push_back(f);
+        }
+        const std::vector<value>& a = args;
         std::vector<detail::pk::args_fn> ways;
         std::vector<detail::factory_fn> makes;
         if (t->factory) {
@@ -573,8 +574,10 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_call(const std::string& id
     }
     // iter(d): Python's DictProxy asks for a proxy of typeid 'Iterator'
     // (its IteratorProxy); here one over a copy of the keys.
+    auto keys_method = t.by_name.equal_range("keys");
     if (name == "__iter__" && args.empty() && kwds.items.empty() && t.by_name.count("__iter__") == 0 &&
-        t.by_name.count("keys") == 1) {
+        t.by_name.count("keys") == 1 && keys_method.first->second->arity == 0 &&
+        !keys_method.first->second->returns_token) {
         auto it_type = registry_->find("Iterator");
         if (!it_type)
             throw AttributeError("iter() of a shared '" + t.typeid_ +
@@ -668,7 +671,9 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_call(const std::string& id
             return ps::reply("#PROXY", ps::tuple({python_exposed(*nr->type), python_token(tok)}));
         }
         value res = m->py_result(p, n);
-        if (step_slice && res.k == value::kind::list) {
+        if (step_slice) {
+            if (res.k != value::kind::list)
+                throw TypeError("a slice with a step needs a list from '" + t.typeid_ + "'.__getslice__");
             std::vector<value> picked;
             for (std::size_t i : ps::slice_picks(step_slice->items[0], step_slice->items[1], step_slice->items[2],
                                                  res.items.size()))

@@ -38,15 +38,16 @@ namespace pk = multiprocessing::detail::pickle;
 inline pk::value tuple(std::vector<pk::value> items) { return pk::value::seq(pk::value::kind::tuple, std::move(items)); }
 
 // A held PythonProxy as CPython's BaseProxy.__reduce__ writes it:
-// RebuildProxy(func, Token, 'pickle', {'exposed': ...} for an AutoProxy).
+// RebuildProxy(func, Token, 'pickle', {'exposed': ...} for an AutoProxy),
+// for a message to the server at dest (null: not known).
 struct proxy_pickle {
     virtual ~proxy_pickle() = default;
-    virtual pk::value reduce() const = 0;
+    virtual pk::value reduce(const connection::Address* dest) const = 0;
 };
 
-inline pk::value to_pickle(const object& o) {
-    static const pk::proxy_fn on_proxy = [](const object& x) -> pk::value {
-        if (auto py = x.python_ref()) return dynamic_cast<const proxy_pickle&>(**py).reduce();
+inline pk::value to_pickle(const object& o, const connection::Address* dest) {
+    const pk::proxy_fn on_proxy = [dest](const object& x) -> pk::value {
+        if (auto py = x.python_ref()) return dynamic_cast<const proxy_pickle&>(**py).reduce(dest);
         throw TypeError("a proxy of a C++ manager's object cannot be sent to a CPython manager");
     };
     return pk::from_object(o, &on_proxy);
@@ -62,11 +63,11 @@ inline pk::value token(const std::string& typeid_, const connection::Address& a,
 
 // (ident, methodname, args, kwds), as Python's dispatch() and _callmethod send it.
 inline std::string request(const std::optional<std::string>& ident, const std::string& method,
-                           const std::vector<pk::value>& args, const Kwds& kwds) {
+                           const std::vector<pk::value>& args, const Kwds& kwds, const connection::Address* dest) {
     std::vector<pk::value> kw;
     for (auto& [k, v] : kwds) {
         kw.push_back(pk::value::str(k));
-        kw.push_back(to_pickle(v));
+        kw.push_back(to_pickle(v, dest));
     }
     return pk::dumps(tuple({ident ? pk::value::str(*ident) : pk::value(), pk::value::str(method), tuple(args),
                             pk::value::seq(pk::value::kind::dict, std::move(kw))}));
@@ -131,8 +132,8 @@ inline std::string exception_message(const std::string& type, const pk::value& a
 
 // dispatch(conn, None, method, args, kwds): a request to the server itself.
 inline pk::value dispatch(connection::Connection& c, const std::string& method, std::vector<pk::value> args,
-                          const Kwds& kwds = {}) {
-    c.send_bytes(request(std::nullopt, method, args, kwds));
+                          const Kwds& kwds = {}, const connection::Address* dest = nullptr) {
+    c.send_bytes(request(std::nullopt, method, args, kwds, dest));
     pk::value r = reply(c);
     if (r.items[0].s != "#RETURN") raise(r);
     return std::move(r.items[1]);
@@ -239,7 +240,10 @@ private:
             return o && o->id == id && o->address == address;
         }
         std::uint64_t hash_id() const override { return std::hash<std::string>()(id); }
-        detail::python::pk::value reduce() const override {
+        // The Token as the server wrote it goes back to that server (which
+        // compares its address with its own); to another, the address this
+        // process reaches the server by, as CPython's client rewrites it.
+        detail::python::pk::value reduce(const connection::Address* dest) const override {
             namespace pk = detail::python::pk;
             std::vector<pk::value> kwds;
             bool autoproxy = cls.rfind("AutoProxy", 0) == 0;
@@ -251,7 +255,8 @@ private:
             }
             return pk::value::instance(
                 pk::value::global("multiprocessing.managers", "RebuildProxy"),
-                detail::python::tuple({pk::value::global(func_module, autoproxy ? std::string("AutoProxy") : cls), token,
+                detail::python::tuple({pk::value::global(func_module, autoproxy ? std::string("AutoProxy") : cls),
+                                       dest && *dest == address ? token : detail::python::token(typeid_, address, id),
                                        pk::value::str("pickle"), pk::value::seq(pk::value::kind::dict, std::move(kwds))}));
         }
         std::string func_module = "multiprocessing.managers";
@@ -312,6 +317,7 @@ private:
                                               std::string authkey) {
         auto s = std::make_shared<shared_state>();
         s->cls = managers::detail::proxy_class_name(typeid_);
+        if (s->cls == "SetProxy") s->cls = "AutoProxy[" + typeid_ + "]";  // CPython 3.13 has no SetProxy
         s->token = detail::python::token(typeid_, address, id);
         s->typeid_ = std::move(typeid_);
         s->address = std::move(address);
@@ -413,8 +419,8 @@ private:
         namespace py = detail::python;
         auto& s = const_cast<shared_state&>(state());
         std::vector<py::pk::value> a;
-        for (auto& x : args) a.push_back(py::to_pickle(x));
-        std::string req = py::request(s.id, name, a, kwds);
+        for (auto& x : args) a.push_back(py::to_pickle(x, &s.address));
+        std::string req = py::request(s.id, name, a, kwds, &s.address);
         auto c = s.take();
         // Any failure before the whole reply is read drops the connection
         // (its stream may be out of step); a reply, even an error, keeps it.
@@ -451,8 +457,8 @@ public:
         namespace py = detail::python;
         auto c = connection::Client(address_, authkey_);
         std::vector<py::pk::value> a{py::pk::value::str(typeid_)};
-        for (auto& x : args) a.push_back(py::to_pickle(x));
-        const auto res = py::dispatch(c, "create", std::move(a), kwds);  // (ident, exposed)
+        for (auto& x : args) a.push_back(py::to_pickle(x, &address_));
+        const auto res = py::dispatch(c, "create", std::move(a), kwds, &address_);  // (ident, exposed)
         if (res.k != py::pk::value::kind::tuple || res.items.size() != 2 || res.items[0].k != py::pk::value::kind::str)
             throw ProcessError("a CPython manager answered create with something other than (id, exposed)");
         PythonProxy p;

@@ -1021,7 +1021,7 @@ private:
     void python_process_gone(std::uint64_t sess);
     void python_connection_closed(std::uint64_t sess);
     void serve_python(connection::Connection& c, std::uint64_t conn_id, std::string first);
-    detail::pk::value python_public(const std::string& name, const std::vector<detail::pk::value>& args,
+    detail::pk::value python_public(const std::string& name, std::vector<detail::pk::value>& args,
                                     const detail::pk::value& kwds, std::uint64_t sess, std::uint64_t conn_id, int fd,
                                     bool& stop);
     detail::pk::value python_create(const std::string& typeid_, std::vector<detail::pk::value> args,
