@@ -1,14 +1,23 @@
-// Figures for scripts/bench: every operation next to a raw Unix-socket
-// ping-pong of the same message size, measured in the same run (this VM is
-// noisy, so only ratios taken together mean anything).  Prints one JSON
-// object; scripts/bench adds CPython's and Redis's numbers.
+// Figures for scripts/bench: every operation over both transports (shared
+// memory, the default for a Unix-socket manager, and the socket), next to
+// three floors measured in the same run: a raw Unix-socket ping-pong, a
+// futex ping-pong and a ping-pong in which both sides spin on shared memory
+// (this VM is noisy, so only ratios taken together mean anything).  Prints
+// one JSON object; scripts/bench adds CPython's and Redis's numbers.
 //
 //   bench [--quick]
 #include <multiprocessing.hpp>
 
+#include <linux/futex.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <new>
 
 #include <algorithm>
 #include <chrono>
@@ -96,6 +105,87 @@ static double raw_pingpong(int iters, std::size_t size) {
     return us;
 }
 
+// A shared page for the two ping-pong floors below.
+static std::atomic<std::uint32_t>* shared_words() {
+    void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    auto* w = static_cast<std::atomic<std::uint32_t>*>(p);
+    new (&w[0]) std::atomic<std::uint32_t>(0);
+    new (&w[16]) std::atomic<std::uint32_t>(0);  // another cache line
+    return w;
+}
+
+static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+// Both processes spin on shared memory: the floor a same-machine call can
+// approach while each side has a core.  Round trip in µs.
+static double shm_spin_pingpong(int iters) {
+    auto* w = shared_words();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        for (std::uint32_t i = 1; i <= static_cast<std::uint32_t>(iters); ++i) {
+            while (w[0].load(std::memory_order_acquire) != i) cpu_relax();
+            w[16].store(i, std::memory_order_release);
+        }
+        ::_exit(0);
+    }
+    double t0 = now_us();
+    for (std::uint32_t i = 1; i <= static_cast<std::uint32_t>(iters); ++i) {
+        w[0].store(i, std::memory_order_release);
+        while (w[16].load(std::memory_order_acquire) != i) cpu_relax();
+    }
+    double us = (now_us() - t0) / iters;
+    ::waitpid(pid, nullptr, 0);
+    ::munmap(w, 4096);
+    return us;
+}
+
+// Each side sleeps on a futex until the other wakes it: the cost of a
+// cross-process wake-up, which every blocking transport pays.
+static double futex_pingpong(int iters) {
+    auto* w = shared_words();
+    auto wait = [](std::atomic<std::uint32_t>& a, std::uint32_t want) {
+        for (std::uint32_t v; (v = a.load(std::memory_order_acquire)) != want;)
+            ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&a), FUTEX_WAIT, v, nullptr, nullptr, 0);
+    };
+    auto post = [](std::atomic<std::uint32_t>& a, std::uint32_t v) {
+        a.store(v, std::memory_order_release);
+        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&a), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+    };
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        for (std::uint32_t i = 1; i <= static_cast<std::uint32_t>(iters); ++i) {
+            wait(w[0], i);
+            post(w[16], i);
+        }
+        ::_exit(0);
+    }
+    double t0 = now_us();
+    for (std::uint32_t i = 1; i <= static_cast<std::uint32_t>(iters); ++i) {
+        post(w[0], i);
+        wait(w[16], i);
+    }
+    double us = (now_us() - t0) / iters;
+    ::waitpid(pid, nullptr, 0);
+    ::munmap(w, 4096);
+    return us;
+}
+
+// CPU time (user + system) a process has used, in seconds.
+static double cpu_seconds(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream fields(s.substr(s.rfind(')') + 2));
+    std::string f;
+    double t = 0;
+    for (int i = 3; i <= 15 && (fields >> f); ++i)
+        if (i == 14 || i == 15) t += std::stod(f);
+    return t / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 template <class F>
 static double per_op_us(int iters, F&& f) {
     for (int i = 0; i < std::max(1, iters / 20); ++i) f(i);  // warm up
@@ -132,10 +222,19 @@ int main(int argc, char** argv) {
     BenchManager::register_type<Counter>("Counter");
     BenchManager::register_type<Blob>("Blob");
 
-    for (int spin : {0, 30}) {
-        std::string sfx = spin ? "_spin30" : "";
+    {
+        double spin = shm_spin_pingpong(quick ? 2000 : 200000);
+        double fx = futex_pingpong(quick ? 200 : 20000);
+        field("shm_spin_pingpong", spin, "us");
+        field("futex_pingpong", fx, "us");
+    }
+
+    // "" is the default (shared memory for this Unix-socket manager);
+    // "_socket" turns it off; "_socket_spin30" also spins on the socket.
+    for (std::string sfx : {"", "_socket", "_socket_spin30"}) {
         mp::managers::ServerOptions opts;
-        opts.spin_us = spin;
+        opts.shared_memory = sfx.empty();
+        opts.spin_us = sfx == "_socket_spin30" ? 30 : 0;
         BenchManager m({}, std::nullopt, opts);
         m.start();
         auto c = m.create<Counter>();
@@ -164,30 +263,65 @@ int main(int argc, char** argv) {
         field("queue_put_get_ratio_to_2_floors" + sfx, qpg / (2 * fl), "x");
     }
 
-    {
-        BenchManager m;
+    for (std::string sfx : {"_socket", ""}) {
+        mp::managers::ServerOptions opts;
+        opts.shared_memory = sfx.empty();
+        BenchManager m({}, std::nullopt, opts);
         m.start();
         auto blob = m.create<Blob>();
         std::vector<double> v(quick ? 1000 : 1000000, 1.5);
         int reps = quick ? 2 : 5;
         double bulk = per_op_us(reps, [&](int) { blob.doubles(v); }) / 1000.0;
-        field("bulk_1M_doubles_roundtrip", bulk, "ms");
+        field("bulk_1M_doubles_roundtrip" + sfx, bulk, "ms");
         std::vector<char> big(quick ? (1 << 16) : (64u << 20), 'x');
         double b64 = per_op_us(reps, [&](int) { blob.bytes(big); }) / 1000.0;
-        field("bulk_64MB_roundtrip", b64, "ms");
+        field("bulk_64MB_roundtrip" + sfx, b64, "ms");
+        if (!sfx.empty()) continue;
         double floor64 = raw_pingpong(reps, big.size()) / 1000.0;
         field("raw_pingpong_64MB", floor64, "ms");
+        // Two memcpys of it (there and back), the bulk target's unit.
+        std::vector<char> dst(big.size());
+        double cp = per_op_us(reps, [&](int i) {
+            std::memcpy(dst.data(), big.data(), big.size());
+            big[static_cast<std::size_t>(i) % big.size()] ^= 1;
+            std::memcpy(big.data(), dst.data(), big.size());
+        }) / 1000.0;
+        field("memcpy_64MB_twice", cp, "ms");
 
         // latency against payload size, for the plot
+        // Columns: size, shared memory, raw socket floor, socket transport.
+        mp::managers::ServerOptions sock_opts;
+        sock_opts.shared_memory = false;
+        BenchManager ms({}, std::nullopt, sock_opts);
+        ms.start();
+        auto sblob = ms.create<Blob>();
         std::ofstream lat(latfile);
         for (std::size_t size = 8; size <= (quick ? 4096u : (16u << 20)); size *= 4) {
             std::vector<char> p(size, 'y');
             int it = size > (1 << 20) ? 5 : quick ? 20 : 500;
             double lib = per_op_us(it, [&](int) { blob.bytes(p); });  // payload both ways, like the floor
             double raw = raw_pingpong(it, size);
-            lat << size << " " << lib << " " << raw << "\n";
+            double sock = per_op_us(it, [&](int) { sblob.bytes(p); });
+            lat << size << " " << lib << " " << raw << " " << sock << "\n";
         }
 
+    }
+
+    for (std::string sfx : {"_socket", ""}) {
+        // Idle: CPU a server uses in the second after its last call, and
+        // its PSS then (connections open, one object).
+        mp::managers::ServerOptions opts;
+        opts.shared_memory = sfx.empty();
+        BenchManager m({}, std::nullopt, opts);
+        m.start();
+        auto c = m.create<Counter>();
+        for (int i = 0; i < 2000; ++i) c.increment();
+        ::usleep(10000);
+        double c0 = cpu_seconds(m.pid());
+        ::usleep(quick ? 100000 : 1000000);
+        double c1 = cpu_seconds(m.pid());
+        field("idle_server_cpu_percent" + sfx, 100.0 * (c1 - c0) / (quick ? 0.1 : 1.0), "%");
+        field("server_pss_after_calls" + sfx, static_cast<double>(rss_kb(m.pid())), "KiB");
     }
 
     {
@@ -200,9 +334,11 @@ int main(int argc, char** argv) {
         field("server_rss_1M_int_map", static_cast<double>(rss_kb(m.pid())), "KiB");
     }
 
-    {
+    for (std::string sfx : {"_socket", ""}) {
         // Pipelined dict sets from one client process, 1000 in flight.
-        mp::managers::SyncManager sm;
+        mp::managers::ServerOptions opts;
+        opts.shared_memory = sfx.empty();
+        mp::managers::SyncManager sm({}, std::nullopt, opts);
         sm.start();
         auto d = sm.dict<long long, long long>();
         using D = mp::managers::Dict<long long, long long>;
@@ -218,7 +354,7 @@ int main(int argc, char** argv) {
             }
         }
         for (auto& f : fs) f.get();
-        field("async_dict_sets_per_second", total / ((now_us() - t0) / 1e6), "ops/s");
+        field("async_dict_sets_per_second" + sfx, total / ((now_us() - t0) / 1e6), "ops/s");
     }
 
     {
@@ -318,19 +454,25 @@ int main(int argc, char** argv) {
         field("move_64MB_list_proxy", median(list_ms), "ms");
     }
 
-    {
-        BenchManager m;
-        m.start();
-        auto c = m.create<Counter>();
-        int per = quick ? 100 : 10000;
-        double t0 = now_us();
-        std::vector<mp::Process> ps;
-        for (int i = 0; i < 4; ++i) ps.emplace_back([c, per] { for (int k = 0; k < per; ++k) c.increment(); });
-        for (auto& p : ps) p.start();
-        for (auto& p : ps) p.join(600);
-        double s = (now_us() - t0) / 1e6;
-        field("four_processes_one_counter", 4 * per / s, "ops/s", true);
-    }
+    // Busy clients outnumbering the 2 cores: 4 and 8 processes on one
+    // counter, over each transport.
+    for (int procs : {4, 8})
+        for (std::string sfx : {"_socket", ""}) {
+            mp::managers::ServerOptions opts;
+            opts.shared_memory = sfx.empty();
+            BenchManager m({}, std::nullopt, opts);
+            m.start();
+            auto c = m.create<Counter>();
+            int per = quick ? 100 : 40000 / procs;
+            double t0 = now_us();
+            std::vector<mp::Process> ps;
+            for (int i = 0; i < procs; ++i) ps.emplace_back([c, per] { for (int k = 0; k < per; ++k) c.increment(); });
+            for (auto& p : ps) p.start();
+            for (auto& p : ps) p.join(600);
+            double s = (now_us() - t0) / 1e6;
+            bool last = procs == 8 && sfx.empty();
+            field((procs == 4 ? "four" : "eight") + std::string("_processes_one_counter") + sfx, procs * per / s, "ops/s", last);
+        }
     js << "}\n";
     std::cout << js.str();
 }

@@ -11,6 +11,7 @@
 
 #include "multiprocessing/detail/archive.hpp"
 #include "multiprocessing/detail/config.hpp"
+#include "multiprocessing/detail/shm_stream.hpp"
 #include "multiprocessing/exceptions.hpp"
 
 #include <boost/serialization/access.hpp>
@@ -156,6 +157,7 @@ public:
             timeout_ = o.timeout_;
             deadline_ = o.deadline_;
             spin_us_ = o.spin_us_;
+            shm_ = std::move(o.shm_);
         }
         return *this;
     }
@@ -166,7 +168,10 @@ public:
     void set_max_frame(std::size_t n) { max_frame_ = n; }
     /// Busy-poll this many microseconds before sleeping in a receive
     /// (0, the default, never spins).
-    void set_spin(int microseconds) { spin_us_ = microseconds; }
+    void set_spin(int microseconds) {
+        spin_us_ = microseconds;
+        if (shm_) shm_->set_spin(microseconds);
+    }
     /// Receive timeout in seconds for every later read; nullopt waits forever.
     void set_timeout(std::optional<double> seconds) { timeout_ = seconds; }
     /// One deadline for everything that follows (reads and writes), however
@@ -175,12 +180,39 @@ public:
     void set_deadline(std::optional<std::chrono::steady_clock::time_point> when) { deadline_ = when; }
 
     void close() {
+        shm_.reset();
         if (fd_ >= 0) ::close(fd_);
         fd_ = -1;
     }
     /// Drops the fd without closing it: for a forked child abandoning a
     /// socket whose other copy the parent still uses.
-    void abandon() { fd_ = -1; }
+    void abandon() {
+        shm_.reset();
+        fd_ = -1;
+    }
+
+    /// From now on, frames go through the shared-memory segment behind
+    /// segment_fd (closed here) instead of the socket, which stays as the
+    /// doorbell and the sign of the peer's death.  side: 0 for the end
+    /// that connected, 1 for the end that accepted.  Both ends switch at
+    /// the same point of the stream: managers switch after the reply that
+    /// carried the descriptor.  Not in Python.
+    void use_shared_memory(int segment_fd, int side) {
+        if (fd_ < 0) {
+            ::close(segment_fd);
+            throw ConnectionError("connection is closed");
+        }
+        shm_ = std::make_unique<detail::shm_stream>(segment_fd, side, fd_);
+        shm_->set_spin(spin_us_);
+    }
+    /// True if frames go through shared memory (use_shared_memory).
+    bool shared_memory() const { return shm_ != nullptr; }
+    /// True for a Unix socket (the peer is on this machine).
+    bool is_unix_socket() const {
+        sockaddr_storage a{};
+        socklen_t n = sizeof a;
+        return fd_ >= 0 && ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &n) == 0 && a.ss_family == AF_UNIX;
+    }
 
     /// Python's poll(timeout): true if a frame (or EOF) can be read now.
     bool poll(double timeout = 0.0) const {
@@ -258,6 +290,43 @@ public:
     /// Sends bytes already framed (several sealed frames back to back).
     void send_raw(const char* p, std::size_t n) { send_all(p, n); }
 
+    /// Sends buf as one frame over the socket with descriptor fd attached
+    /// (SCM_RIGHTS; Unix sockets only).  The receiver takes it with
+    /// recv_frame(limit, &fd).
+    void send_frame(std::vector<char>& buf, int fd) {
+        ensure_open();
+        if (shm_) throw ValueError("descriptors cross only the socket");
+        auto f = seal_frame(buf);
+        iovec iov{const_cast<char*>(f.first), f.second};
+        alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = ctl;
+        m.msg_controllen = sizeof ctl;
+        cmsghdr* c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        ssize_t w;
+        do w = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        if (w < 0) {
+            int e = errno;
+            throw ConnectionError(std::string("send failed: ") + std::strerror(e));
+        }
+        if (static_cast<std::size_t>(w) < f.second) send_all(f.first + w, f.second - static_cast<std::size_t>(w));
+    }
+
+    /// Receives one frame and the descriptor sent with it (send_frame(buf,
+    /// fd)); *fd is -1 if none came.  The caller owns the descriptor.
+    std::pair<const char*, std::size_t> recv_frame(std::size_t limit, int* fd) {
+        *fd = -1;
+        if (rend_ == rbeg_ && !shm_) receive_with_descriptor(fd);
+        return recv_frame(limit);
+    }
+
     /// True if a whole frame is already buffered, so recv_frame() will not
     /// block: lets a server batch its replies to pipelined requests.
     bool frame_ready() const {
@@ -320,6 +389,19 @@ private:
 
     bool wait_readable(double timeout) const {
         ensure_open();
+        if (shm_) {
+            if (shm_->readable()) return true;
+            std::optional<std::chrono::steady_clock::time_point> dl;
+            if (timeout >= 0)
+                dl = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                            std::chrono::duration<double>(timeout));
+            try {
+                shm_->wait_readable(dl);  // false: the peer closed, and EOF is readable
+                return true;
+            } catch (const multiprocessing::TimeoutError&) {
+                return false;
+            }
+        }
         pollfd p{fd_, POLLIN, 0};
         int ms = timeout < 0 ? -1 : static_cast<int>(timeout * 1000.0 + 0.999);
         for (;;) {
@@ -338,6 +420,10 @@ private:
 
     void send_all(const char* p, std::size_t n) {
         ensure_open();
+        if (shm_) {
+            shm_->write(p, n, deadline_);
+            return;
+        }
         while (n) {
             // With a deadline, a peer that stops reading cannot hold us
             // in send() once its socket buffer is full.
@@ -372,6 +458,10 @@ private:
             rend_ = have;
             if (rcap_ < 64 * 1024) grow(64 * 1024);
         }
+        if (shm_) {
+            fill_shared(need);
+            return;
+        }
         if (spin_us_ > 0 && should_spin()) {
             bool ok = try_spin(need);
             spin_score_ += ok ? (16 - spin_score_ / 16) : -(spin_score_ / 4);  // moving average
@@ -396,6 +486,71 @@ private:
             int e = errno;
             throw ConnectionError(std::string("recv failed: ") + std::strerror(e));
         }
+    }
+
+    // fill() through shared memory: the bytes are copied out of the ring
+    // (never parsed in place, where the peer could change them).
+    void fill_shared(std::size_t need) {
+        while (rend_ - rbeg_ < need) {
+            if (rend_ == rcap_) grow(std::min(rbeg_ + need, rcap_ * 2));
+            std::size_t k = shm_->read_some(rbuf_.get() + rend_, rcap_ - rend_);
+            if (k) {
+                rend_ += k;
+                continue;
+            }
+            auto dl = deadline_;
+            if (timeout_) {
+                auto t = std::chrono::steady_clock::now() +
+                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*timeout_));
+                if (!dl || t < *dl) dl = t;
+            }
+            if (!shm_->wait_readable(dl)) {
+                if (rend_ > rbeg_)
+                    throw detail::truncated_frame("connection closed by peer in the middle of a frame");
+                throw EOFError("connection closed by peer");
+            }
+        }
+    }
+
+    // The first read of a frame that carries a descriptor: recvmsg, so the
+    // descriptor is not dropped (recv() discards it).
+    void receive_with_descriptor(int* fd) {
+        ensure_open();
+        maybe_shrink();
+        rbeg_ = rend_ = 0;
+        if (rcap_ < 64 * 1024) grow(64 * 1024);
+        if (deadline_ && !wait_readable(seconds_left()))
+            throw multiprocessing::TimeoutError("timed out waiting for the peer");
+        iovec iov{rbuf_.get(), rcap_};
+        alignas(cmsghdr) char ctl[CMSG_SPACE(4 * sizeof(int))];
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = ctl;
+        m.msg_controllen = sizeof ctl;
+        ssize_t r;
+        do r = ::recvmsg(fd_, &m, MSG_CMSG_CLOEXEC);
+        while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            int e = errno;
+            throw ConnectionError(std::string("recv failed: ") + std::strerror(e));
+        }
+        for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < n; ++i) {
+                int got;
+                std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+                if (*fd < 0) *fd = got;
+                else ::close(got);  // only one was asked for
+            }
+        }
+        if (r == 0) {
+            if (*fd >= 0) ::close(*fd);
+            *fd = -1;
+            throw EOFError("connection closed by peer");
+        }
+        rend_ = static_cast<std::size_t>(r);
     }
 
     // Reallocates the receive buffer to cap bytes, keeping [0, rend_).
@@ -450,6 +605,7 @@ private:
     int spin_us_ = 0;
     int spin_score_ = 256;  // 0..256: how often spinning found the reply
     unsigned spin_probe_ = 0;
+    std::unique_ptr<detail::shm_stream> shm_;
 };
 
 /// Python's deliver_challenge: proves the peer knows authkey (HMAC-SHA256).

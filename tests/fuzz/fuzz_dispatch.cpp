@@ -238,6 +238,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size > 65536) return 0;
     if (size >= 1 && data[0] == static_cast<std::uint8_t>(md::kind::shutdown)) return 0;  // would stop the server
+    // Would move the connection to shared memory, where this harness's
+    // later frames over the socket are only doorbells (tests/test_shm.cpp
+    // covers that path; the frames read from it are parsed as these are).
+    if (size >= 1 && data[0] == static_cast<std::uint8_t>(md::kind::shm_open)) return 0;
     Harness& h = harness();
     if (h.tasks_steady == 0) {
         h.server_threads_steady = h.server->thread_count();

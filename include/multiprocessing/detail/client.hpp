@@ -30,6 +30,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace multiprocessing::managers::detail {
@@ -151,6 +152,8 @@ public:
     void set_authkey(std::string k) { authkey_ = std::move(k); }
     void set_max_frame(std::size_t n) { max_frame_.store(n, std::memory_order_relaxed); }
     void set_spin(int us) { spin_us_ = us; }
+    /// Whether new connections ask for the shared-memory transport.
+    void set_shared_memory(bool on) { shared_memory_.store(on, std::memory_order_relaxed); }
     void set_call_timeout(std::optional<double> t) {
         std::lock_guard<std::mutex> p(pool_mu_);
         call_timeout_ = t;
@@ -545,6 +548,7 @@ private:
     }
 
     std::unique_ptr<client_connection> connect_new();
+    void open_shared_memory(client_connection& c);
 
     std::unique_ptr<client_connection> take_connection() {
         decltype(pool_) stale;  // destroyed after unlocking: ~client_connection locks pool_mu_
@@ -657,6 +661,7 @@ private:
     std::string authkey_;
     std::atomic<std::size_t> max_frame_;  // set again by every proxy rebuilt here, from any thread
     int spin_us_ = 0;
+    std::atomic<bool> shared_memory_{true};
     std::optional<double> call_timeout_;  // guarded by pool_mu_
     std::atomic<unsigned> epoch_{0};
     std::atomic<bool> dead_{false};
@@ -687,7 +692,7 @@ public:
     /// used to reset the manager's max_frame, racing with calls.)
     endpoint& get(const connection::Address& a, const std::string* authkey = nullptr,
                   std::size_t max_frame = 0, int spin_us = -1,
-                  const std::optional<double>* call_timeout = nullptr) {
+                  const std::optional<double>* call_timeout = nullptr, int shared_memory = -1) {
         std::lock_guard<std::mutex> g(mu_);
         std::string key = a.str();
         auto it = endpoints_.find(key);
@@ -700,6 +705,7 @@ public:
         }
         if (spin_us >= 0) it->second->set_spin(spin_us);
         if (call_timeout) it->second->set_call_timeout(*call_timeout);
+        if (shared_memory >= 0) it->second->set_shared_memory(shared_memory != 0);
         return *it->second;
     }
 
@@ -787,7 +793,40 @@ inline std::unique_ptr<client_connection> endpoint::connect_new() {
     std::uint64_t sig = (std::uint64_t(protocol_version) << 32) | std::uint32_t(::getpid());
     begin_request(c->obuf, kind::hello, c->next_id++, cs.session_id(), sig);
     roundtrip(*c);
+    if (address_.is_unix() && shared_memory_.load(std::memory_order_relaxed) &&
+        connection::detail::shared_memory_enabled())
+        open_shared_memory(*c);
     return c;
+}
+
+// Asks the server for a shared-memory segment; its descriptor comes with
+// the reply, and from there on both ends use it.  A refusal leaves the
+// connection on the socket.
+inline void endpoint::open_shared_memory(client_connection& c) {
+    std::uint64_t rid = c.next_id++;
+    begin_request(c.obuf, kind::shm_open, rid, 0, 0);
+    int fd = -1;
+    try {
+        c.conn.set_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+        c.conn.send_frame(c.obuf);
+        auto f = c.conn.recv_frame(max_frame_, &fd);
+        c.conn.set_deadline(std::nullopt);
+        ReplyHeader h;
+        if (f.second < sizeof h) throw ProcessError("short reply");
+        std::memcpy(&h, f.first, sizeof h);
+        if (h.request_id != rid) throw ProcessError("reply does not match the request");
+        // Ours sends a segment with every yes; a peer that says yes without
+        // one (a stand-in server that answers anything) keeps the socket.
+        if (h.status == static_cast<std::uint8_t>(status::ok) && fd >= 0) {
+            int seg = std::exchange(fd, -1);
+            c.conn.use_shared_memory(seg, 0);
+        }
+    } catch (const std::exception& e) {
+        if (fd >= 0) ::close(fd);
+        close_connection(c);
+        throw lost(e.what());
+    }
+    if (fd >= 0) ::close(fd);
 }
 
 inline client_connection::~client_connection() {

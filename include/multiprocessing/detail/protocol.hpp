@@ -50,6 +50,7 @@ enum class kind : std::uint8_t {
     ack = 10,       // request_id = the reply acknowledged, sig = 1 taken / 0 refused; no reply
     collect = 11,   // frees unreachable reference cycles; reply = the count freed, as text
     describe = 12,  // name = typeid; reply = a line per exposed method: name TAB sig TAB text
+    shm_open = 13,  // reply ok carries a memfd (SCM_RIGHTS): both ends then use it; error: stay on the socket
 };
 
 /// ReplyHeader::flags: the reply hands something over (a queue item, a

@@ -190,7 +190,9 @@ inline constexpr bool is_data_pointer_v =
 /// Appends the arguments, converted to their wire types W, as one archive.
 template <class... W, class... A>
 void write_args(std::vector<char>& buf, type_list<W...>, A&&... args) {
-    if constexpr (sizeof...(W) > 0) {
+    if constexpr (sizeof...(W) > 0 && (multiprocessing::detail::plain_wire_v<W> && ...)) {
+        (multiprocessing::detail::put_plain<W>(buf, to_wire<W>(std::forward<A>(args))), ...);
+    } else if constexpr (sizeof...(W) > 0) {
         multiprocessing::detail::vector_sink sink(buf);
         multiprocessing::detail::oarchive oa(sink);
         (oa << ... << to_wire<W>(std::forward<A>(args)));
@@ -309,6 +311,10 @@ inline call_context*& current_call() {
 template <class R>
 void save_result(std::vector<char>& out, R&& r) {
     using D = std::decay_t<R>;
+    if constexpr (multiprocessing::detail::plain_wire_v<D>) {
+        multiprocessing::detail::put_plain<D>(out, r);
+        return;
+    }
     multiprocessing::detail::vector_sink sink(out);
     multiprocessing::detail::oarchive oa(sink);
     if constexpr (is_shared_ptr<D>::value) {
@@ -324,8 +330,16 @@ void save_result(std::vector<char>& out, R&& r) {
 }
 
 template <class Tuple>
+struct all_plain;
+template <class... T>
+struct all_plain<std::tuple<T...>> : std::bool_constant<(multiprocessing::detail::plain_wire_v<T> && ...)> {};
+
+template <class Tuple>
 void load_args(const char* body, std::size_t n, Tuple& args) {
-    if constexpr (std::tuple_size_v<Tuple> > 0) {
+    if constexpr (std::tuple_size_v<Tuple> > 0 && all_plain<Tuple>::value) {
+        multiprocessing::detail::plain_reader rd{body, n};
+        std::apply([&](auto&... a) { (rd.get(a), ...); }, args);
+    } else if constexpr (std::tuple_size_v<Tuple> > 0) {
         multiprocessing::detail::memory_source src(body, n);
         multiprocessing::detail::iarchive ia(src);
         std::apply([&](auto&... a) { (ia >> ... >> a); }, args);

@@ -172,6 +172,11 @@ public:
             (void)p;
             (void)n;
         } else {
+            if constexpr (std::is_same_v<Res, std::decay_t<R>> && multiprocessing::detail::plain_wire_v<Res>) {
+                Res r{};
+                multiprocessing::detail::plain_reader{p, n}.get(r);
+                return r;
+            }
             detail::owed_scope unclaimed;  // what the reply gave and no proxy took goes back
             multiprocessing::detail::memory_source src(p, n);
             multiprocessing::detail::iarchive ia(src);
@@ -664,7 +669,7 @@ public:
         owner_pid_ = ::getpid();
         state_ = State::started;
         ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame, options_.spin_us,
-                                                     &options_.call_timeout);
+                                                     &options_.call_timeout, options_.shared_memory ? 1 : 0);
         ep_->reset(false);  // a new server at this address: forget any old one
     }
 
@@ -676,7 +681,7 @@ public:
         // and a wrong key would then be used for the address's new ones.
         (void)connection::Client(address_, authkey_, options_.max_frame);
         ep_ = &detail::client_state::instance().get(address_, &authkey_, options_.max_frame, options_.spin_us,
-                                                     &options_.call_timeout);
+                                                     &options_.call_timeout, options_.shared_memory ? 1 : 0);
         if (ep_->dead()) ep_->reset(false);
         ep_->simple(detail::kind::dummy);
         state_ = State::started;

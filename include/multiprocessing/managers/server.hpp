@@ -123,6 +123,14 @@ struct ServerOptions {
     /// one).  Unset, the default, waits forever, as Python does.  A
     /// managers::call_timeout scope overrides it for one thread.
     std::optional<double> call_timeout;
+    /// Same-machine connections (a Unix-socket manager) move their frames
+    /// through a shared-memory ring instead of the socket: no system call
+    /// per call while both sides are busy.  The socket stays for the
+    /// handshake, as a doorbell for a side that sleeps, and to tell either
+    /// side that the other died.  Falls back to the socket where it cannot
+    /// be set up.  The environment variable MP_TRANSPORT=socket turns it off
+    /// for a whole process.  Not in Python.
+    bool shared_memory = true;
 };
 
 /// Python's managers.Server: serves the objects of one registry at one
@@ -864,6 +872,10 @@ private:
                     if (h.sig == 0) take_back_all(done);
                     continue;
                 }
+                if (sess != 0 && h.kind == static_cast<std::uint8_t>(detail::kind::shm_open)) {
+                    offer_shared_memory(c, h.request_id, out, batch);
+                    continue;
+                }
                 if (sess == 0) {
                     if (h.kind != static_cast<std::uint8_t>(detail::kind::hello))
                         throw ProcessError("expected hello");
@@ -944,6 +956,36 @@ private:
             session_closed(sess);
         }
     }
+
+    // A client on this machine asks to move its frames through shared
+    // memory: the segment's descriptor goes with the reply, and both ends
+    // switch right after it.  Refused (an error reply) where it cannot be
+    // made; the client then stays on the socket.
+    void offer_shared_memory(connection::Connection& c, std::uint64_t request_id, std::vector<char>& out,
+                             std::vector<char>& batch) {
+        if (!batch.empty()) {  // replies to earlier frames go first, on the socket
+            c.send_raw(batch.data(), batch.size());
+            batch.clear();
+        }
+        int fd = -1;
+        if (opts_.shared_memory && connection::detail::shared_memory_enabled() && !c.shared_memory() &&
+            c.is_unix_socket())
+            fd = connection::detail::shm_stream::create(ring_bytes);
+        if (fd < 0) {
+            detail::put_error(out, request_id, false, "OSError", "no shared-memory transport here");
+            c.send_frame(out);
+            return;
+        }
+        struct closer {
+            int fd;
+            ~closer() { if (fd >= 0) ::close(fd); }
+        } own{fd};
+        detail::begin_reply(out, detail::status::ok, request_id);
+        c.send_frame(out, fd);
+        own.fd = -1;
+        c.use_shared_memory(fd, 1);
+    }
+    static constexpr std::size_t ring_bytes = std::size_t(256) << 10;
 
     // Lets objects that track callers (an RLock's owner) forget this one.
     void notify_disconnect(std::uint64_t sess, std::uint64_t conn_id) {

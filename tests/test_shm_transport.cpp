@@ -1,0 +1,451 @@
+// The shared-memory transport (ServerOptions::shared_memory): on by default
+// for a Unix-socket manager and off over TCP; frames of any size cross the
+// rings; the segment is reachable only after authentication and is sealed
+// against a client resizing it; a peer that scribbles on it loses only its
+// own connection; an idle server sleeps.  The rest of the suite runs over
+// this transport too, and once more with MP_TRANSPORT=socket (scripts/test).
+#include "helpers.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <future>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace mp = multiprocessing;
+namespace md = multiprocessing::managers::detail;
+using mp::connection::Address;
+using mp::connection::Connection;
+using mp::connection::detail::shm_stream;
+
+namespace {
+
+class Echo {
+public:
+    std::vector<char> bytes(std::vector<char> v) const { return v; }
+    int add(int a, int b) const { return a + b; }
+};
+
+struct ShmManager : mp::managers::BaseManager<ShmManager> {
+    using BaseManager::BaseManager;
+};
+
+bool transport_on() { return mp::connection::detail::shared_memory_enabled(); }
+
+// Ring segments mapped by a process (a memfd shows as "/memfd:NAME").
+int ring_mappings(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line))
+        if (line.find("memfd:multiprocessing-ring") != std::string::npos) ++n;
+    return n;
+}
+
+std::set<std::string> dir_entries(const std::string& dir) {
+    std::set<std::string> s;
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (auto* e = ::readdir(d)) s.insert(e->d_name);
+        ::closedir(d);
+    }
+    return s;
+}
+
+// The descriptor numbers of a process that are ring segments.
+std::vector<int> ring_fds(pid_t pid) {
+    std::vector<int> v;
+    std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    for (auto& name : dir_entries(dir)) {
+        if (name == "." || name == "..") continue;
+        char target[256] = {};
+        ssize_t n = ::readlink((dir + "/" + name).c_str(), target, sizeof target - 1);
+        if (n > 0 && std::string(target).find("memfd:multiprocessing-ring") != std::string::npos)
+            v.push_back(std::stoi(name));
+    }
+    return v;
+}
+
+long cpu_ticks(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream fields(s.substr(s.rfind(')') + 2));
+    std::string f;
+    long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && (fields >> f); ++i) {
+        if (i == 14) utime = std::stol(f);
+        if (i == 15) stime = std::stol(f);
+    }
+    return utime + stime;
+}
+
+std::vector<char> pattern(std::size_t n, unsigned seed) {
+    std::vector<char> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<char>((i * 131 + seed) & 0xff);
+    return v;
+}
+
+// An authenticated connection that says hello as a client would.
+Connection hello(const ShmManager& m) {
+    Connection c = mp::connection::Client(m.address(), m.authkey());
+    std::vector<char> buf;
+    md::begin_request(buf, md::kind::hello, 1, 0xC0FFEE,
+                      (std::uint64_t(md::protocol_version) << 32) | std::uint32_t(::getpid()));
+    c.send_frame(buf);
+    auto r = c.recv_frame(1 << 20);
+    md::ReplyHeader h;
+    REQUIRE(r.second >= sizeof h);
+    std::memcpy(&h, r.first, sizeof h);
+    REQUIRE(h.status == static_cast<std::uint8_t>(md::status::ok));
+    return c;
+}
+
+// Asks for the segment; returns its descriptor (-1 if none came).
+int ask_segment(Connection& c) {
+    std::vector<char> buf;
+    md::begin_request(buf, md::kind::shm_open, 2, 0, 0);
+    c.send_frame(buf);
+    int fd = -1;
+    auto r = c.recv_frame(1 << 20, &fd);
+    md::ReplyHeader h;
+    REQUIRE(r.second >= sizeof h);
+    std::memcpy(&h, r.first, sizeof h);
+    CHECK(h.request_id == 2);
+    if (h.status != static_cast<std::uint8_t>(md::status::ok) && fd >= 0) {
+        ::close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+// True if the peer closes fd within `seconds` (reading and dropping what
+// comes); any descriptor passed meanwhile is counted in *fds.
+bool closed_within(int fd, double seconds, int* fds = nullptr) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    for (;;) {
+        int left = static_cast<int>(std::chrono::duration<double, std::milli>(end - std::chrono::steady_clock::now()).count());
+        if (left <= 0) return false;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, left) <= 0) continue;
+        char data[4096];
+        alignas(cmsghdr) char ctl[CMSG_SPACE(8 * sizeof(int))];
+        iovec iov{data, sizeof data};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = ctl;
+        msg.msg_controllen = sizeof ctl;
+        ssize_t r = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_type == SCM_RIGHTS) {
+                std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (std::size_t i = 0; i < n; ++i) {
+                    int got;
+                    std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+                    ::close(got);
+                    if (fds) ++*fds;
+                }
+            }
+        if (r == 0 || (r < 0 && errno != EINTR)) return true;
+    }
+}
+
+}  // namespace
+
+MP_EXPOSE(Echo, bytes, add)
+
+TEST_CASE("a Unix-socket manager's calls go through shared memory, TCP's and a refusing server's stay on the socket",
+          "[shm]") {
+    ShmManager::register_type<Echo>("Echo");
+    SECTION("Unix socket") {
+        int before = ring_mappings(::getpid());
+        ShmManager m;
+        m.start();
+        auto e = m.create<Echo>();
+        CHECK(e.add(2, 3) == 5);
+        if (transport_on()) {
+            CHECK(ring_mappings(::getpid()) > before);
+            CHECK(ring_mappings(m.pid()) > 0);
+        } else {
+            CHECK(ring_mappings(::getpid()) == before);
+            CHECK(ring_mappings(m.pid()) == 0);
+        }
+        m.shutdown();
+    }
+    SECTION("TCP") {
+        int before = ring_mappings(::getpid());
+        ShmManager m(Address("127.0.0.1", 0), std::string("tcp-key"));
+        m.start();
+        auto e = m.create<Echo>();
+        CHECK(e.add(2, 3) == 5);
+        CHECK(ring_mappings(::getpid()) == before);
+        CHECK(ring_mappings(m.pid()) == 0);
+        m.shutdown();
+    }
+    SECTION("ServerOptions::shared_memory = false") {
+        int before = ring_mappings(::getpid());
+        mp::managers::ServerOptions o;
+        o.shared_memory = false;
+        ShmManager m({}, std::nullopt, o);
+        m.start();
+        auto e = m.create<Echo>();
+        CHECK(e.add(2, 3) == 5);
+        CHECK(ring_mappings(::getpid()) == before);
+        CHECK(ring_mappings(m.pid()) == 0);
+        m.shutdown();
+    }
+}
+
+TEST_CASE("frames of every size cross the rings both ways, and pipelined calls keep their order", "[shm]") {
+    ShmManager::register_type<Echo>("Echo");
+    ShmManager m;
+    m.start();
+    auto e = m.create<Echo>();
+    const std::size_t ring = 256u << 10;
+    for (std::size_t n : {std::size_t(0), std::size_t(1), ring - 64, ring - 1, ring, ring + 1, 3 * ring + 17,
+                          std::size_t(9) << 20}) {
+        auto v = pattern(n, static_cast<unsigned>(n));
+        CHECK(e.bytes(v) == v);
+    }
+    // Many calls in flight: the request ring fills before the first reply
+    // is read, so both sides wait for room as well as for data.
+    std::vector<std::future<int>> fs;
+    for (int i = 0; i < 20000; ++i) fs.push_back(mp::managers::call_async<&Echo::add>(e, i, 1));
+    bool all = true;
+    for (int i = 0; i < 20000; ++i) all = all && fs[static_cast<std::size_t>(i)].get() == i + 1;
+    CHECK(all);
+    // Big ones in flight too, from two threads at once.
+    auto big = pattern(700u << 10, 7);
+    std::vector<std::future<std::vector<char>>> bs;
+    for (int i = 0; i < 8; ++i) bs.push_back(mp::managers::call_async<&Echo::bytes>(e, big));
+    std::thread t([&] { for (int i = 0; i < 50; ++i) CHECK(e.add(i, i) == 2 * i); });
+    for (auto& f : bs) CHECK(f.get() == big);
+    t.join();
+    m.shutdown();
+}
+
+TEST_CASE("a connection's byte stream through shared memory: wrap-around, back-pressure, timeouts and EOF",
+          "[shm]") {
+    auto pipe = mp::connection::Pipe();
+    Connection& a = pipe.first;
+    Connection& b = pipe.second;
+    int fd = shm_stream::create(1u << 16);
+    REQUIRE(fd >= 0);
+    std::vector<char> buf;
+    Connection::begin_frame(buf);
+    buf.push_back('x');
+    b.send_frame(buf, fd);  // b plays the server: it made the segment
+    b.use_shared_memory(fd, 1);
+    int got = -1;
+    auto first = a.recv_frame(1 << 20, &got);
+    REQUIRE(first.second == 1);
+    REQUIRE(got >= 0);
+    a.use_shared_memory(got, 0);
+    CHECK(a.shared_memory());
+    CHECK(b.shared_memory());
+
+    // Frames from 0 bytes to 5 ring sizes, both ways at once, checked byte
+    // for byte: every offset of the ring is a frame's start and end.
+    auto sizes = [](int seed) {
+        std::vector<std::size_t> v;
+        unsigned x = static_cast<unsigned>(seed);
+        for (int i = 0; i < 400; ++i) {
+            x = x * 1103515245u + 12345u;
+            v.push_back(i % 40 == 0 ? (5u << 16) + (x % 1000) : (x >> 8) % 3000);
+        }
+        return v;
+    };
+    auto pump = [&](Connection& out, Connection& in, int seed) {
+        std::thread w([&] {
+            for (std::size_t n : sizes(seed)) out.send_bytes(pattern(n, static_cast<unsigned>(n) + 1).data(), n);
+        });
+        bool same = true;
+        for (std::size_t n : sizes(seed)) {
+            std::string s = in.recv_bytes();
+            auto want = pattern(n, static_cast<unsigned>(n) + 1);
+            same = same && s.size() == n && std::equal(s.begin(), s.end(), want.begin());
+        }
+        w.join();
+        return same;
+    };
+    std::future<bool> there = std::async(std::launch::async, [&] { return pump(a, b, 1); });
+    bool back = pump(b, a, 2);
+    CHECK(there.get());
+    CHECK(back);
+
+    // Nothing to read: the timeout holds, and poll() says so.
+    CHECK_FALSE(a.poll(0.05));
+    a.set_timeout(0.1);
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(a.recv_bytes(), mp::TimeoutError);
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(90));
+    a.set_timeout(std::nullopt);
+
+    // A frame, then the peer goes: the frame is still read, then EOF.
+    b.send_bytes(std::string("last"));
+    b.close();
+    CHECK(a.poll(1.0));
+    CHECK(a.recv_bytes() == "last");
+    CHECK_THROWS_AS(a.recv_bytes(), mp::EOFError);
+}
+
+TEST_CASE("a peer that breaks off mid-frame or stops reading is noticed", "[shm]") {
+    auto pipe = mp::connection::Pipe();
+    int fd = shm_stream::create(1u << 16);
+    REQUIRE(fd >= 0);
+    std::vector<char> buf;
+    Connection::begin_frame(buf);
+    pipe.second.send_frame(buf, fd);
+    pipe.second.use_shared_memory(fd, 1);
+    int got = -1;
+    pipe.first.recv_frame(1 << 20, &got);
+    REQUIRE(got >= 0);
+    pipe.first.use_shared_memory(got, 0);
+
+    // Half a frame (its header says 100 bytes), then gone.
+    char half[8] = {0, 0, 0, 100, 'a', 'b', 'c', 'd'};
+    pipe.second.send_raw(half, sizeof half);
+    // A writer facing a full ring and a reader that never reads: a deadline
+    // ends its wait.
+    pipe.first.set_deadline(std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
+    std::vector<char> huge(1u << 18, 'z');
+    CHECK_THROWS_AS(pipe.first.send_bytes(huge.data(), huge.size()), mp::TimeoutError);
+    pipe.first.set_deadline(std::nullopt);
+    pipe.second.close();
+    CHECK_THROWS_AS(pipe.first.recv_bytes(), mp::connection::detail::truncated_frame);
+}
+
+TEST_CASE("only an authenticated client gets the segment, which has no name and cannot be resized", "[shm]") {
+    if (!transport_on()) {
+        WARN("MP_TRANSPORT=socket: the server gives out no segment");
+        return;
+    }
+    ShmManager::register_type<Echo>("Echo");
+    test::become_subreaper();
+    ShmManager m;
+    m.start();
+    std::string dir = m.address().path().substr(0, m.address().path().rfind('/'));
+    auto dir_before = dir_entries(dir);
+    auto e = m.create<Echo>();
+    CHECK(e.add(1, 1) == 2);
+
+    SECTION("a wrong key is refused before anything else") {
+        CHECK_THROWS_AS(mp::connection::Client(m.address(), std::string("wrong")), mp::AuthenticationError);
+    }
+    SECTION("asking without the handshake gets no descriptor, only a closed socket") {
+        int s = mp::connection::detail::connect_fd(m.address());
+        std::vector<char> buf;
+        md::begin_request(buf, md::kind::shm_open, 1, 0, 0);
+        auto f = Connection::seal_frame(buf);
+        // Sent twice: once where the challenge's answer is read, once after.
+        for (int i = 0; i < 2; ++i) (void)::send(s, f.first, f.second, MSG_NOSIGNAL);
+        int fds = 0;
+        CHECK(closed_within(s, 20.0, &fds));
+        CHECK(fds == 0);
+        ::close(s);
+    }
+    SECTION("no file names it, and another user cannot open the server's descriptor") {
+        // Nothing under /dev/shm (Boost.Interprocess's home) is mapped.
+        std::ifstream maps("/proc/" + std::to_string(m.pid()) + "/maps");
+        std::string line;
+        int named = 0;
+        while (std::getline(maps, line)) named += line.find("/dev/shm/") != std::string::npos;
+        CHECK(named == 0);
+        CHECK(dir_entries(dir) == dir_before);
+        auto fds = ring_fds(m.pid());
+        // The server keeps no descriptor once it mapped a segment; if one
+        // were open, only /proc would reach it, and only for its own user.
+        for (int fd : fds) {
+            if (::geteuid() != 0) break;
+            pid_t child = ::fork();
+            if (child == 0) {
+                if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+                std::string p = "/proc/" + std::to_string(m.pid()) + "/fd/" + std::to_string(fd);
+                ::_exit(::open(p.c_str(), O_RDWR) >= 0 ? 1 : 0);
+            }
+            int st = 0;
+            REQUIRE(::waitpid(child, &st, 0) == child);
+            CHECK(WIFEXITED(st));
+            CHECK(WEXITSTATUS(st) == 0);
+        }
+        CHECK(fds.empty());
+    }
+    SECTION("a client cannot shrink or grow it, and scribbling on it drops only that client") {
+        Connection c = hello(m);
+        int fd = ask_segment(c);
+        REQUIRE(fd >= 0);
+        CHECK(::ftruncate(fd, 0) != 0);
+        CHECK(errno == EPERM);
+        CHECK(::ftruncate(fd, 1 << 30) != 0);
+        struct stat st {};
+        REQUIRE(::fstat(fd, &st) == 0);
+        void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        REQUIRE(p != MAP_FAILED);
+        ::close(fd);
+        auto* h = static_cast<mp::connection::detail::shm_header*>(p);
+        h->head[0].v.store(std::uint64_t(1) << 40);  // a write far past the ring
+        char bell = 0;
+        (void)::send(c.fileno(), &bell, 1, MSG_NOSIGNAL);
+        CHECK(closed_within(c.fileno(), 20.0));
+        ::munmap(p, static_cast<std::size_t>(st.st_size));
+        CHECK(e.add(2, 2) == 4);  // everyone else is served as before
+        CHECK(m.number_of_objects() == 1);
+    }
+    m.shutdown();
+}
+
+TEST_CASE("an idle server sleeps: no CPU used once calls stop", "[shm]") {
+    ShmManager::register_type<Echo>("Echo");
+    ShmManager m;
+    m.start();
+    auto e = m.create<Echo>();
+    for (int i = 0; i < 2000; ++i) e.add(i, 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    long t0 = cpu_ticks(m.pid());
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    long used = cpu_ticks(m.pid()) - t0;
+    // A side still spinning would use the whole 60 ticks (10 ms each).
+    CHECK(used <= 6);
+    CHECK(e.add(1, 2) == 3);  // and wakes for the next call
+    m.shutdown();
+}
+
+TEST_CASE("a client killed while the server writes a reply into a full ring ends only its session", "[shm]") {
+    ShmManager::register_type<Echo>("Echo");
+    test::become_subreaper();
+    ShmManager m;
+    m.start();
+    auto e = m.create<Echo>();
+    mp::Process p([e] {
+        // Big replies in flight, then the whole process stops (its reader
+        // thread too): the server fills the reply ring and waits for room.
+        auto big = std::vector<char>(1u << 20, 'q');
+        std::vector<std::future<std::vector<char>>> fs;
+        for (int i = 0; i < 8; ++i) fs.push_back(mp::managers::call_async<&Echo::bytes>(e, big));
+        ::raise(SIGSTOP);
+        test::forever();
+    });
+    p.start();
+    auto state = [&] {
+        std::ifstream in("/proc/" + std::to_string(p.pid()) + "/stat");
+        std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto at = s.rfind(')');
+        return at == std::string::npos || at + 2 >= s.size() ? '?' : s[at + 2];
+    };
+    CHECK(test::wait_until([&] { return state() == 'T'; }, 20.0));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    p.kill();
+    test::join_or_kill(p, 30);
+    CHECK(p.exitcode() == -SIGKILL);
+    CHECK(test::wait_until([&] { return m.number_of_objects() == 1; }, 20.0));
+    CHECK(e.add(5, 5) == 10);
+    m.shutdown();
+}
