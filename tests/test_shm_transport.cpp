@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <fstream>
 #include <future>
 #include <set>
@@ -33,6 +34,7 @@ class Echo {
 public:
     std::vector<char> bytes(std::vector<char> v) const { return v; }
     int add(int a, int b) const { return a + b; }
+    std::vector<char> make(int n) const { return std::vector<char>(static_cast<std::size_t>(n), 'm'); }
 };
 
 struct ShmManager : mp::managers::BaseManager<ShmManager> {
@@ -160,7 +162,7 @@ bool closed_within(int fd, double seconds, int* fds = nullptr) {
 
 }  // namespace
 
-MP_EXPOSE(Echo, bytes, add)
+MP_EXPOSE(Echo, bytes, add, make)
 
 TEST_CASE("a Unix-socket manager's calls go through shared memory, TCP's and a refusing server's stay on the socket",
           "[shm]") {
@@ -447,5 +449,61 @@ TEST_CASE("a client killed while the server writes a reply into a full ring ends
     CHECK(p.exitcode() == -SIGKILL);
     CHECK(test::wait_until([&] { return m.number_of_objects() == 1; }, 20.0));
     CHECK(e.add(5, 5) == 10);
+    m.shutdown();
+}
+
+TEST_CASE("shutdown() ends a connection whose client never stops calling", "[shm]") {
+    // Over shared memory such a connection's server thread never has to
+    // look at its socket, which shutdown() shuts: it must stop anyway.
+    ShmManager::register_type<Echo>("Echo");
+    ShmManager m;
+    m.start();
+    auto e = m.create<Echo>();
+    std::atomic<bool> failed{false}, stop{false};
+    std::atomic<long> calls{0};
+    std::thread t([&] {
+        try {
+            while (!stop.load()) {
+                e.add(1, 1);
+                ++calls;
+            }
+        } catch (const mp::ConnectionError&) {
+            failed = true;
+        }
+    });
+    CHECK(test::wait_until([&] { return calls.load() > 1000; }, 20.0));
+    auto t0 = std::chrono::steady_clock::now();
+    m.shutdown();
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(4));  // not the 5 s wait for threads
+    CHECK(test::wait_until([&] { return failed.load(); }, 20.0));
+    stop = true;
+    t.join();
+}
+
+TEST_CASE("an oversized reply breaks the async channel while another thread submits, and nothing else", "[shm]") {
+    ShmManager::register_type<Echo>("Echo");
+    mp::managers::ServerOptions o;
+    o.max_frame = 1 << 20;
+    ShmManager m({}, std::nullopt, o);
+    m.start();
+    auto e = m.create<Echo>();
+    std::atomic<bool> stop{false};
+    std::thread submitter([&] {
+        while (!stop.load()) {
+            try {
+                (void)mp::managers::call_async<&Echo::add>(e, 1, 2);
+            } catch (const mp::ConnectionError&) {
+                // the channel broke under us: a new one is made on the next call
+            }
+        }
+    });
+    for (int i = 0; i < 5; ++i) {
+        auto big = mp::managers::call_async<&Echo::make>(e, 2 << 20);  // a reply over the client's limit
+        CHECK_THROWS_AS(big.get(), mp::ConnectionError);
+    }
+    stop = true;
+    submitter.join();
+    CHECK(mp::managers::call_async<&Echo::add>(e, 2, 2).get() == 4);
+    CHECK(e.add(3, 3) == 6);
     m.shutdown();
 }

@@ -31,6 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -158,12 +159,13 @@ public:
             deadline_ = o.deadline_;
             spin_us_ = o.spin_us_;
             shm_ = std::move(o.shm_);
+            broken_.store(o.broken_.load(std::memory_order_relaxed), std::memory_order_relaxed);
         }
         return *this;
     }
 
     int fileno() const { return fd_; }
-    bool closed() const { return fd_ < 0; }
+    bool closed() const { return fd_ < 0 || broken_.load(std::memory_order_relaxed); }
     std::size_t max_frame() const { return max_frame_; }
     void set_max_frame(std::size_t n) { max_frame_ = n; }
     /// Busy-poll this many microseconds before sleeping in a receive
@@ -183,6 +185,7 @@ public:
         shm_.reset();
         if (fd_ >= 0) ::close(fd_);
         fd_ = -1;
+        broken_.store(false, std::memory_order_relaxed);
     }
     /// Drops the fd without closing it: for a forked child abandoning a
     /// socket whose other copy the parent still uses.
@@ -378,13 +381,18 @@ private:
         return v;
     }
 
+    // The stream position is lost, so the connection cannot continue: it is
+    // shut down and marked broken here, and closed by its owner (closing it
+    // here would free the ring, or free the descriptor's number, under
+    // another thread still writing: the async channel's submitters).
     [[noreturn]] void throw_bad_frame(const std::string& why) {
-        close();  // the stream position is lost; the connection cannot continue
+        broken_.store(true, std::memory_order_relaxed);
+        if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
         throw ProcessError("bad frame: " + why);
     }
 
     void ensure_open() const {
-        if (fd_ < 0) throw ConnectionError("connection is closed");
+        if (fd_ < 0 || broken_.load(std::memory_order_relaxed)) throw ConnectionError("connection is closed");
     }
 
     bool wait_readable(double timeout) const {
@@ -606,6 +614,7 @@ private:
     int spin_score_ = 256;  // 0..256: how often spinning found the reply
     unsigned spin_probe_ = 0;
     std::unique_ptr<detail::shm_stream> shm_;
+    std::atomic<bool> broken_{false};  // set by a reader thread, seen by writers
 };
 
 /// Python's deliver_challenge: proves the peer knows authkey (HMAC-SHA256).

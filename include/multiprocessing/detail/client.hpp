@@ -548,7 +548,7 @@ private:
     }
 
     std::unique_ptr<client_connection> connect_new();
-    void open_shared_memory(client_connection& c);
+    bool open_shared_memory(client_connection& c);
 
     std::unique_ptr<client_connection> take_connection() {
         decltype(pool_) stale;  // destroyed after unlocking: ~client_connection locks pool_mu_
@@ -794,15 +794,17 @@ inline std::unique_ptr<client_connection> endpoint::connect_new() {
     begin_request(c->obuf, kind::hello, c->next_id++, cs.session_id(), sig);
     roundtrip(*c);
     if (address_.is_unix() && shared_memory_.load(std::memory_order_relaxed) &&
-        connection::detail::shared_memory_enabled())
-        open_shared_memory(*c);
+        connection::detail::shared_memory_enabled() && !open_shared_memory(*c))
+        return connect_new();  // this process cannot map segments: the socket from now on
     return c;
 }
 
 // Asks the server for a shared-memory segment; its descriptor comes with
 // the reply, and from there on both ends use it.  A refusal leaves the
-// connection on the socket.
-inline void endpoint::open_shared_memory(client_connection& c) {
+// connection on the socket.  False if the segment came but cannot be mapped
+// here (address space or map count exhausted): the server has switched, so
+// the connection is closed, and this endpoint asks no more.
+inline bool endpoint::open_shared_memory(client_connection& c) {
     std::uint64_t rid = c.next_id++;
     begin_request(c.obuf, kind::shm_open, rid, 0, 0);
     int fd = -1;
@@ -819,7 +821,13 @@ inline void endpoint::open_shared_memory(client_connection& c) {
         // one (a stand-in server that answers anything) keeps the socket.
         if (h.status == static_cast<std::uint8_t>(status::ok) && fd >= 0) {
             int seg = std::exchange(fd, -1);
-            c.conn.use_shared_memory(seg, 0);
+            try {
+                c.conn.use_shared_memory(seg, 0);
+            } catch (const ConnectionError&) {
+                shared_memory_.store(false, std::memory_order_relaxed);
+                close_connection(c);
+                return false;
+            }
         }
     } catch (const std::exception& e) {
         if (fd >= 0) ::close(fd);
@@ -827,6 +835,7 @@ inline void endpoint::open_shared_memory(client_connection& c) {
         throw lost(e.what());
     }
     if (fd >= 0) ::close(fd);
+    return true;
 }
 
 inline client_connection::~client_connection() {

@@ -181,7 +181,8 @@ public:
     /// the socket.  deadline passed: TimeoutError.
     bool wait_readable(const std::optional<clock::time_point>& deadline) {
         if (readable()) return true;
-        if (score_ >= 64 || (++probe_ & 31) == 0) {
+        bool late = deadline && clock::now() >= *deadline;  // poll(0): look once, no spin
+        if (!late && (score_ >= 64 || (++probe_ & 31) == 0)) {
             bool ok = spin([&] { return readable() != 0; });
             score_ += ok ? (16 - score_ / 16) : -(score_ / 4);  // moving average, 0..256
             if (ok) return true;
@@ -246,9 +247,11 @@ private:
     // One sleep for a doorbell byte or the peer's EOF.
     void sleep_on_socket(const std::optional<clock::time_point>& deadline) {
         if (deadline) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - clock::now()).count();
+            // Rounded up, so the wait never ends before the deadline.
+            auto us = std::chrono::duration_cast<std::chrono::microseconds>(*deadline - clock::now()).count();
+            long long ms = us > 0 ? (us + 999) / 1000 : 0;
             pollfd p{sock_, POLLIN, 0};
-            int r = left > 0 ? ::poll(&p, 1, static_cast<int>(std::min<long long>(left + 1, 1 << 30))) : 0;
+            int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(ms, 1 << 30)));
             if (r == 0) {
                 h_->sleeping[side_].v.store(0, std::memory_order_relaxed);
                 throw multiprocessing::TimeoutError("timed out waiting for the peer");

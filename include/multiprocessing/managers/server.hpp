@@ -840,6 +840,9 @@ private:
         bool kept_any = false;  // kept_ may hold some of this connection's (saves a lock per call)
         try {
             for (;;) {
+                // Over shared memory a busy client never makes this thread
+                // look at its socket, which shutdown() shut: look here.
+                if (stopping_.load(std::memory_order_relaxed)) break;
                 if (!batch.empty() && !c.frame_ready()) {
                     c.send_raw(batch.data(), batch.size());
                     batch.clear();
