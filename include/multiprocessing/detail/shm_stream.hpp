@@ -229,19 +229,31 @@ private:
 #endif
     }
 
-    // Polls ready() for up to spin_us_, yielding the core now and then so
-    // a peer waiting for it (more processes than cores) can run.
+    // Polls ready() for up to spin_us_, yielding the core between rounds so
+    // a peer waiting for it can run.  A yield that took the core away (more
+    // busy threads than cores) makes the rounds short: the peer then runs
+    // as soon as possible, which measured 1.3-1.5x the throughput of long
+    // rounds with 4 and 8 busy clients on 2 cores; a yield that returns at
+    // once (the peer has a core of its own) makes them long again.
     template <class Ready>
     bool spin(Ready ready) {
-        auto end = clock::now() + std::chrono::microseconds(spin_us_);
+        auto now = clock::now();
+        auto end = now + std::chrono::microseconds(spin_us_);
+        int pauses = pauses_.load(std::memory_order_relaxed);
+        bool ok = false;
         do {
-            for (int i = 0; i < 64; ++i) {
-                if (ready()) return true;
-                cpu_relax();
+            for (int i = 0; i < pauses && !ok; ++i) {
+                ok = ready();
+                if (!ok) cpu_relax();
             }
+            if (ok) break;
             ::sched_yield();
-        } while (clock::now() < end);
-        return ready();
+            auto after = clock::now();
+            pauses = after - now > std::chrono::microseconds(2) ? 1 : std::min(pauses * 2, 64);
+            now = after;
+        } while (now < end);
+        pauses_.store(pauses, std::memory_order_relaxed);
+        return ok || ready();
     }
 
     // One sleep for a doorbell byte or the peer's EOF.
@@ -296,6 +308,7 @@ private:
     int spin_us_ = default_spin_us;
     int score_ = 256;
     unsigned probe_ = 0;
+    std::atomic<int> pauses_{64};  // pause rounds between yields (spin); both threads of the async channel spin
     std::atomic<bool> peer_closed_{false};  // the async channel reads and writes on two threads
 };
 
