@@ -12,7 +12,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,6 +63,20 @@ inline bool pid_alive(pid_t pid) {
     int status;
     if (::waitpid(pid, &status, WNOHANG) == pid) return false;  // reaped it just now
     return ::kill(pid, 0) == 0;
+}
+
+/// CPU time a process has used (user + system), in clock ticks.
+inline long cpu_ticks(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream fields(s.substr(s.rfind(')') + 2));
+    std::string f;
+    long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && (fields >> f); ++i) {
+        if (i == 14) utime = std::stol(f);
+        if (i == 15) stime = std::stol(f);
+    }
+    return utime + stime;
 }
 
 /// Orphans of this test (a killed owner's server) are re-parented to us,

@@ -291,18 +291,6 @@ bool closed_within(int fd, double seconds) {
     return false;
 }
 
-long cpu_ticks(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    std::istringstream is(s.substr(s.rfind(')') + 2));
-    std::string field;
-    long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && is >> field; ++i) {
-        if (i == 14) utime = std::stol(field);
-        if (i == 15) stime = std::stol(field);
-    }
-    return utime + stime;
-}
 
 char proc_state(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
@@ -428,10 +416,10 @@ TEST_CASE("out of descriptors, the accept loop backs off instead of spinning", "
         if (fd >= 0) silent.push_back(fd);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    long t0 = cpu_ticks(m.pid());
+    long t0 = test::cpu_ticks(m.pid());
     auto w0 = Clock::now();
     std::this_thread::sleep_for(std::chrono::seconds(2));
-    double cpu = static_cast<double>(cpu_ticks(m.pid()) - t0) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    double cpu = static_cast<double>(test::cpu_ticks(m.pid()) - t0) / static_cast<double>(::sysconf(_SC_CLK_TCK));
     double share = cpu / since(w0);
     std::ifstream f(tmpl);
     std::size_t lines = 0;

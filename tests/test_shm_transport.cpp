@@ -76,18 +76,6 @@ std::vector<int> ring_fds(pid_t pid) {
     return v;
 }
 
-long cpu_ticks(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::istringstream fields(s.substr(s.rfind(')') + 2));
-    std::string f;
-    long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && (fields >> f); ++i) {
-        if (i == 14) utime = std::stol(f);
-        if (i == 15) stime = std::stol(f);
-    }
-    return utime + stime;
-}
 
 std::vector<char> pattern(std::size_t n, unsigned seed) {
     std::vector<char> v(n);
@@ -164,45 +152,39 @@ bool closed_within(int fd, double seconds, int* fds = nullptr) {
 
 MP_EXPOSE(Echo, bytes, add, make)
 
+// Starts m, makes a call, and checks whether this process and the server
+// mapped a ring for it.
+static void check_rings(ShmManager& m, bool expected) {
+    int before = ring_mappings(::getpid());
+    m.start();
+    auto e = m.create<Echo>();
+    CHECK(e.add(2, 3) == 5);
+    if (expected) {
+        CHECK(ring_mappings(::getpid()) > before);
+        CHECK(ring_mappings(m.pid()) > 0);
+    } else {
+        CHECK(ring_mappings(::getpid()) == before);
+        CHECK(ring_mappings(m.pid()) == 0);
+    }
+    m.shutdown();
+}
+
 TEST_CASE("a Unix-socket manager's calls go through shared memory, TCP's and a refusing server's stay on the socket",
           "[shm]") {
     ShmManager::register_type<Echo>("Echo");
     SECTION("Unix socket") {
-        int before = ring_mappings(::getpid());
         ShmManager m;
-        m.start();
-        auto e = m.create<Echo>();
-        CHECK(e.add(2, 3) == 5);
-        if (transport_on()) {
-            CHECK(ring_mappings(::getpid()) > before);
-            CHECK(ring_mappings(m.pid()) > 0);
-        } else {
-            CHECK(ring_mappings(::getpid()) == before);
-            CHECK(ring_mappings(m.pid()) == 0);
-        }
-        m.shutdown();
+        check_rings(m, transport_on());
     }
     SECTION("TCP") {
-        int before = ring_mappings(::getpid());
         ShmManager m(Address("127.0.0.1", 0), std::string("tcp-key"));
-        m.start();
-        auto e = m.create<Echo>();
-        CHECK(e.add(2, 3) == 5);
-        CHECK(ring_mappings(::getpid()) == before);
-        CHECK(ring_mappings(m.pid()) == 0);
-        m.shutdown();
+        check_rings(m, false);
     }
     SECTION("ServerOptions::shared_memory = false") {
-        int before = ring_mappings(::getpid());
         mp::managers::ServerOptions o;
         o.shared_memory = false;
         ShmManager m({}, std::nullopt, o);
-        m.start();
-        auto e = m.create<Echo>();
-        CHECK(e.add(2, 3) == 5);
-        CHECK(ring_mappings(::getpid()) == before);
-        CHECK(ring_mappings(m.pid()) == 0);
-        m.shutdown();
+        check_rings(m, false);
     }
 }
 
@@ -411,9 +393,9 @@ TEST_CASE("an idle server sleeps: no CPU used once calls stop", "[shm]") {
     auto e = m.create<Echo>();
     for (int i = 0; i < 2000; ++i) e.add(i, 1);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    long t0 = cpu_ticks(m.pid());
+    long t0 = test::cpu_ticks(m.pid());
     std::this_thread::sleep_for(std::chrono::milliseconds(600));
-    long used = cpu_ticks(m.pid()) - t0;
+    long used = test::cpu_ticks(m.pid()) - t0;
     // A side still spinning would use the whole 60 ticks (10 ms each).
     CHECK(used <= 6);
     CHECK(e.add(1, 2) == 3);  // and wakes for the next call
