@@ -111,11 +111,13 @@ struct ServerOptions {
     /// oldest of them at once, so a flood of silent peers cannot crowd out
     /// a client that authenticates promptly.
     std::size_t max_pending = 64;
-    /// Client side: busy-poll up to this many microseconds for a reply
-    /// before sleeping.  Cuts a call to below the blocking socket round trip
-    /// when the client has a core to itself, but costs throughput when
-    /// processes outnumber cores, so it is off by default and backs off by
-    /// itself while spinning does not pay.
+    /// Client side, socket transport: busy-poll up to this many
+    /// microseconds for a reply before sleeping.  Cuts a call to below the
+    /// blocking socket round trip when the client has a core to itself, but
+    /// costs throughput when processes outnumber cores, so it is off by
+    /// default and backs off by itself while spinning does not pay.  Over
+    /// shared memory (shared_memory below) both sides always spin first, for
+    /// this long if set, else 50 µs, and back off the same way.
     int spin_us = 0;
     /// Client side: a call through this manager's proxies that has no reply
     /// within this many seconds raises TimeoutError, and its connection is
