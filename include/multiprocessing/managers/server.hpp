@@ -116,8 +116,9 @@ struct ServerOptions {
     /// blocking socket round trip when the client has a core to itself, but
     /// costs throughput when processes outnumber cores, so it is off by
     /// default and backs off by itself while spinning does not pay.  Over
-    /// shared memory (shared_memory below) both sides always spin first, for
-    /// this long if set, else 50 µs, and back off the same way.
+    /// shared memory (shared_memory below) both sides always spin first (the
+    /// client this long if set, else 50 µs; the server 50 µs) and back off
+    /// the same way.
     int spin_us = 0;
     /// Client side: a call through this manager's proxies that has no reply
     /// within this many seconds raises TimeoutError, and its connection is
