@@ -138,11 +138,15 @@ inline async_channel& async_for(endpoint& ep) {
     };
     static std::mutex mu;
     static std::vector<slot>* slots = new std::vector<slot>;
+    // Replaced channels stay here, reachable (a leak checker would report
+    // them otherwise): a broken one's reader thread may still be finishing.
+    static std::vector<async_channel*>* retired = new std::vector<async_channel*>;
     unsigned gen = multiprocessing::detail::fork_state::instance().generation();
     std::lock_guard<std::mutex> g(mu);
     for (auto& s : *slots)
         if (s.ep == &ep) {
             if (s.generation == gen && s.epoch == ep.epoch() && !s.ch->broken()) return *s.ch;
+            retired->push_back(s.ch);
             s = {&ep, gen, ep.epoch(), new async_channel(ep.new_connection())};
             return *s.ch;
         }
