@@ -145,24 +145,7 @@ public:
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
     Connection(Connection&& o) noexcept { *this = std::move(o); }
-    Connection& operator=(Connection&& o) noexcept {
-        if (this != &o) {
-            close();
-            fd_ = std::exchange(o.fd_, -1);
-            max_frame_ = o.max_frame_;
-            rbuf_ = std::move(o.rbuf_);
-            rcap_ = std::exchange(o.rcap_, 0);
-            small_frames_ = o.small_frames_;
-            rbeg_ = std::exchange(o.rbeg_, 0);
-            rend_ = std::exchange(o.rend_, 0);
-            timeout_ = o.timeout_;
-            deadline_ = o.deadline_;
-            spin_us_ = o.spin_us_;
-            shm_ = std::move(o.shm_);
-            broken_.store(o.broken_.load(std::memory_order_relaxed), std::memory_order_relaxed);
-        }
-        return *this;
-    }
+    Connection& operator=(Connection&& o) noexcept;
 
     int fileno() const { return fd_; }
     bool closed() const { return fd_ < 0 || broken_.load(std::memory_order_relaxed); }
@@ -170,10 +153,7 @@ public:
     void set_max_frame(std::size_t n) { max_frame_ = n; }
     /// Busy-poll this many microseconds before sleeping in a receive
     /// (0, the default, never spins).
-    void set_spin(int microseconds) {
-        spin_us_ = microseconds;
-        if (shm_) shm_->set_spin(microseconds);
-    }
+    void set_spin(int microseconds);
     /// Receive timeout in seconds for every later read; nullopt waits forever.
     void set_timeout(std::optional<double> seconds) { timeout_ = seconds; }
     /// One deadline for everything that follows (reads and writes), however
@@ -181,18 +161,10 @@ public:
     /// timeout, a peer trickling a byte at a time cannot extend it.
     void set_deadline(std::optional<std::chrono::steady_clock::time_point> when) { deadline_ = when; }
 
-    void close() {
-        shm_.reset();
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-        broken_.store(false, std::memory_order_relaxed);
-    }
+    void close();
     /// Drops the fd without closing it: for a forked child abandoning a
     /// socket whose other copy the parent still uses.
-    void abandon() {
-        shm_.reset();
-        fd_ = -1;
-    }
+    void abandon();
 
     /// From now on, frames go through the shared-memory segment behind
     /// segment_fd (closed here) instead of the socket, which stays as the
@@ -200,42 +172,20 @@ public:
     /// that connected, 1 for the end that accepted.  Both ends switch at
     /// the same point of the stream: managers switch after the reply that
     /// carried the descriptor.  Not in Python.
-    void use_shared_memory(int segment_fd, int side) {
-        if (fd_ < 0) {
-            ::close(segment_fd);
-            throw ConnectionError("connection is closed");
-        }
-        shm_ = std::make_unique<detail::shm_stream>(segment_fd, side, fd_);
-        shm_->set_spin(spin_us_);
-    }
+    void use_shared_memory(int segment_fd, int side);
     /// True if frames go through shared memory (use_shared_memory).
     bool shared_memory() const { return shm_ != nullptr; }
     /// True for a Unix socket (the peer is on this machine).
-    bool is_unix_socket() const {
-        sockaddr_storage a{};
-        socklen_t n = sizeof a;
-        return fd_ >= 0 && ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &n) == 0 && a.ss_family == AF_UNIX;
-    }
+    bool is_unix_socket() const;
 
     /// Python's poll(timeout): true if a frame (or EOF) can be read now.
-    bool poll(double timeout = 0.0) const {
-        if (rend_ > rbeg_) return true;
-        return wait_readable(timeout);
-    }
+    bool poll(double timeout = 0.0) const;
 
-    void send_bytes(const void* data, std::size_t n) {
-        std::vector<char> buf;
-        begin_frame(buf);
-        buf.insert(buf.end(), static_cast<const char*>(data), static_cast<const char*>(data) + n);
-        send_frame(buf);
-    }
+    void send_bytes(const void* data, std::size_t n);
     void send_bytes(const std::string& s) { send_bytes(s.data(), s.size()); }
 
     /// Python's recv_bytes(maxlength): one whole frame.
-    std::string recv_bytes(std::size_t maxlength = 0) {
-        auto f = recv_frame(maxlength ? maxlength : max_frame_);
-        return std::string(f.first, f.second);
-    }
+    std::string recv_bytes(std::size_t maxlength = 0);
 
     /// Python's send(obj), with Boost.Serialization in place of pickle.
     template <class T>
@@ -270,25 +220,10 @@ public:
 
     /// Writes the length into buf (begun with begin_frame); returns the
     /// frame's bytes, header included.
-    static std::pair<const char*, std::size_t> seal_frame(std::vector<char>& buf) {
-        std::size_t n = buf.size() - header_room;
-        char* start;
-        if (n > 0x7fffffffu) {
-            start = buf.data();
-            put_be32(start, 0xffffffffu);
-            put_be64(start + 4, n);
-        } else {
-            start = buf.data() + 8;
-            put_be32(start, static_cast<std::uint32_t>(n));
-        }
-        return {start, static_cast<std::size_t>(buf.data() + buf.size() - start)};
-    }
+    static std::pair<const char*, std::size_t> seal_frame(std::vector<char>& buf);
 
     /// Sends buf (begun with begin_frame) as one frame with one syscall.
-    void send_frame(std::vector<char>& buf) {
-        auto f = seal_frame(buf);
-        send_all(f.first, f.second);
-    }
+    void send_frame(std::vector<char>& buf);
 
     /// Sends bytes already framed (several sealed frames back to back).
     void send_raw(const char* p, std::size_t n) { send_all(p, n); }
@@ -296,278 +231,55 @@ public:
     /// Sends buf as one frame over the socket with descriptor fd attached
     /// (SCM_RIGHTS; Unix sockets only).  The receiver takes it with
     /// recv_frame(limit, &fd).
-    void send_frame(std::vector<char>& buf, int fd) {
-        ensure_open();
-        if (shm_) throw ValueError("descriptors cross only the socket");
-        auto f = seal_frame(buf);
-        iovec iov{const_cast<char*>(f.first), f.second};
-        alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
-        msghdr m{};
-        m.msg_iov = &iov;
-        m.msg_iovlen = 1;
-        m.msg_control = ctl;
-        m.msg_controllen = sizeof ctl;
-        cmsghdr* c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-        ssize_t w;
-        do w = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
-        while (w < 0 && errno == EINTR);
-        if (w < 0) {
-            int e = errno;
-            throw ConnectionError(std::string("send failed: ") + std::strerror(e));
-        }
-        if (static_cast<std::size_t>(w) < f.second) send_all(f.first + w, f.second - static_cast<std::size_t>(w));
-    }
+    void send_frame(std::vector<char>& buf, int fd);
 
     /// Receives one frame and the descriptor sent with it (send_frame(buf,
     /// fd)); *fd is -1 if none came.  The caller owns the descriptor.
-    std::pair<const char*, std::size_t> recv_frame(std::size_t limit, int* fd) {
-        *fd = -1;
-        if (rend_ == rbeg_ && !shm_) receive_with_descriptor(fd);
-        return recv_frame(limit);
-    }
+    std::pair<const char*, std::size_t> recv_frame(std::size_t limit, int* fd);
 
     /// True if a whole frame is already buffered, so recv_frame() will not
     /// block: lets a server batch its replies to pipelined requests.
-    bool frame_ready() const {
-        if (rend_ - rbeg_ < 4) return false;
-        std::uint32_t h = get_be32(rbuf_.get() + rbeg_);
-        if (h & 0x80000000u) return false;
-        return rend_ - rbeg_ >= 4 + static_cast<std::size_t>(h);
-    }
+    bool frame_ready() const;
 
     /// Receives one frame; the view stays valid until the next receive.
-    std::pair<const char*, std::size_t> recv_frame(std::size_t limit) {
-        maybe_shrink();
-        fill(4);
-        std::uint32_t h = get_be32(rbuf_.get() + rbeg_);
-        std::size_t hdr = 4;
-        std::uint64_t n = h;
-        if (h == 0xffffffffu) {
-            fill(12);
-            n = get_be64(rbuf_.get() + rbeg_ + 4);
-            hdr = 12;
-        } else if (h & 0x80000000u) {
-            throw_bad_frame("negative frame length");
-        }
-        if (n > limit)
-            throw_bad_frame("frame of " + std::to_string(n) + " bytes exceeds the limit of " +
-                            std::to_string(limit));
-        fill(hdr + static_cast<std::size_t>(n));
-        small_frames_ = n > (std::size_t(1) << 20) ? 0 : small_frames_ + 1;
-        const char* p = rbuf_.get() + rbeg_ + hdr;
-        rbeg_ += hdr + static_cast<std::size_t>(n);
-        return {p, static_cast<std::size_t>(n)};
-    }
+    std::pair<const char*, std::size_t> recv_frame(std::size_t limit);
 
 private:
-    static void put_be32(char* p, std::uint32_t v) {
-        for (int i = 3; i >= 0; --i) { p[i] = static_cast<char>(v & 0xff); v >>= 8; }
-    }
-    static void put_be64(char* p, std::uint64_t v) {
-        for (int i = 7; i >= 0; --i) { p[i] = static_cast<char>(v & 0xff); v >>= 8; }
-    }
-    static std::uint32_t get_be32(const char* p) {
-        std::uint32_t v = 0;
-        for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-        return v;
-    }
-    static std::uint64_t get_be64(const char* p) {
-        std::uint64_t v = 0;
-        for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-        return v;
-    }
+    static void put_be32(char* p, std::uint32_t v);
+    static void put_be64(char* p, std::uint64_t v);
+    static std::uint32_t get_be32(const char* p);
+    static std::uint64_t get_be64(const char* p);
 
     // The stream position is lost, so the connection cannot continue: it is
     // shut down and marked broken here, and closed by its owner (closing it
     // here would free the ring, or free the descriptor's number, under
     // another thread still writing: the async channel's submitters).
-    [[noreturn]] void throw_bad_frame(const std::string& why) {
-        broken_.store(true, std::memory_order_relaxed);
-        if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
-        throw ProcessError("bad frame: " + why);
-    }
+    [[noreturn]] void throw_bad_frame(const std::string& why);
 
-    void ensure_open() const {
-        if (fd_ < 0 || broken_.load(std::memory_order_relaxed)) throw ConnectionError("connection is closed");
-    }
+    void ensure_open() const;
 
-    bool wait_readable(double timeout) const {
-        ensure_open();
-        if (shm_) {
-            if (shm_->readable()) return true;
-            std::optional<std::chrono::steady_clock::time_point> dl;
-            if (timeout >= 0)
-                dl = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                            std::chrono::duration<double>(timeout));
-            try {
-                shm_->wait_readable(dl);  // false: the peer closed, and EOF is readable
-                return true;
-            } catch (const multiprocessing::TimeoutError&) {
-                return false;
-            }
-        }
-        pollfd p{fd_, POLLIN, 0};
-        int ms = timeout < 0 ? -1 : static_cast<int>(timeout * 1000.0 + 0.999);
-        for (;;) {
-            int r = ::poll(&p, 1, ms);
-            if (r >= 0) return r > 0;
-            if (errno != EINTR) throw detail::sys_error("poll");
-        }
-    }
+    bool wait_readable(double timeout) const;
 
     // Seconds left before the deadline (never negative), or -1 for none.
-    double seconds_left() const {
-        if (!deadline_) return -1;
-        double left = std::chrono::duration<double>(*deadline_ - std::chrono::steady_clock::now()).count();
-        return left > 0 ? left : 0;
-    }
+    double seconds_left() const;
 
-    void send_all(const char* p, std::size_t n) {
-        ensure_open();
-        if (shm_) {
-            shm_->write(p, n, deadline_);
-            return;
-        }
-        while (n) {
-            // With a deadline, a peer that stops reading cannot hold us
-            // in send() once its socket buffer is full.
-            ssize_t w = ::send(fd_, p, n, MSG_NOSIGNAL | (deadline_ ? MSG_DONTWAIT : 0));
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                if (deadline_ && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                    pollfd q{fd_, POLLOUT, 0};
-                    double left = seconds_left();
-                    if (left <= 0 || ::poll(&q, 1, static_cast<int>(left * 1000.0 + 0.999)) == 0)
-                        throw multiprocessing::TimeoutError("timed out sending to the peer");
-                    continue;
-                }
-                int e = errno;
-                throw ConnectionError(std::string("send failed: ") + std::strerror(e));
-            }
-            p += w;
-            n -= static_cast<std::size_t>(w);
-        }
-    }
+    void send_all(const char* p, std::size_t n);
 
     // Makes at least `need` bytes available at rbuf_[rbeg_].  The buffer
     // grows without zero-filling: at 64 MB that memset and its page faults
     // cost more than the copy itself on this kind of VM.
-    void fill(std::size_t need) {
-        if (rend_ - rbeg_ >= need) return;
-        ensure_open();
-        if (rbeg_ + need > rcap_) {
-            std::size_t have = rend_ - rbeg_;
-            if (rbeg_ && have) std::memmove(rbuf_.get(), rbuf_.get() + rbeg_, have);
-            rbeg_ = 0;
-            rend_ = have;
-            if (rcap_ < 64 * 1024) grow(64 * 1024);
-        }
-        if (shm_) {
-            fill_shared(need);
-            return;
-        }
-        if (spin_us_ > 0 && should_spin()) {
-            bool ok = try_spin(need);
-            spin_score_ += ok ? (16 - spin_score_ / 16) : -(spin_score_ / 4);  // moving average
-            if (ok) return;
-        }
-        while (rend_ - rbeg_ < need) {
-            // Grow only as bytes arrive: a peer announcing a huge frame and
-            // sending nothing must not make us allocate it.
-            if (rend_ == rcap_) grow(std::min(rbeg_ + need, rcap_ * 2));
-            if (timeout_ && !wait_readable(*timeout_))
-                throw multiprocessing::TimeoutError("timed out waiting for the peer");
-            if (deadline_ && !wait_readable(seconds_left()))
-                throw multiprocessing::TimeoutError("timed out waiting for the peer");
-            ssize_t r = ::recv(fd_, rbuf_.get() + rend_, rcap_ - rend_, 0);
-            if (r > 0) { rend_ += static_cast<std::size_t>(r); continue; }
-            if (r == 0) {
-                if (rend_ > rbeg_)
-                    throw detail::truncated_frame("connection closed by peer in the middle of a frame");
-                throw EOFError("connection closed by peer");
-            }
-            if (errno == EINTR) continue;
-            int e = errno;
-            throw ConnectionError(std::string("recv failed: ") + std::strerror(e));
-        }
-    }
+    void fill(std::size_t need);
 
     // fill() through shared memory: the bytes are copied out of the ring
     // (never parsed in place, where the peer could change them).
-    void fill_shared(std::size_t need) {
-        while (rend_ - rbeg_ < need) {
-            if (rend_ == rcap_) grow(std::min(rbeg_ + need, rcap_ * 2));
-            std::size_t k = shm_->read_some(rbuf_.get() + rend_, rcap_ - rend_);
-            if (k) {
-                rend_ += k;
-                continue;
-            }
-            auto dl = deadline_;
-            if (timeout_) {
-                auto t = std::chrono::steady_clock::now() +
-                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*timeout_));
-                if (!dl || t < *dl) dl = t;
-            }
-            if (!shm_->wait_readable(dl)) {
-                if (rend_ > rbeg_)
-                    throw detail::truncated_frame("connection closed by peer in the middle of a frame");
-                throw EOFError("connection closed by peer");
-            }
-        }
-    }
+    void fill_shared(std::size_t need);
 
     // The first read of a frame that carries a descriptor: recvmsg, so the
     // descriptor is not dropped (recv() discards it).
-    void receive_with_descriptor(int* fd) {
-        ensure_open();
-        maybe_shrink();
-        rbeg_ = rend_ = 0;
-        if (rcap_ < 64 * 1024) grow(64 * 1024);
-        if (deadline_ && !wait_readable(seconds_left()))
-            throw multiprocessing::TimeoutError("timed out waiting for the peer");
-        iovec iov{rbuf_.get(), rcap_};
-        alignas(cmsghdr) char ctl[CMSG_SPACE(4 * sizeof(int))];
-        msghdr m{};
-        m.msg_iov = &iov;
-        m.msg_iovlen = 1;
-        m.msg_control = ctl;
-        m.msg_controllen = sizeof ctl;
-        ssize_t r;
-        do r = ::recvmsg(fd_, &m, MSG_CMSG_CLOEXEC);
-        while (r < 0 && errno == EINTR);
-        if (r < 0) {
-            int e = errno;
-            throw ConnectionError(std::string("recv failed: ") + std::strerror(e));
-        }
-        for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < n; ++i) {
-                int got;
-                std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-                if (*fd < 0) *fd = got;
-                else ::close(got);  // only one was asked for
-            }
-        }
-        if (r == 0) {
-            if (*fd >= 0) ::close(*fd);
-            *fd = -1;
-            throw EOFError("connection closed by peer");
-        }
-        rend_ = static_cast<std::size_t>(r);
-    }
+    void receive_with_descriptor(int* fd);
 
     // Reallocates the receive buffer to cap bytes, keeping [0, rend_).
-    void grow(std::size_t cap) {
-        std::unique_ptr<char[]> bigger(new char[cap]);
-        if (rend_) std::memcpy(bigger.get(), rbuf_.get(), rend_);
-        rbuf_ = std::move(bigger);
-        rcap_ = cap;
-    }
+    void grow(std::size_t cap);
 
     // Spin while spinning mostly pays off; otherwise (CPUs oversubscribed,
     // slow replies) only probe once in 32 receives.
@@ -575,32 +287,11 @@ private:
 
     // Polls without sleeping for up to spin_us_ microseconds: a reply that
     // comes back that fast then costs no sleep and cross-CPU wake-up.
-    bool try_spin(std::size_t need) {
-        auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
-        do {
-            ssize_t r = ::recv(fd_, rbuf_.get() + rend_, rcap_ - rend_, MSG_DONTWAIT);
-            if (r > 0) {
-                rend_ += static_cast<std::size_t>(r);
-                if (rend_ - rbeg_ >= need) return true;
-                continue;
-            }
-            if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return false;
-        } while (std::chrono::steady_clock::now() < end);
-        return false;
-    }
+    bool try_spin(std::size_t need);
 
     // A huge frame must not pin its buffer for the connection's lifetime,
     // but a run of bulk calls should not pay for a new one each time.
-    void maybe_shrink() {
-        if (rcap_ > (std::size_t(4) << 20) && small_frames_ >= 16 && rend_ - rbeg_ < (64 * 1024)) {
-            std::unique_ptr<char[]> small(new char[64 * 1024]);
-            std::memcpy(small.get(), rbuf_.get() + rbeg_, rend_ - rbeg_);
-            rend_ -= rbeg_;
-            rbeg_ = 0;
-            rbuf_ = std::move(small);
-            rcap_ = 64 * 1024;
-        }
-    }
+    void maybe_shrink();
 
     int fd_ = -1;
     std::size_t max_frame_ = default_max_frame;
@@ -689,71 +380,28 @@ class Listener {
 public:
     Listener() = default;
     Listener(const Address& address, std::optional<std::string> authkey = std::nullopt,
-             int backlog = 128)
-        : authkey_(std::move(authkey)) {
-        if (address.is_tcp() && (!authkey_ || authkey_->empty()))
-            throw ValueError("a TCP listener needs a non-empty authkey");
-        fd_ = detail::listen_fd(address, backlog, address_);
-        unlink_on_close_ = address.is_unix();
-    }
+             int backlog = 128);
     ~Listener() { close(); }
     Listener(const Listener&) = delete;
     Listener& operator=(const Listener&) = delete;
     Listener(Listener&& o) noexcept { *this = std::move(o); }
-    Listener& operator=(Listener&& o) noexcept {
-        if (this != &o) {
-            close();
-            fd_ = std::exchange(o.fd_, -1);
-            address_ = std::move(o.address_);
-            authkey_ = std::move(o.authkey_);
-            unlink_on_close_ = std::exchange(o.unlink_on_close_, false);
-        }
-        return *this;
-    }
+    Listener& operator=(Listener&& o) noexcept;
 
     const Address& address() const { return address_; }
     int fileno() const { return fd_; }
 
     /// Accepts one connection without authenticating it (the caller runs
     /// the handshake, in its own thread, so a slow peer cannot stall accept).
-    Connection accept_raw(std::size_t max_frame = default_max_frame) {
-        for (;;) {
-            int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-            if (c >= 0) {
-                if (address_.is_tcp()) detail::tune_tcp(c);
-                return Connection(c, max_frame);
-            }
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            throw detail::sys_error("accept");
-        }
-    }
+    Connection accept_raw(std::size_t max_frame = default_max_frame);
 
     /// Python's accept(): the next connection, authenticated if an authkey
     /// was given.
-    Connection accept() {
-        Connection c = accept_raw();
-        if (authkey_) {
-            c.set_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(10));
-            deliver_challenge(c, *authkey_);
-            answer_challenge(c, *authkey_);
-            c.set_deadline(std::nullopt);
-        }
-        return c;
-    }
+    Connection accept();
 
     /// Closes the socket and removes a Unix socket file.
-    void close() {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-        if (unlink_on_close_) ::unlink(address_.path().c_str());
-        unlink_on_close_ = false;
-    }
+    void close();
     /// Closes without unlinking: for a forked child that does not own it.
-    void abandon() {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-        unlink_on_close_ = false;
-    }
+    void abandon();
 
 private:
     int fd_ = -1;

@@ -1,6 +1,7 @@
 // multiprocessing.Process and current_process(), fork-based.
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/detail/demangle.hpp"
 #include "multiprocessing/detail/fork.hpp"
 #include "multiprocessing/exceptions.hpp"
@@ -115,18 +116,7 @@ public:
     Process(const Process&) = delete;
     Process& operator=(const Process&) = delete;
     Process(Process&& o) noexcept { *this = std::move(o); }
-    Process& operator=(Process&& o) noexcept {
-        if (this != &o) {
-            cleanup();
-            target_ = std::move(o.target_);
-            name_ = std::move(o.name_);
-            pid_ = std::exchange(o.pid_, -1);
-            pidfd_ = std::exchange(o.pidfd_, -1);
-            exitcode_ = o.exitcode_;
-            daemon_ = o.daemon_;
-        }
-        return *this;
-    }
+    Process& operator=(Process&& o) noexcept;
     ~Process() { cleanup(); }
 
     const std::string& name() const { return name_; }
@@ -138,105 +128,17 @@ public:
     pid_t pid() const { return pid_; }
 
     /// Forks and runs the target in the child.
-    void start() {
-        if (pid_ != -1) throw ProcessError("cannot start a process twice");
-        auto& cp = current_process();
-        std::vector<int> ident = cp.identity_;
-        ident.push_back(++cp.children_started_);
-        if (name_.empty()) {
-            name_ = "Process-";
-            for (std::size_t i = 0; i < ident.size(); ++i)
-                name_ += (i ? ":" : "") + std::to_string(ident[i]);
-        }
-        auto& hooks = detail::child_hooks::instance();
-        bool sync = hooks.child_needs_sync && hooks.child_needs_sync();
-        int ready[2] = {-1, -1};
-        if (sync && ::pipe2(ready, O_CLOEXEC) != 0) sync = false;
-
-        std::cout.flush();
-        std::cerr.flush();
-        std::fflush(nullptr);  // or the child would print the parent's buffered output again
-        pid_t pid = ::fork();
-        if (pid < 0) throw ProcessError("fork failed");
-        if (pid == 0) {
-            cp.name_ = name_;
-            cp.identity_ = ident;
-            cp.children_started_ = 0;
-            int code = 0;
-            try {
-                if (hooks.in_child) hooks.in_child();
-            } catch (...) {
-            }
-            if (sync) {
-                char b = 1;
-                [[maybe_unused]] auto w = ::write(ready[1], &b, 1);
-                ::close(ready[0]);
-                ::close(ready[1]);
-            }
-            try {
-                target_();
-            } catch (const SystemExit& e) {
-                code = e.code;
-            } catch (const std::exception& e) {
-                std::cerr << "Process " << name_ << ":\n"
-                          << detail::demangle(typeid(e).name()) << ": " << e.what() << std::endl;
-                code = 1;
-            } catch (...) {
-                std::cerr << "Process " << name_ << ":\nunknown exception" << std::endl;
-                code = 1;
-            }
-            std::cout.flush();
-            std::cerr.flush();
-            std::fflush(nullptr);
-            ::_exit(code);
-        }
-        pid_ = pid;
-        pidfd_ = detail::pidfd_open(pid);
-        if (sync) {
-            ::close(ready[1]);
-            pollfd p{ready[0], POLLIN, 0};
-            ::poll(&p, 1, 10000);  // the child writes once it holds its references
-            ::close(ready[0]);
-        }
-    }
+    void start();
 
     /// Python's join(timeout): waits for the child to end, at most timeout
     /// seconds.  Returns true if it has ended.
-    bool join(std::optional<double> timeout = std::nullopt) {
-        if (pid_ == -1) throw ProcessError("can only join a started process");
-        if (exitcode_) return true;
-        auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                            std::chrono::duration<double>(timeout.value_or(0)));
-        for (;;) {
-            if (poll_exit()) return true;
-            int ms = -1;
-            if (timeout) {
-                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                deadline - std::chrono::steady_clock::now()).count();
-                if (left <= 0) return poll_exit();
-                ms = static_cast<int>(left);
-            }
-            if (pidfd_ >= 0) {
-                pollfd p{pidfd_, POLLIN, 0};
-                ::poll(&p, 1, ms);
-            } else {
-                std::this_thread::sleep_for(std::chrono::milliseconds(ms < 0 || ms > 5 ? 5 : ms));
-            }
-        }
-    }
+    bool join(std::optional<double> timeout = std::nullopt);
 
-    bool is_alive() {
-        if (pid_ == -1) return false;
-        return !poll_exit();
-    }
+    bool is_alive();
 
     /// Python's exitcode: nullopt while running, the exit status when done,
     /// or minus the signal number if a signal ended it.
-    std::optional<int> exitcode() {
-        if (pid_ != -1) poll_exit();
-        return exitcode_;
-    }
+    std::optional<int> exitcode();
 
     /// Sends SIGTERM.
     void terminate() { signal(SIGTERM); }
@@ -244,32 +146,11 @@ public:
     void kill() { signal(SIGKILL); }
 
 private:
-    void signal(int sig) {
-        if (pid_ != -1 && !exitcode_) ::kill(pid_, sig);
-    }
+    void signal(int sig);
 
-    bool poll_exit() {
-        if (exitcode_) return true;
-        int status = 0;
-        pid_t r;
-        do { r = ::waitpid(pid_, &status, WNOHANG); } while (r < 0 && errno == EINTR);
-        if (r == pid_) {
-            exitcode_ = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
-            if (pidfd_ >= 0) ::close(pidfd_);
-            pidfd_ = -1;
-            return true;
-        }
-        return false;
-    }
+    bool poll_exit();
 
-    void cleanup() {
-        if (pid_ != -1 && !exitcode_ && daemon_) {
-            terminate();
-            if (!join(1.0)) { kill(); join(5.0); }
-        }
-        if (pidfd_ >= 0) ::close(pidfd_);
-        pidfd_ = -1;
-    }
+    void cleanup();
 
     std::function<void()> target_;
     std::string name_;
@@ -280,3 +161,7 @@ private:
 };
 
 }  // namespace multiprocessing
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/process.ipp"
+#endif

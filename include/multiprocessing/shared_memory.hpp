@@ -11,6 +11,7 @@
 //    block or list need their own lock.
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/detail/py_repr.hpp"
 #include "multiprocessing/exceptions.hpp"
 
@@ -60,30 +61,14 @@ public:
     /// Unchecked, like std::span.
     unsigned char& operator[](std::size_t i) const noexcept { return data_[i]; }
     /// Checked; negative indexes count from the end as in Python.
-    unsigned char& at(std::ptrdiff_t i) const {
-        auto n = static_cast<std::ptrdiff_t>(size_);
-        if (i < 0) i += n;
-        if (i < 0 || i >= n) throw IndexError("index out of bounds on dimension 1");
-        return data_[i];
-    }
+    unsigned char& at(std::ptrdiff_t i) const;
     /// Python's buf[offset:offset+count], clamped to the view like a slice.
-    memoryview sub(std::size_t offset, std::size_t count = std::size_t(-1)) const noexcept {
-        if (offset > size_) offset = size_;
-        if (count > size_ - offset) count = size_ - offset;
-        return {data_ + offset, count};
-    }
+    memoryview sub(std::size_t offset, std::size_t count = std::size_t(-1)) const noexcept;
     /// Python's bytes(buf[offset:offset+count]).
-    std::string tobytes(std::size_t offset = 0, std::size_t count = std::size_t(-1)) const {
-        auto s = sub(offset, count);
-        return std::string(reinterpret_cast<const char*>(s.data()), s.size());
-    }
+    std::string tobytes(std::size_t offset = 0, std::size_t count = std::size_t(-1)) const;
     /// Python's buf[offset:offset+len(b)] = b; IndexError if it does not fit
     /// (Python raises ValueError for the size mismatch a short slice gives).
-    void write(std::size_t offset, std::string_view b) const {
-        if (offset > size_ || b.size() > size_ - offset)
-            throw IndexError("memoryview assignment out of range");
-        if (!b.empty()) std::memcpy(data_ + offset, b.data(), b.size());
-    }
+    void write(std::size_t offset, std::string_view b) const;
 
 private:
     unsigned char* data_ = nullptr;
@@ -129,57 +114,21 @@ public:
     /// SharedMemory(std::nullopt, true, 1024) creates; SharedMemory("psm_x")
     /// attaches.  create()/attach() below say the same by name.
     explicit SharedMemory(std::optional<std::string> name = std::nullopt, bool create = false,
-                          std::ptrdiff_t size = 0) {
-        if (size < 0) throw ValueError("'size' must be a positive integer");
-        if (create && size == 0)
-            throw ValueError("'size' must be a positive number different from zero");
-        if (!name && !create) throw ValueError("'name' can only be None if create=True");
-        if (name && name->find('\0') != std::string::npos) throw ValueError("embedded null character");
-
-        if (!name) {
-            for (;;) {  // a clash with an existing random name just draws again
-                std::string n = detail::make_filename();
-                try {
-                    open(n, true, static_cast<std::size_t>(size));
-                    break;
-                } catch (const FileExistsError&) {
-                }
-            }
-        } else {
-            open(*name, create, static_cast<std::size_t>(size));
-        }
-    }
+                          std::ptrdiff_t size = 0);
 
     /// SharedMemory(create=True, size=size, name=name), spelled as a verb.
-    static SharedMemory create(std::size_t size, std::optional<std::string> name = std::nullopt) {
-        return SharedMemory(std::move(name), true, static_cast<std::ptrdiff_t>(size));
-    }
+    static SharedMemory create(std::size_t size, std::optional<std::string> name = std::nullopt);
     /// SharedMemory(name): attach to an existing block.
     static SharedMemory attach(std::string name) { return SharedMemory(std::move(name)); }
 
     SharedMemory(const SharedMemory&) = delete;
     SharedMemory& operator=(const SharedMemory&) = delete;
-    SharedMemory(SharedMemory&& o) noexcept
-        : name_(std::move(o.name_)), size_(std::exchange(o.size_, 0)), region_(std::move(o.region_)) {
-        o.name_.clear();
-    }
-    SharedMemory& operator=(SharedMemory&& o) noexcept {
-        if (this != &o) {
-            close();
-            name_ = std::move(o.name_);
-            o.name_.clear();
-            size_ = std::exchange(o.size_, 0);
-            region_ = std::move(o.region_);
-        }
-        return *this;
-    }
+    SharedMemory(SharedMemory&& o) noexcept;
+    SharedMemory& operator=(SharedMemory&& o) noexcept;
     ~SharedMemory() { close(); }
 
     /// The block's contents; an empty view after close() (Python: None).
-    memoryview buf() const noexcept {
-        if (!region_) return {};
-        return {static_cast<unsigned char*>(region_->get_address()), size_};
-    }
+    memoryview buf() const noexcept;
     /// The name other processes attach with, without the leading '/' that
     /// shm_open needs (Python's name, not its _name).
     std::string name() const { return name_.size() > 1 ? name_.substr(1) : std::string(); }
@@ -193,20 +142,10 @@ public:
     /// Removes the name (shm_unlink): no one can attach any more, and the
     /// memory is freed once every mapping is gone.  Call it once across all
     /// processes; a second call throws FileNotFoundError, as in Python.
-    void unlink() {
-        if (name_.empty()) return;
-        if (::shm_unlink(name_.c_str()) != 0) {
-            int err = errno;
-            if (err == ENOENT) throw FileNotFoundError(detail::errno_message(err, name_));
-            throw std::system_error(err, std::generic_category(), detail::errno_message(err, name_));
-        }
-    }
+    void unlink();
 
     /// Python's repr: SharedMemory('psm_...', size=512).
-    std::string repr() const {
-        return "SharedMemory(" + multiprocessing::detail::py_str_repr(name()) +
-               ", size=" + std::to_string(size_) + ")";
-    }
+    std::string repr() const;
     friend std::ostream& operator<<(std::ostream& os, const SharedMemory& s) { return os << s.repr(); }
 
 private:
@@ -214,45 +153,7 @@ private:
     struct unopened {};
     explicit SharedMemory(unopened) noexcept {}  // a closed, nameless block
 
-    void open(const std::string& user_name, bool create, std::size_t size) {
-        namespace bip = boost::interprocess;
-        std::string internal = "/" + user_name;  // Python prepends '/' whatever the name
-        std::unique_ptr<bip::shared_memory_object> shm;
-        try {
-            if (create)
-                shm = std::make_unique<bip::shared_memory_object>(bip::create_only, internal.c_str(),
-                                                                  bip::read_write, bip::permissions(0600));
-            else
-                shm = std::make_unique<bip::shared_memory_object>(bip::open_only, internal.c_str(),
-                                                                  bip::read_write);
-        } catch (const bip::interprocess_exception& e) {
-            int err = e.get_native_error();
-            if (e.get_error_code() == bip::already_exists_error || err == EEXIST)
-                throw FileExistsError(detail::errno_message(EEXIST, internal));
-            if (e.get_error_code() == bip::not_found_error || err == ENOENT)
-                throw FileNotFoundError(detail::errno_message(ENOENT, internal));
-            throw std::system_error(err ? err : EINVAL, std::generic_category(),
-                                    detail::errno_message(err ? err : EINVAL, internal));
-        }
-        try {
-            if (create) shm->truncate(static_cast<bip::offset_t>(size));
-            bip::offset_t real = 0;
-            shm->get_size(real);
-            size = static_cast<std::size_t>(real);
-            if (size == 0) throw ValueError("cannot mmap an empty file");
-            region_ = std::make_unique<bip::mapped_region>(*shm, bip::read_write, 0, size);
-        } catch (const bip::interprocess_exception& e) {
-            if (create) ::shm_unlink(internal.c_str());  // as Python: don't leave a half-made block
-            int err = e.get_native_error() ? e.get_native_error() : EINVAL;
-            throw std::system_error(err, std::generic_category(), detail::errno_message(err, internal));
-        } catch (...) {
-            if (create) ::shm_unlink(internal.c_str());
-            throw;
-        }
-        // The descriptor closes with `shm`; the mapping stays valid without it.
-        name_ = std::move(internal);
-        size_ = size;
-    }
+    void open(const std::string& user_name, bool create, std::size_t size);
 
     std::string name_;  // with the leading '/'
     std::size_t size_ = 0;
@@ -312,23 +213,10 @@ public:
     const variant_type& variant() const noexcept { return v_; }
 
     /// Python's type(x).__name__.
-    const char* type_name() const noexcept {
-        static const char* names[] = {"NoneType", "int", "float", "bool", "str", "bytes"};
-        return names[v_.index()];
-    }
+    const char* type_name() const noexcept;
 
     /// Python's repr(x).
-    std::string repr() const {
-        switch (type()) {
-        case kind::none: return "None";
-        case kind::integer: return std::to_string(std::get<std::int64_t>(v_));
-        case kind::floating: return multiprocessing::detail::py_float_repr(std::get<double>(v_));
-        case kind::boolean: return std::get<bool>(v_) ? "True" : "False";
-        case kind::str: return multiprocessing::detail::py_str_repr(std::get<std::string>(v_));
-        case kind::bytes: return multiprocessing::detail::py_bytes_repr(std::get<shared_memory::bytes>(v_).data);
-        }
-        return "?";
-    }
+    std::string repr() const;
 
     friend bool operator==(const Item& a, const Item& b) {
         if (a.is_numeric() && b.is_numeric()) {
@@ -355,11 +243,7 @@ private:
         return static_cast<std::int64_t>(i);
     }
     // Exact, as Python compares int with float (no rounding of big ints).
-    static bool int_equals_double(std::int64_t i, double d) {
-        if (!std::isfinite(d) || d != std::trunc(d)) return false;
-        if (d < -9223372036854775808.0 || d >= 9223372036854775808.0) return false;
-        return static_cast<std::int64_t>(d) == i;
-    }
+    static bool int_equals_double(std::int64_t i, double d);
     bool is_numeric() const noexcept { return is_int() || is_float() || is_bool(); }
     std::int64_t int_value() const { return is_bool() ? std::get<bool>(v_) : std::get<std::int64_t>(v_); }
 
@@ -402,13 +286,10 @@ public:
     class reference {
     public:
         reference(const reference&) = default;
-        operator Item() const { return sl_->get(i_); }
-        Item get() const { return sl_->get(i_); }
-        const reference& operator=(const Item& v) const {
-            sl_->set(i_, v);
-            return *this;
-        }
-        const reference& operator=(const reference& o) const { return *this = o.get(); }
+        operator Item() const;
+        Item get() const;
+        const reference& operator=(const Item& v) const;
+        const reference& operator=(const reference& o) const;
         friend bool operator==(const reference& a, const Item& b) { return a.get() == b; }
         friend bool operator==(const Item& a, const reference& b) { return a == b.get(); }
         friend bool operator!=(const reference& a, const Item& b) { return !(a.get() == b); }
@@ -417,7 +298,7 @@ public:
 
     private:
         friend class ShareableList;
-        reference(const ShareableList* sl, std::ptrdiff_t i) : sl_(sl), i_(i) {}
+        reference(const ShareableList* sl, std::ptrdiff_t i);
         const ShareableList* sl_;
         std::ptrdiff_t i_;
     };
@@ -430,10 +311,10 @@ public:
         using difference_type = std::ptrdiff_t;
         using pointer = void;
         using reference = Item;
-        const_iterator(const ShareableList* sl, std::size_t i) : sl_(sl), i_(i) {}
-        Item operator*() const { return sl_->get(static_cast<std::ptrdiff_t>(i_)); }
-        const_iterator& operator++() { ++i_; return *this; }
-        const_iterator operator++(int) { auto t = *this; ++i_; return t; }
+        const_iterator(const ShareableList* sl, std::size_t i);
+        Item operator*() const;
+        const_iterator& operator++();
+        const_iterator operator++(int);
         friend bool operator==(const const_iterator& a, const const_iterator& b) { return a.i_ == b.i_; }
         friend bool operator!=(const const_iterator& a, const const_iterator& b) { return a.i_ != b.i_; }
 
@@ -444,23 +325,17 @@ public:
 
     /// Python's ShareableList(sequence, name=name): a new block holding
     /// `sequence`, under `name` or a random one.  FileExistsError if taken.
-    explicit ShareableList(const std::vector<Item>& sequence, std::optional<std::string> name = std::nullopt) {
-        create(sequence, std::move(name));
-    }
+    explicit ShareableList(const std::vector<Item>& sequence, std::optional<std::string> name = std::nullopt);
     /// ShareableList{1, "a", nullptr}; with a name, use parentheses:
     /// ShareableList({1, "a"}, "my_list").
-    explicit ShareableList(std::initializer_list<Item> sequence, std::optional<std::string> name = std::nullopt) {
-        create(std::vector<Item>(sequence), std::move(name));
-    }
+    explicit ShareableList(std::initializer_list<Item> sequence, std::optional<std::string> name = std::nullopt);
     /// Python's ShareableList(): a new, empty list (a 16-byte block).
-    ShareableList() { create({}, std::nullopt); }
+    ShareableList();
 
     /// Python's ShareableList(name=name): attach to an existing list.
     /// FileNotFoundError if there is none; ValueError if the block is not
     /// laid out like a ShareableList.
-    static ShareableList attach(std::string name) {
-        return ShareableList(SharedMemory::attach(std::move(name)));
-    }
+    static ShareableList attach(std::string name);
 
     /// A new list holding `sequence` in a zero-filled block that
     /// `make_block(bytes)` returns (at least `bytes` long).  This is how
@@ -476,93 +351,37 @@ public:
     ShareableList& operator=(ShareableList&&) noexcept = default;
 
     /// len(sl).
-    std::size_t size() const noexcept { return n_; }
+    std::size_t size() const noexcept;
 
     /// sl[i]; negative i counts from the end.  IndexError when out of range.
-    Item get(std::ptrdiff_t i) const {
-        std::size_t p = position(i, "index out of range");
-        std::string fmt = format_at(p);
-        int code = code_at(p);
-        const unsigned char* at = base() + data_start() + static_cast<std::size_t>(offsets_[p]);
-        if (code == 3) return Item();
-        if (!fmt.empty() && fmt.back() == 's') {
-            std::size_t n = slot_len(fmt);
-            if (n > slot(p)) throw ValueError("corrupt ShareableList: item larger than its slot");
-            std::string raw(reinterpret_cast<const char*>(at), n);
-            raw.erase(raw.find_last_not_of('\0') + 1);  // Python's rstrip(b'\x00')
-            if (code == 1) return Item(std::move(raw));
-            return Item(shared_memory::bytes{std::move(raw)});
-        }
-        if (code != 0) throw ValueError("corrupt ShareableList: bad back-transform code");
-        if (fmt == "q") { std::int64_t v; std::memcpy(&v, at, 8); return Item(v); }
-        if (fmt == "d") { double v; std::memcpy(&v, at, 8); return Item(v); }
-        if (fmt == fmt_bool) return Item(at[7] != 0);
-        throw ValueError("ShareableList item has unsupported format '" + fmt + "'");
-    }
+    Item get(std::ptrdiff_t i) const;
 
     /// sl[i] = v.  The item may change type; a str/bytes must fit the slot
     /// made for the item at creation (ValueError otherwise, nothing written).
-    void set(std::ptrdiff_t i, const Item& v) const {
-        std::size_t p = position(i, "assignment index out of range");
-        unsigned char* at = base() + data_start() + static_cast<std::size_t>(offsets_[p]);
-        if (v.is_str() || v.is_bytes()) {
-            const std::string& enc = v.is_str() ? v.as_str() : v.as_bytes().data;
-            std::size_t room = slot(p);
-            if (enc.size() > room) throw ValueError("bytes/str item exceeds available storage");
-            std::string fmt = format_at(p);
-            if (fmt.empty() || fmt.back() != 's') fmt = std::to_string(room) + "s";
-            std::size_t n = slot_len(fmt);
-            if (n > room || enc.size() > n) throw ValueError("bytes/str item exceeds available storage");
-            write_meta(p, fmt, v.is_str() ? 1 : 2);
-            std::memset(at, 0, n);
-            if (!enc.empty()) std::memcpy(at, enc.data(), enc.size());
-            return;
-        }
-        write_meta(p, format_for(v), v.is_none() ? 3 : 0);
-        pack_fixed(at, v);
-    }
+    void set(std::ptrdiff_t i, const Item& v) const;
 
     /// sl[i], as a proxy that reads or writes the block.
-    reference operator[](std::ptrdiff_t i) const { return reference(this, i); }
+    reference operator[](std::ptrdiff_t i) const;
 
-    const_iterator begin() const { return {this, 0}; }
-    const_iterator end() const { return {this, n_}; }
+    const_iterator begin() const;
+    const_iterator end() const;
     /// list(sl).
-    std::vector<Item> tolist() const { return {begin(), end()}; }
+    std::vector<Item> tolist() const;
 
     /// Python's sl.count(v): items equal to v (Python's equality).
-    std::size_t count(const Item& v) const {
-        std::size_t c = 0;
-        for (auto it = begin(); it != end(); ++it) c += (*it == v);
-        return c;
-    }
+    std::size_t count(const Item& v) const;
     /// Python's sl.index(v): first position of v; ValueError if absent.
-    std::size_t index(const Item& v) const {
-        for (std::size_t i = 0; i < n_; ++i)
-            if (get(static_cast<std::ptrdiff_t>(i)) == v) return i;
-        throw ValueError(v.repr() + " not in this container");
-    }
+    std::size_t index(const Item& v) const;
 
     /// Python's sl.format: every item's struct format, concatenated.
-    std::string format() const {
-        std::string s;
-        for (std::size_t i = 0; i < n_; ++i) s += format_at(i);
-        return s;
-    }
+    std::string format() const;
 
     /// Python's sl.shm: the block underneath (close()/unlink() it there).
-    SharedMemory& shm() noexcept { return shm_; }
-    const SharedMemory& shm() const noexcept { return shm_; }
+    SharedMemory& shm() noexcept;
+    const SharedMemory& shm() const noexcept;
 
     /// Python's repr: ShareableList([1, 'a'], name='psm_...').
-    std::string repr() const {
-        std::string s = "ShareableList([";
-        for (std::size_t i = 0; i < n_; ++i) {
-            if (i) s += ", ";
-            s += get(static_cast<std::ptrdiff_t>(i)).repr();
-        }
-        return s + "], name=" + multiprocessing::detail::py_str_repr(shm_.name()) + ")";
-    }
+    std::string repr() const;
     friend std::ostream& operator<<(std::ostream& os, const ShareableList& l) { return os << l.repr(); }
 
 private:
@@ -571,32 +390,11 @@ private:
     static constexpr std::size_t align = 8;
 
     struct unbuilt {};
-    explicit ShareableList(unbuilt) noexcept {}
+    explicit ShareableList(unbuilt) noexcept;
 
-    explicit ShareableList(SharedMemory shm) : shm_(std::move(shm)) {
-        auto b = shm_.buf();
-        if (b.size() < 16) throw ValueError("shared memory block too small for a ShareableList");
-        std::int64_t n;
-        std::memcpy(&n, b.data(), 8);
-        // Each item needs 8 offset bytes, at least 8 data bytes, 8 format
-        // bytes and one code byte: reject counts the block cannot hold.
-        if (n < 0 || static_cast<std::uint64_t>(n) > (b.size() - 16) / 25)
-            throw ValueError("shared memory block is not a ShareableList");
-        n_ = static_cast<std::size_t>(n);
-        offsets_.resize(n_ + 1);
-        std::memcpy(offsets_.data(), b.data() + 8, 8 * (n_ + 1));
-        for (std::size_t i = 0; i <= n_; ++i)
-            if (offsets_[i] < 0 || (i && offsets_[i] < offsets_[i - 1]))
-                throw ValueError("shared memory block is not a ShareableList");
-        if (static_cast<std::uint64_t>(offsets_[n_]) > b.size() - data_start() - 9 * n_)
-            throw ValueError("shared memory block is not a ShareableList");
-    }
+    explicit ShareableList(SharedMemory shm);
 
-    void create(const std::vector<Item>& seq, std::optional<std::string> name) {
-        build(seq, [&](std::size_t total) {
-            return SharedMemory(std::move(name), true, static_cast<std::ptrdiff_t>(total));
-        });
-    }
+    void create(const std::vector<Item>& seq, std::optional<std::string> name);
 
     template <class MakeBlock>
     void build(const std::vector<Item>& seq, MakeBlock&& make_block) {
@@ -633,61 +431,22 @@ private:
         }
     }
 
-    static std::size_t code_points(const std::string& s) {
-        std::size_t n = 0;
-        for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-        return n;
-    }
-    static int code_for(const Item& v) { return v.is_str() ? 1 : v.is_bytes() ? 2 : v.is_none() ? 3 : 0; }
-    static std::string format_for(const Item& v) {
-        switch (v.type()) {
-        case Item::kind::integer: return "q";
-        case Item::kind::floating: return "d";
-        case Item::kind::boolean: return fmt_bool;
-        case Item::kind::none: return fmt_none;
-        default: return "";
-        }
-    }
-    static void pack_fixed(unsigned char* at, const Item& v) {
-        std::memset(at, 0, 8);  // struct writes 'x' pad bytes as zeros
-        if (v.is_int()) { auto x = v.as_int(); std::memcpy(at, &x, 8); }
-        else if (v.is_float()) { auto x = v.as_float(); std::memcpy(at, &x, 8); }
-        else if (v.is_bool()) at[7] = v.as_bool() ? 1 : 0;
-        // None: "xxxxxx?x" packs None's truth value, False, as byte 6 = 0.
-    }
-    static std::size_t slot_len(const std::string& fmt) {
-        std::size_t n = 0;
-        for (std::size_t i = 0; i + 1 < fmt.size(); ++i) {
-            if (fmt[i] < '0' || fmt[i] > '9') throw ValueError("bad ShareableList format '" + fmt + "'");
-            n = n * 10 + static_cast<std::size_t>(fmt[i] - '0');
-        }
-        return fmt.size() == 1 ? 1 : n;  // struct's bare "s" is one byte
-    }
+    static std::size_t code_points(const std::string& s);
+    static int code_for(const Item& v);
+    static std::string format_for(const Item& v);
+    static void pack_fixed(unsigned char* at, const Item& v);
+    static std::size_t slot_len(const std::string& fmt);
 
-    unsigned char* base() const noexcept { return shm_.buf().data(); }
-    std::size_t data_start() const noexcept { return (n_ + 2) * 8; }
-    std::size_t formats_start() const noexcept { return data_start() + static_cast<std::size_t>(offsets_[n_]); }
-    std::size_t codes_start() const noexcept { return formats_start() + 8 * n_; }
-    std::size_t slot(std::size_t p) const noexcept { return static_cast<std::size_t>(offsets_[p + 1] - offsets_[p]); }
+    unsigned char* base() const noexcept;
+    std::size_t data_start() const noexcept;
+    std::size_t formats_start() const noexcept;
+    std::size_t codes_start() const noexcept;
+    std::size_t slot(std::size_t p) const noexcept;
 
-    std::size_t position(std::ptrdiff_t i, const char* what) const {
-        if (!base()) throw ValueError("operation on a closed ShareableList");
-        auto n = static_cast<std::ptrdiff_t>(n_);
-        if (i < 0) i += n;
-        if (i < 0 || i >= n) throw IndexError(what);
-        return static_cast<std::size_t>(i);
-    }
-    std::string format_at(std::size_t p) const {
-        const char* f = reinterpret_cast<const char*>(base() + formats_start() + 8 * p);
-        return std::string(f, strnlen(f, 8));
-    }
-    int code_at(std::size_t p) const { return static_cast<signed char>(base()[codes_start() + p]); }
-    void write_meta(std::size_t p, const std::string& fmt, int code) const {
-        unsigned char* f = base() + formats_start() + 8 * p;
-        std::memset(f, 0, 8);
-        std::memcpy(f, fmt.data(), fmt.size() < 8 ? fmt.size() : 8);
-        base()[codes_start() + p] = static_cast<unsigned char>(code);
-    }
+    std::size_t position(std::ptrdiff_t i, const char* what) const;
+    std::string format_at(std::size_t p) const;
+    int code_at(std::size_t p) const;
+    void write_meta(std::size_t p, const std::string& fmt, int code) const;
 
     SharedMemory shm_{SharedMemory::unopened{}};  // replaced in create()/attach
     std::size_t n_ = 0;
@@ -695,3 +454,7 @@ private:
 };
 
 }  // namespace multiprocessing::shared_memory
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/shared_memory.ipp"
+#endif

@@ -15,6 +15,7 @@
 //  - Each Value/Array maps its own pages (Python packs them into a heap).
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/exceptions.hpp"
 
 #include <pthread.h>
@@ -93,12 +94,7 @@ constexpr std::size_t lock_space(bool own_lock) {
 class RobustRLock {
 public:
     /// A new, unlocked lock.
-    RobustRLock() {
-        auto mem = detail::map_shared_anonymous(sizeof(detail::robust_block));
-        init(mem.get());
-        owner_ = std::move(mem);
-        b_ = static_cast<detail::robust_block*>(owner_.get());
-    }
+    RobustRLock();
 
     /// Blocks until held (recursive: the holder may lock again).
     void lock() { (void)take(::pthread_mutex_lock(&b_->mutex)); }
@@ -106,34 +102,12 @@ public:
     bool try_lock() { return take(::pthread_mutex_trylock(&b_->mutex)); }
     /// Releases one level.  std::system_error(EPERM) if this thread does
     /// not hold it (Python raises AssertionError).
-    void unlock() {
-        if (b_->owner.load() != detail::current_tid())
-            throw std::system_error(EPERM, std::generic_category(),
-                                    "attempt to release recursive lock not owned by thread");
-        if (--b_->depth == 0) b_->owner.store(0);
-        int rc = ::pthread_mutex_unlock(&b_->mutex);
-        if (rc != 0) throw std::system_error(rc, std::generic_category(), "pthread_mutex_unlock");
-    }
+    void unlock();
 
     /// Python's acquire(block=True, timeout=None): true once held.  With
     /// block=false it only tries; a timeout in seconds bounds the wait (a
     /// negative one means 0, as in Python's SemLock).
-    bool acquire(bool block = true, std::optional<double> timeout = std::nullopt) {
-        if (!block) return try_lock();
-        if (!timeout) { lock(); return true; }
-        double t = *timeout < 0 ? 0.0 : *timeout;
-        timespec ts{};
-        ::clock_gettime(clock_id, &ts);
-        double whole = std::floor(t);
-        ts.tv_sec += static_cast<time_t>(whole);
-        ts.tv_nsec += static_cast<long>((t - whole) * 1e9);
-        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec += 1; ts.tv_nsec -= 1000000000L; }
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
-        return take(::pthread_mutex_clocklock(&b_->mutex, clock_id, &ts));
-#else
-        return take(::pthread_mutex_timedlock(&b_->mutex, &ts));
-#endif
-    }
+    bool acquire(bool block = true, std::optional<double> timeout = std::nullopt);
     /// Python's release().
     void release() { unlock(); }
 
@@ -155,43 +129,12 @@ private:
     static constexpr clockid_t clock_id = CLOCK_REALTIME;
 #endif
 
-    RobustRLock(std::shared_ptr<void> owner, void* where) : owner_(std::move(owner)) {
-        init(where);
-        b_ = static_cast<detail::robust_block*>(where);
-    }
+    RobustRLock(std::shared_ptr<void> owner, void* where);
 
-    static void init(void* where) {
-        auto* b = new (where) detail::robust_block;
-        pthread_mutexattr_t a;
-        ::pthread_mutexattr_init(&a);
-        int rc = ::pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-        if (!rc) rc = ::pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-        if (!rc) rc = ::pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-        if (!rc) rc = ::pthread_mutex_init(&b->mutex, &a);
-        ::pthread_mutexattr_destroy(&a);
-        if (rc) throw std::system_error(rc, std::generic_category(), "robust mutex init");
-    }
+    static void init(void* where);
 
     // Interprets a lock call's result; true if the lock is now held.
-    bool take(int rc) {
-        bool died = false;
-        if (rc == EOWNERDEAD) {
-            // The holder died: we hold it now.  Mark it usable again, and
-            // forget the dead holder's recursion depth.
-            ::pthread_mutex_consistent(&b_->mutex);
-            b_->depth = 0;
-            died = true;
-        } else if (rc == EBUSY || rc == ETIMEDOUT) {
-            return false;
-        } else if (rc != 0) {
-            throw std::system_error(rc, std::generic_category(), "robust mutex lock");
-        }
-        if (b_->depth++ == 0) {
-            b_->owner.store(detail::current_tid());
-            b_->owner_died = died;
-        }
-        return true;
-    }
+    bool take(int rc);
 
     std::shared_ptr<void> owner_;  // keeps the mapping alive
     detail::robust_block* b_ = nullptr;
@@ -385,3 +328,7 @@ template <class T>
 Array<T> RawArray(const std::vector<T>& init) { return Array<T>(init, lock_false); }
 
 }  // namespace multiprocessing
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/sharedctypes.ipp"
+#endif

@@ -8,6 +8,7 @@
 // child makes its own; the parent's thread and socket are never touched.
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/detail/client.hpp"
 
 #include <functional>
@@ -23,10 +24,7 @@ class async_channel {
 public:
     using completion = std::function<void(const char* body, std::size_t n, std::exception_ptr error)>;
 
-    explicit async_channel(std::unique_ptr<client_connection> c) : conn_(std::move(c)) {
-        reader_ = std::thread([this] { read_loop(); });
-        reader_.detach();  // channels live as long as the process; never joined
-    }
+    explicit async_channel(std::unique_ptr<client_connection> c);
 
     /// Sends one request (written by build) and registers its completion.
     template <class Build>
@@ -52,73 +50,9 @@ public:
     bool broken() const { return broken_; }
 
 private:
-    void read_loop() {
-        // Reading and sending touch disjoint state of the Connection, so
-        // this thread reads while submitters write.
-        try {
-            for (;;) {
-                auto f = conn_->conn.recv_frame(conn_->conn.max_frame());
-                if (f.second < sizeof(ReplyHeader)) throw ProcessError("short reply");
-                ReplyHeader h;
-                std::memcpy(&h, f.first, sizeof h);
-                completion done;
-                {
-                    std::lock_guard<std::mutex> p(pending_mu_);
-                    auto it = pending_.find(h.request_id);
-                    if (it == pending_.end()) throw ProcessError("reply to an unknown request");
-                    done = std::move(it->second);
-                    pending_.erase(it);
-                }
-                reader body_rd{f.first + sizeof h, f.second - sizeof h};
-                if (h.flags & reply_gives_refs) {
-                    if (conn_->owner) conn_->owner->take_given(body_rd);
-                    else endpoint::strip_given(body_rd);  // a channel cut off by fork: its session is gone
-                }
-                const char* body = body_rd.p;
-                std::size_t n = body_rd.n;
-                owed_scope unclaimed;  // the completion decodes here; what it leaves goes back
-                if (h.flags & reply_wants_ack) {
-                    // Acknowledged before the future is set: see endpoint::roundtrip.
-                    try {
-                        std::lock_guard<std::mutex> g(send_mu_);
-                        std::vector<char> ack;
-                        begin_request(ack, kind::ack, h.request_id, 0, 1);
-                        conn_->conn.send_frame(ack);
-                    } catch (...) {
-                        done(nullptr, 0, std::current_exception());
-                        throw;
-                    }
-                }
-                if (h.status == static_cast<std::uint8_t>(status::ok)) {
-                    done(body, n, nullptr);
-                } else {
-                    try {
-                        throw_error(reader{body, n});
-                    } catch (...) {
-                        done(nullptr, 0, std::current_exception());
-                    }
-                }
-            }
-        } catch (const std::exception& e) {
-            // Under the send lock, so no submit can slip a request in
-            // between failing the pending ones and closing.
-            std::lock_guard<std::mutex> g(send_mu_);
-            fail_all(std::make_exception_ptr(ConnectionError(std::string("lost connection to the manager: ") + e.what())));
-            // The channel object lives on (see async_for); its socket need not.
-            if (conn_->owner) conn_->owner->close_connection(*conn_);
-            else conn_->conn.close();
-        }
-    }
+    void read_loop();
 
-    void fail_all(std::exception_ptr e) {
-        broken_ = true;
-        std::unordered_map<std::uint64_t, completion> doomed;
-        {
-            std::lock_guard<std::mutex> p(pending_mu_);
-            doomed.swap(pending_);
-        }
-        for (auto& kv : doomed) kv.second(nullptr, 0, e);
-    }
+    void fail_all(std::exception_ptr e);
 
     std::unique_ptr<client_connection> conn_;
     std::mutex send_mu_, pending_mu_;
@@ -155,3 +89,7 @@ inline async_channel& async_for(endpoint& ep) {
 }
 
 }  // namespace multiprocessing::managers::detail
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/async.ipp"
+#endif

@@ -10,6 +10,7 @@
 // open until the process exits, so a thread ending drops nothing.
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/detail/fork.hpp"
 #include "multiprocessing/detail/protocol.hpp"
@@ -70,18 +71,8 @@ struct owed_refs {
 
     /// This thread's list, unchecked after fork(): only for the test of
     /// emptiness every call makes (getpid() is a system call).
-    static owed_refs& raw() {
-        static thread_local owed_refs o;
-        return o;
-    }
-    static owed_refs& mine() {
-        owed_refs& o = raw();
-        if (o.pid != ::getpid()) {
-            o.v.clear();
-            o.pid = ::getpid();
-        }
-        return o;
-    }
+    static owed_refs& raw();
+    static owed_refs& mine();
     void give_back() noexcept;
     ~owed_refs() { give_back(); }
 };
@@ -154,10 +145,7 @@ public:
     void set_spin(int us) { spin_us_ = us; }
     /// Whether new connections ask for the shared-memory transport.
     void set_shared_memory(bool on) { shared_memory_.store(on, std::memory_order_relaxed); }
-    void set_call_timeout(std::optional<double> t) {
-        std::lock_guard<std::mutex> p(pool_mu_);
-        call_timeout_ = t;
-    }
+    void set_call_timeout(std::optional<double> t);
     unsigned epoch() const { return epoch_.load(std::memory_order_acquire); }
     /// The server at this address, when it runs in this process (or null).
     void set_local(local_server* s) { local_.store(s, std::memory_order_release); }
@@ -165,152 +153,36 @@ public:
     bool dead() const { return dead_.load(std::memory_order_acquire); }
 
     /// This thread's connection, made (or taken from the pool) on first use.
-    client_connection& thread_connection() {
-        unsigned gen = multiprocessing::detail::fork_state::instance().generation();
-        unsigned ep = epoch();
-        auto& slots = tls().slots;
-        for (auto& s : slots) {
-            if (s.ep != this) continue;
-            if (s.c && s.c->generation == gen && s.c->epoch == ep) return *s.c;
-            discard(std::move(s.c));
-            s.c = take_connection();
-            return *s.c;
-        }
-        slots.push_back({this, take_connection()});
-        return *slots.back().c;
-    }
+    client_connection& thread_connection();
 
     /// Forgets this thread's connection (after it failed, or at reset).
-    void drop_thread_connection() {
-        auto& slots = tls().slots;
-        for (auto it = slots.begin(); it != slots.end(); ++it)
-            if (it->ep == this) {
-                auto c = std::move(it->c);
-                slots.erase(it);
-                discard(std::move(c));
-                return;
-            }
-    }
+    void drop_thread_connection();
 
     /// Sends c.obuf and returns the reply body; a server-side error is
     /// re-thrown here.  A broken connection is closed and reported as
     /// ConnectionError naming the server.
-    std::pair<const char*, std::size_t> roundtrip(client_connection& c) {
-        std::uint64_t rid;
-        std::memcpy(&rid, c.obuf.data() + connection::Connection::header_room + 8, sizeof rid);
-        std::pair<const char*, std::size_t> f;
-        ReplyHeader h;
-        std::optional<double> timeout = call_timeout();
-        struct deadline_scope {
-            connection::Connection& conn;
-            ~deadline_scope() { conn.set_deadline(std::nullopt); }
-        } scope{c.conn};
-        if (timeout)
-            c.conn.set_deadline(std::chrono::steady_clock::now() +
-                                std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                    std::chrono::duration<double>(*timeout)));
-        try {
-            c.conn.send_frame(c.obuf);
-            for (;;) {
-                f = c.conn.recv_frame(max_frame_);
-                if (f.second < sizeof(ReplyHeader)) {
-                    close_connection(c);
-                    throw lost("short reply");
-                }
-                std::memcpy(&h, f.first, sizeof h);
-                if (h.request_id == rid) break;
-                if (h.request_id > rid) {
-                    close_connection(c);
-                    throw lost("reply does not match the request");
-                }
-                // A late reply to a call that timed out: if it handed
-                // something over, refuse it so the server takes it back.
-                if (h.flags & reply_wants_ack) send_ack(c, h.request_id, false);
-            }
-            // Acknowledge before the result reaches the caller: a process
-            // killed before this line never had the thing, and the server
-            // takes it back; after it, the thing is ours.
-            if (h.flags & reply_wants_ack) send_ack(c, rid, true);
-        } catch (const multiprocessing::TimeoutError&) {
-            // The reply may still come; a closed connection is the one
-            // state both ends agree on (the server sees the caller gone).
-            close_connection(c);
-            throw multiprocessing::TimeoutError("call to the manager at " + address_.str() + " timed out after " +
-                                                std::to_string(*timeout) + " s");
-        } catch (const ConnectionError& e) {
-            close_connection(c);
-            throw lost(e.what());
-        } catch (const ProcessError& e) {
-            close_connection(c);
-            throw lost(e.what());
-        }
-        reader body{f.first + sizeof h, f.second - sizeof h};
-        if (h.flags & reply_gives_refs) take_given(body);
-        if (h.status != static_cast<std::uint8_t>(status::ok)) throw_error(body);
-        return {body.p, body.n};
-    }
+    std::pair<const char*, std::size_t> roundtrip(client_connection& c);
 
     /// Strips a reply's trailer of references given to this process
     /// (reply_gives_refs) and owes them to this thread until its proxies
     /// claim them.
-    void take_given(reader& body) {
-        std::uint32_t cnt = strip_given(body);
-        auto& o = owed_refs::mine();
-        for (std::uint32_t i = 0; i < cnt; ++i) {
-            std::uint64_t id;
-            std::memcpy(&id, body.p + body.n + i * sizeof id, sizeof id);
-            auto it = std::find_if(o.v.begin(), o.v.end(), [&](const owed_refs::owed& x) { return x.ep == this && x.id == id; });
-            if (it != o.v.end()) it->n += 1;
-            else o.v.push_back({this, id, 1});
-        }
-    }
+    void take_given(reader& body);
 
     /// Strips the trailer of reply_gives_refs; returns the count of ids,
     /// which follow the body's new end.
-    static std::uint32_t strip_given(reader& body) {
-        std::uint32_t cnt = 0;
-        if (body.n < sizeof cnt) throw ProcessError("truncated reply");
-        std::memcpy(&cnt, body.p + body.n - sizeof cnt, sizeof cnt);
-        std::size_t room = body.n - sizeof cnt;
-        if (room / sizeof(std::uint64_t) < cnt) throw ProcessError("truncated reply");
-        body.n = room - cnt * sizeof(std::uint64_t);
-        return cnt;
-    }
+    static std::uint32_t strip_given(reader& body);
 
     /// A reference given to this process and never claimed: kept with the
     /// object's entry if this process has one, else handed back.
-    void give_back(std::uint64_t id, std::int64_t n) noexcept {
-        try {
-            std::lock_guard<std::recursive_mutex> g(mu_);
-            if (auto e = find_locked(id)) {
-                e->server_refs += n;
-                return;
-            }
-            if (dead() || attached_generation_ != multiprocessing::detail::fork_state::instance().generation()) return;
-            client_connection& c = control();
-            begin_request(c.obuf, kind::decref, c.next_id++, 0, 0);
-            put_pod(c.obuf, id);
-            put_pod(c.obuf, n);
-            control_roundtrip();
-        } catch (...) {
-            // The server is gone or unreachable; it has released everything already.
-        }
-    }
+    void give_back(std::uint64_t id, std::int64_t n) noexcept;
 
     /// Closes one of this endpoint's connections.  Under pool_mu_, so that
     /// reset() never acts on a descriptor number already closed and reused.
-    void close_connection(client_connection& c) {
-        std::lock_guard<std::mutex> p(pool_mu_);
-        c.conn.close();
-    }
+    void close_connection(client_connection& c);
 
     /// The timeout for a call made now by this thread: its call_timeout
     /// scope's, else the manager's.
-    std::optional<double> call_timeout() {
-        if (auto* t = scoped_call_timeout()) return *t;
-        std::lock_guard<std::mutex> p(pool_mu_);
-        return call_timeout_;
-    }
+    std::optional<double> call_timeout();
 
     /// A call on this thread's connection.  build(buf, request_id) writes
     /// the request; returns the reply body view (valid until the next call
@@ -338,38 +210,11 @@ public:
 
     /// Holds a reference for token's object in this process, asking the
     /// server for one only if this process holds none yet.
-    std::shared_ptr<ref_entry> acquire(const Token& t) {
-        std::lock_guard<std::recursive_mutex> g(mu_);
-        attach_locked();
-        std::int64_t given = claim_given(t.id);
-        if (auto e = find_locked(t.id)) {
-            e->server_refs += given;
-            return e;
-        }
-        if (given > 0) {
-            auto e = make_entry(t);
-            e->server_refs = given;
-            return e;
-        }
-        std::vector<char>& buf = control().obuf;
-        begin_request(buf, kind::incref, control().next_id++, 0, 0);
-        put_pod(buf, t.id);
-        control_roundtrip();
-        auto e = make_entry(t);
-        e->server_refs = 1;
-        return e;
-    }
+    std::shared_ptr<ref_entry> acquire(const Token& t);
 
     /// Takes over a reference the server already counted for this process
     /// (objects returned by create() or by methods returning shared_ptr).
-    std::shared_ptr<ref_entry> adopt(const Token& t) {
-        std::lock_guard<std::recursive_mutex> g(mu_);
-        attach_locked();
-        auto e = find_locked(t.id);
-        if (!e) e = make_entry(t);
-        e->server_refs += 1;
-        return e;
-    }
+    std::shared_ptr<ref_entry> adopt(const Token& t);
 
     /// Python's create: a new shared object; the reply's reference is ours.
     template <class Body>
@@ -391,115 +236,33 @@ public:
 
     /// A request with no object (number_of_objects, debug_info, shutdown,
     /// describe with a typeid as name...).
-    std::string simple(kind k, std::string_view name = {}) {
-        std::lock_guard<std::recursive_mutex> g(mu_);
-        attach_locked();
-        client_connection& c = control();
-        begin_request(c.obuf, k, c.next_id++, 0, 0, name.data(), name.size());
-        auto r = control_roundtrip();
-        return std::string(r.first, r.second);
-    }
+    std::string simple(kind k, std::string_view name = {});
 
     /// Drops a reference: called when the last proxy of an object in this
     /// process is destroyed.  Never throws (it runs in destructors).
-    void release(ref_entry* e) noexcept {
-        try {
-            std::lock_guard<std::recursive_mutex> g(mu_);
-            auto it = refs_.find(e->token.id);
-            if (it != refs_.end() && it->second.expired()) refs_.erase(it);
-            if (e->server_refs <= 0 || e->epoch != epoch() || dead()) return;
-            if (attached_generation_ != multiprocessing::detail::fork_state::instance().generation())
-                return;  // a forked child that never attached holds nothing
-            client_connection& c = control();
-            begin_request(c.obuf, kind::decref, c.next_id++, 0, 0);
-            put_pod(c.obuf, e->token.id);
-            put_pod(c.obuf, e->server_refs);
-            e->server_refs = 0;
-            control_roundtrip();
-        } catch (...) {
-            // The server is gone or unreachable; it has released everything already.
-        }
-    }
+    void release(ref_entry* e) noexcept;
 
     /// Makes sure this process (a forked child, possibly) holds its own
     /// server references for every proxy it inherited.  Returns false if
     /// the server could not be reached.
-    bool attach() {
-        std::lock_guard<std::recursive_mutex> g(mu_);
-        try {
-            attach_locked();
-            return true;
-        } catch (...) {
-            return false;
-        }
-    }
+    bool attach();
 
     /// A new connection in this process's session, not pooled (the async
     /// channel owns it).
-    std::unique_ptr<client_connection> new_connection() {
-        if (dead()) throw ConnectionError("the manager at " + address_.str() + " has shut down");
-        attach();
-        return connect_new();
-    }
+    std::unique_ptr<client_connection> new_connection();
 
-    bool has_live_refs() {
-        std::lock_guard<std::recursive_mutex> g(mu_);
-        for (auto& kv : refs_)
-            if (!kv.second.expired()) return true;
-        return false;
-    }
+    bool has_live_refs();
 
     /// The server was shut down (or a new one took this address): every
     /// connection and reference made so far is void.
-    void reset(bool dead) {
-        std::lock_guard<std::recursive_mutex> g(mu_);
-        epoch_.fetch_add(1, std::memory_order_acq_rel);
-        dead_.store(dead, std::memory_order_release);
-        control_.reset();
-        refs_.clear();
-        drop_thread_connection();  // this thread's, closed now
-        decltype(pool_) doomed;  // destroyed after unlocking: ~client_connection locks pool_mu_
-        std::lock_guard<std::mutex> p(pool_mu_);
-        doomed.swap(pool_);
-        // Connections other threads still hold (and the async channel's):
-        // end their calls and let go of the server's socket now, leaving a
-        // dead descriptor that the owner closes when it next looks.
-        int dead_fd = dead_socket();
-        for (auto* c : all_) {
-            int fd = c->conn.fileno();
-            if (fd < 0) continue;
-            ::shutdown(fd, SHUT_RDWR);
-            if (dead_fd >= 0) ::dup3(dead_fd, fd, O_CLOEXEC);
-        }
-    }
+    void reset(bool dead);
 
     // fork handling, called from the atfork hooks of client_state
     void fork_prepare() { mu_.lock(); pool_mu_.lock(); }
     void fork_parent() { pool_mu_.unlock(); mu_.unlock(); }
-    void fork_child() {
-        // Close our copies of the parent's sockets (so the server sees EOF
-        // when the parent dies) without touching the parent's use of them;
-        // this includes connections of threads that do not exist here.
-        for (auto* c : all_) {
-            c->conn.close();
-            c->owner = nullptr;
-        }
-        all_.clear();
-        pool_.clear();
-        control_.reset();
-        for (auto& kv : refs_)
-            if (auto e = kv.second.lock()) e->server_refs = 0;
-        // The child's thread has a new tid, so a recursive mutex locked in
-        // prepare cannot be unlocked here: make fresh ones instead.
-        new (&pool_mu_) std::mutex;
-        new (&mu_) std::recursive_mutex;
-    }
+    void fork_child();
 
-    void forget(client_connection* c) {
-        std::lock_guard<std::mutex> p(pool_mu_);
-        for (auto it = all_.begin(); it != all_.end(); ++it)
-            if (*it == c) { all_.erase(it); break; }
-    }
+    void forget(client_connection* c);
 
 private:
     // A call from one of our own server's methods: run in this thread.  The
@@ -520,10 +283,7 @@ private:
         return {body.p, body.n};
     }
 
-    static std::vector<char>& inline_reply() {
-        static thread_local std::vector<char> r;
-        return r;
-    }
+    static std::vector<char>& inline_reply();
 
     struct slot {
         endpoint* ep;
@@ -531,131 +291,42 @@ private:
     };
     struct thread_slots {
         std::vector<slot> slots;
-        ~thread_slots() {
-            // A thread's connection goes back to the pool, not away: its
-            // process still holds references through the session.
-            for (auto& s : slots)
-                if (s.c) s.ep->give_back(std::move(s.c));
-        }
+        ~thread_slots();
     };
-    static thread_slots& tls() {
-        static thread_local thread_slots t;
-        return t;
-    }
+    static thread_slots& tls();
 
-    ConnectionError lost(const std::string& why) const {
-        return ConnectionError("lost connection to the manager at " + address_.str() + ": " + why);
-    }
+    ConnectionError lost(const std::string& why) const;
 
     std::unique_ptr<client_connection> connect_new();
     bool open_shared_memory(client_connection& c);
 
-    std::unique_ptr<client_connection> take_connection() {
-        decltype(pool_) stale;  // destroyed after unlocking: ~client_connection locks pool_mu_
-        {
-            std::lock_guard<std::mutex> p(pool_mu_);
-            unsigned gen = multiprocessing::detail::fork_state::instance().generation();
-            while (!pool_.empty()) {
-                auto c = std::move(pool_.back());
-                pool_.pop_back();
-                if (c->epoch == epoch() && c->generation == gen && !c->conn.closed()) return c;
-                stale.push_back(std::move(c));
-            }
-        }
-        if (dead()) throw ConnectionError("the manager at " + address_.str() + " has shut down");
-        attach();
-        ensure_control();
-        return connect_new();
-    }
+    std::unique_ptr<client_connection> take_connection();
 
     // The session keeps its control connection for the process's life, so
     // closing a thread's connection (after a timeout) never leaves the
     // session without one, which would release its references.
-    void ensure_control() {
-        std::lock_guard<std::recursive_mutex> g(mu_);
-        control();
-    }
+    void ensure_control();
 
-    void give_back(std::unique_ptr<client_connection> c) {
-        if (c->generation != multiprocessing::detail::fork_state::instance().generation() ||
-            c->epoch != epoch() || c->conn.closed())
-            return;  // destroyed; fork_child already closed an inherited one
-        std::lock_guard<std::mutex> p(pool_mu_);
-        pool_.push_back(std::move(c));
-    }
+    void give_back(std::unique_ptr<client_connection> c);
 
     static void discard(std::unique_ptr<client_connection> c) { c.reset(); }
 
-    client_connection& control() {
-        unsigned gen = multiprocessing::detail::fork_state::instance().generation();
-        if (!control_ || control_->conn.closed() || control_->epoch != epoch() || control_->generation != gen) {
-            if (control_) discard(std::move(control_));
-            if (dead()) throw ConnectionError("the manager at " + address_.str() + " has shut down");
-            control_ = connect_new();
-        }
-        return *control_;
-    }
+    client_connection& control();
 
-    void send_ack(client_connection& c, std::uint64_t rid, bool taken) {
-        std::vector<char> buf;
-        begin_request(buf, kind::ack, rid, 0, taken ? 1 : 0);
-        c.conn.send_frame(buf);
-    }
+    void send_ack(client_connection& c, std::uint64_t rid, bool taken);
 
-    std::pair<const char*, std::size_t> control_roundtrip() {
-        try {
-            return roundtrip(*control_);
-        } catch (const ConnectionError&) {
-            discard(std::move(control_));
-            throw;
-        }
-    }
+    std::pair<const char*, std::size_t> control_roundtrip();
 
     // The references the reply this thread is decoding gave for id.
-    std::int64_t claim_given(std::uint64_t id) {
-        auto& o = owed_refs::mine();
-        for (auto it = o.v.begin(); it != o.v.end(); ++it)
-            if (it->ep == this && it->id == id) {
-                std::int64_t n = it->n;
-                o.v.erase(it);
-                return n;
-            }
-        return 0;
-    }
+    std::int64_t claim_given(std::uint64_t id);
 
-    std::shared_ptr<ref_entry> find_locked(std::uint64_t id) {
-        auto it = refs_.find(id);
-        return it == refs_.end() ? nullptr : it->second.lock();
-    }
+    std::shared_ptr<ref_entry> find_locked(std::uint64_t id);
 
-    std::shared_ptr<ref_entry> make_entry(const Token& t) {
-        auto e = std::make_shared<ref_entry>();
-        e->ep = this;
-        e->token = t;
-        e->epoch = epoch();
-        refs_[t.id] = e;
-        return e;
-    }
+    std::shared_ptr<ref_entry> make_entry(const Token& t);
 
     // In a new fork generation, takes this process's own reference on every
     // object it inherited proxies for, in one round trip.
-    void attach_locked() {
-        unsigned gen = multiprocessing::detail::fork_state::instance().generation();
-        if (attached_generation_ == gen) return;
-        std::vector<std::shared_ptr<ref_entry>> live;
-        for (auto it = refs_.begin(); it != refs_.end();) {
-            if (auto e = it->second.lock()) { live.push_back(std::move(e)); ++it; }
-            else it = refs_.erase(it);
-        }
-        attached_generation_ = gen;
-        if (live.empty() || dead()) return;
-        client_connection& c = control();
-        begin_request(c.obuf, kind::incref, c.next_id++, 0, 1 /* tolerate missing */);
-        for (auto& e : live) put_pod(c.obuf, e->token.id);
-        auto r = control_roundtrip();
-        reader rd{r.first, r.second};
-        for (auto& e : live) e->server_refs = rd.pod<std::uint8_t>() ? 1 : 0;
-    }
+    void attach_locked();
 
     connection::Address address_;
     std::string authkey_;
@@ -680,10 +351,7 @@ private:
 /// Every endpoint of this process, plus its session id.
 class client_state {
 public:
-    static client_state& instance() {
-        static client_state* s = new client_state;  // leaked: proxies may die during exit
-        return *s;
-    }
+    static client_state& instance();
 
     std::uint64_t session_id() const { return session_id_; }
 
@@ -692,76 +360,18 @@ public:
     /// used to reset the manager's max_frame, racing with calls.)
     endpoint& get(const connection::Address& a, const std::string* authkey = nullptr,
                   std::size_t max_frame = 0, int spin_us = -1,
-                  const std::optional<double>* call_timeout = nullptr, int shared_memory = -1) {
-        std::lock_guard<std::mutex> g(mu_);
-        std::string key = a.str();
-        auto it = endpoints_.find(key);
-        if (it == endpoints_.end()) {
-            std::string k = authkey ? *authkey : multiprocessing::current_process().authkey();
-            it = endpoints_.emplace(key, new endpoint(a, k, max_frame ? max_frame : connection::default_max_frame)).first;
-        } else {
-            if (authkey) it->second->set_authkey(*authkey);
-            if (max_frame) it->second->set_max_frame(max_frame);
-        }
-        if (spin_us >= 0) it->second->set_spin(spin_us);
-        if (call_timeout) it->second->set_call_timeout(*call_timeout);
-        if (shared_memory >= 0) it->second->set_shared_memory(shared_memory != 0);
-        return *it->second;
-    }
+                  const std::optional<double>* call_timeout = nullptr, int shared_memory = -1);
 
     /// Whether a new child must re-register inherited proxies before its
     /// parent may go on (see Process::start).
-    bool any_live_refs() {
-        std::lock_guard<std::mutex> g(mu_);
-        for (auto& kv : endpoints_)
-            if (kv.second->has_live_refs()) return true;
-        return false;
-    }
+    bool any_live_refs();
 
-    void attach_all() {
-        std::vector<endpoint*> eps;
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            for (auto& kv : endpoints_) eps.push_back(kv.second);
-        }
-        for (auto* e : eps)
-            if (e->has_live_refs()) e->attach();
-    }
+    void attach_all();
 
 private:
-    client_state() : session_id_(new_session_id()) {
-        auto& fs = multiprocessing::detail::fork_state::instance();
-        // Endpoints are locked in one fixed order (by address in memory):
-        // the map's own order changes as it grows, and two forks locking
-        // two endpoints in opposite orders is a lock-order inversion.
-        fs.add({[this] {
-                    mu_.lock();
-                    locked_ = in_lock_order();
-                    for (auto* e : locked_) e->fork_prepare();
-                },
-                [this] {
-                    for (auto* e : locked_) e->fork_parent();
-                    locked_.clear();
-                    mu_.unlock();
-                },
-                [this] {
-                    session_id_ = new_session_id();
-                    for (auto* e : locked_) e->fork_child();
-                    locked_.clear();
-                    new (&mu_) std::mutex;
-                }});
-        auto& hooks = multiprocessing::detail::child_hooks::instance();
-        hooks.child_needs_sync = [this] { return any_live_refs(); };
-        hooks.in_child = [this] { attach_all(); };
-    }
+    client_state();
 
-    std::vector<endpoint*> in_lock_order() const {
-        std::vector<endpoint*> v;
-        v.reserve(endpoints_.size());
-        for (auto& kv : endpoints_) v.push_back(kv.second);
-        std::sort(v.begin(), v.end(), std::less<endpoint*>());
-        return v;
-    }
+    std::vector<endpoint*> in_lock_order() const;
 
     std::mutex mu_;
     std::unordered_map<std::string, endpoint*> endpoints_;
@@ -857,3 +467,7 @@ inline void owed_refs::give_back() noexcept {
 }
 
 }  // namespace multiprocessing::managers::detail
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/client.ipp"
+#endif

@@ -139,10 +139,7 @@ inline void begin_reply(std::vector<char>& buf, status s, std::uint64_t request_
 /// and the standard ones.  Anything else becomes RemoteError.
 class exception_table {
 public:
-    static exception_table& instance() {
-        static exception_table* t = new exception_table;
-        return *t;
-    }
+    static exception_table& instance();
 
     template <class E>
     void add() {
@@ -153,22 +150,9 @@ public:
     }
 
     /// The wire name of e's exact dynamic type, or "" if it is not rebuilt.
-    std::string name_of(const std::exception& e) {
-        std::lock_guard<std::mutex> g(mu_);
-        auto it = by_type_.find(std::type_index(typeid(e)));
-        return it == by_type_.end() ? std::string() : it->second;
-    }
+    std::string name_of(const std::exception& e);
 
-    [[noreturn]] void rethrow(const std::string& type, const std::string& message) {
-        std::function<void(const std::string&)> f;
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            auto it = throwers_.find(type);
-            if (it != throwers_.end()) f = it->second;
-        }
-        if (f) f(message);
-        throw RemoteError(type, message);
-    }
+    [[noreturn]] void rethrow(const std::string& type, const std::string& message);
 
 private:
     template <class E>

@@ -7,6 +7,7 @@
 // different definition gets a clear error instead of a misparsed archive.
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/detail/archive.hpp"
 #include "multiprocessing/detail/demangle.hpp"
 #include "multiprocessing/detail/protocol.hpp"
@@ -362,29 +363,13 @@ void load_args(const char* body, std::size_t n, Tuple& args) {
 /// methods interleaved; C++ objects cannot be used by two threads at once).
 class object_lock {
 public:
-    explicit object_lock(std::mutex* mu) {
-        if (!mu) return;
-        auto& h = held();
-        if (std::find(h.begin(), h.end(), mu) != h.end()) return;
-        if (h.empty()) mu->lock();
-        else acquire_nested(mu, h);
-        mu_ = mu;
-        h.push_back(mu);
-    }
-    ~object_lock() {
-        if (!mu_) return;
-        auto& h = held();
-        h.erase(std::find(h.begin(), h.end(), mu_));
-        mu_->unlock();
-    }
+    explicit object_lock(std::mutex* mu);
+    ~object_lock();
     object_lock(const object_lock&) = delete;
     object_lock& operator=(const object_lock&) = delete;
 
 private:
-    static std::vector<std::mutex*>& held() {
-        static thread_local std::vector<std::mutex*> h;
-        return h;
-    }
+    static std::vector<std::mutex*>& held();
     // Threads waiting for an object lock while holding others.  A waiting
     // thread's held list does not change until it leaves this list.
     struct waiter {
@@ -395,55 +380,14 @@ private:
         std::mutex mu;
         std::vector<waiter> waiting;
     };
-    static wait_graph& graph() {
-        static wait_graph* g = new wait_graph;  // leaked: server threads may outlive statics
-        return *g;
-    }
-    static bool holds(const std::vector<std::mutex*>& h, const std::mutex* m) {
-        return std::find(h.begin(), h.end(), m) != h.end();
-    }
+    static wait_graph& graph();
+    static bool holds(const std::vector<std::mutex*>& h, const std::mutex* m);
     // Whether waiting for `wants` closes a cycle: its holder waits, through
     // other waiting holders, for a lock in `mine`.  Only waiting threads can
     // be in a cycle, so the waiters list is enough; the last one to join a
     // cycle sees it.
-    static bool closes_cycle(const wait_graph& g, const std::vector<std::mutex*>& mine, std::mutex* wants) {
-        for (std::size_t step = 0; step <= g.waiting.size(); ++step) {
-            const waiter* holder = nullptr;
-            for (auto& w : g.waiting)
-                if (w.held != &mine && holds(*w.held, wants)) holder = &w;
-            if (!holder) return false;
-            wants = holder->wants;
-            if (holds(mine, wants)) return true;
-        }
-        return false;
-    }
-    static void acquire_nested(std::mutex* mu, const std::vector<std::mutex*>& mine) {
-        if (mu->try_lock()) return;
-        auto& g = graph();
-        {
-            std::lock_guard<std::mutex> lk(g.mu);
-            if (closes_cycle(g, mine, mu))
-                throw std::runtime_error(
-                    "deadlock: a call back into a shared object waits for a call that waits for this one");
-            g.waiting.push_back({&mine, mu});
-        }
-        struct leave {
-            wait_graph& g;
-            const std::vector<std::mutex*>* mine;
-            ~leave() {
-                std::lock_guard<std::mutex> lk(g.mu);
-                for (auto it = g.waiting.begin(); it != g.waiting.end(); ++it)
-                    if (it->held == mine) {
-                        g.waiting.erase(it);
-                        break;
-                    }
-            }
-        } on_exit{g, &mine};
-        // Polled, not blocked on: only calls back that meet a busy object
-        // get here.
-        for (int us = 10; !mu->try_lock(); us = std::min(us * 2, 1000))
-            std::this_thread::sleep_for(std::chrono::microseconds(us));
-    }
+    static bool closes_cycle(const wait_graph& g, const std::vector<std::mutex*>& mine, std::mutex* wants);
+    static void acquire_nested(std::mutex* mu, const std::vector<std::mutex*>& mine);
     std::mutex* mu_ = nullptr;
 };
 
@@ -757,41 +701,19 @@ using factory_fn = std::function<std::shared_ptr<void>(const char*, std::size_t)
 /// every constructor its clients can ask for.
 class constructor_table {
 public:
-    static constructor_table& instance() {
-        static constructor_table* t = new constructor_table;
-        return *t;
-    }
+    static constructor_table& instance();
     void add(std::uint64_t sig, std::type_index referent, std::string text, factory_fn f,
-             pk::args_fn py_args = nullptr) {
-        std::lock_guard<std::mutex> g(mu_);
-        table_.emplace(sig, entry{referent, std::move(text), std::move(f), py_args});
-    }
+             pk::args_fn py_args = nullptr);
     struct entry {
         std::type_index referent;
         std::string text;
         factory_fn make;
         pk::args_fn py_args;  // Python arguments to make's body; null: none
     };
-    const entry* find(std::uint64_t sig) {
-        std::lock_guard<std::mutex> g(mu_);
-        auto it = table_.find(sig);
-        return it == table_.end() ? nullptr : &it->second;
-    }
+    const entry* find(std::uint64_t sig);
     /// The constructors of referent that Python arguments can call.
-    std::vector<const entry*> python_constructors(std::type_index referent) {
-        std::lock_guard<std::mutex> g(mu_);
-        std::vector<const entry*> v;
-        for (auto& kv : table_)
-            if (kv.second.referent == referent && kv.second.py_args) v.push_back(&kv.second);
-        return v;
-    }
-    std::vector<std::string> signatures_for(std::type_index referent) {
-        std::lock_guard<std::mutex> g(mu_);
-        std::vector<std::string> v;
-        for (auto& kv : table_)
-            if (kv.second.referent == referent) v.push_back(kv.second.text);
-        return v;
-    }
+    std::vector<const entry*> python_constructors(std::type_index referent);
+    std::vector<std::string> signatures_for(std::type_index referent);
 
 private:
     std::mutex mu_;
@@ -873,33 +795,10 @@ struct type_entry {
 
     /// The method name with signature sig; failing that, one of that name
     /// (whose signature the caller then finds wrong); null if none.
-    const method_entry* find(std::string_view name, std::uint64_t sig) const {
-        auto range = by_name.equal_range(name);
-        for (auto it = range.first; it != range.second; ++it)
-            if (it->second->sig == sig) return it->second;
-        return range.first == range.second ? nullptr : range.first->second;
-    }
+    const method_entry* find(std::string_view name, std::uint64_t sig) const;
     /// The names a Python AutoProxy of this type may call.
-    std::vector<std::string> python_exposed() const {
-        std::vector<std::string> v;
-        for (auto& m : methods)
-            if (std::find(v.begin(), v.end(), m.name) == v.end()) v.emplace_back(m.name);
-        for (auto& kv : py_methods)
-            if (std::find(v.begin(), v.end(), kv.first) == v.end()) v.push_back(kv.first);
-        return v;
-    }
-    std::string exposed_list() const {
-        std::string s = "(";
-        std::size_t n = 0;
-        for (std::size_t i = 0; i < methods.size(); ++i) {
-            bool seen = false;
-            for (std::size_t j = 0; j < i; ++j) seen = seen || methods[j].name == methods[i].name;
-            if (seen) continue;
-            s += (n++ ? ", '" : "'") + std::string(methods[i].name) + "'";
-        }
-        if (n == 1) s += ",";
-        return s + ")";
-    }
+    std::vector<std::string> python_exposed() const;
+    std::string exposed_list() const;
 };
 
 template <class ProxyT>
@@ -925,33 +824,11 @@ std::uint64_t fingerprint() {
 /// A manager class's registry (Python's BaseManager._registry).
 class registry {
 public:
-    void add(std::shared_ptr<type_entry> e) {
-        std::lock_guard<std::mutex> g(mu_);
-        typeid_by_proxy_.emplace(e->proxy, e->typeid_);
-        typeid_by_referent_.emplace(e->referent, e->typeid_);
-        by_typeid_[e->typeid_] = std::move(e);
-    }
-    std::shared_ptr<const type_entry> find(const std::string& typeid_) const {
-        std::lock_guard<std::mutex> g(mu_);
-        auto it = by_typeid_.find(typeid_);
-        return it == by_typeid_.end() ? nullptr : it->second;
-    }
-    std::string typeid_for_proxy(std::type_index t) const {
-        std::lock_guard<std::mutex> g(mu_);
-        auto it = typeid_by_proxy_.find(t);
-        return it == typeid_by_proxy_.end() ? std::string() : it->second;
-    }
-    std::string typeid_for_referent(std::type_index t) const {
-        std::lock_guard<std::mutex> g(mu_);
-        auto it = typeid_by_referent_.find(t);
-        return it == typeid_by_referent_.end() ? std::string() : it->second;
-    }
-    std::vector<std::string> typeids() const {
-        std::lock_guard<std::mutex> g(mu_);
-        std::vector<std::string> v;
-        for (auto& kv : by_typeid_) v.push_back(kv.first);
-        return v;
-    }
+    void add(std::shared_ptr<type_entry> e);
+    std::shared_ptr<const type_entry> find(const std::string& typeid_) const;
+    std::string typeid_for_proxy(std::type_index t) const;
+    std::string typeid_for_referent(std::type_index t) const;
+    std::vector<std::string> typeids() const;
 
     /// A name a Python client creates (SyncManager's 'dict', 'Lock'...) for
     /// a registered typeid: the defaults of the Python parameters, and
@@ -961,32 +838,14 @@ public:
         std::vector<pk::value> defaults;
         std::vector<pk::value> fixed;
     };
-    void add_python_alias(const std::string& name, python_alias a) {
-        std::lock_guard<std::mutex> g(mu_);
-        aliases_[name] = std::move(a);
-    }
-    std::optional<python_alias> find_python_alias(const std::string& name) const {
-        std::lock_guard<std::mutex> g(mu_);
-        auto it = aliases_.find(name);
-        if (it == aliases_.end()) return std::nullopt;
-        return it->second;
-    }
+    void add_python_alias(const std::string& name, python_alias a);
+    std::optional<python_alias> find_python_alias(const std::string& name) const;
 
     /// Work for the server process to do as its Server is destroyed, e.g.
     /// SharedMemoryManager's unlinking (Python overrides Server.shutdown).
     /// Hooks must not throw.
-    void add_exit_hook(std::function<void()> f) {
-        std::lock_guard<std::mutex> g(mu_);
-        exit_hooks_.push_back(std::move(f));
-    }
-    void run_exit_hooks() const {
-        std::vector<std::function<void()>> hooks;
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            hooks = exit_hooks_;
-        }
-        for (auto& h : hooks) h();
-    }
+    void add_exit_hook(std::function<void()> f);
+    void run_exit_hooks() const;
 
 private:
     mutable std::mutex mu_;
@@ -1106,3 +965,7 @@ private:
 }  // namespace detail
 
 }  // namespace multiprocessing::managers
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/registry.ipp"
+#endif

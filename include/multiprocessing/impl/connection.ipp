@@ -83,3 +83,435 @@ MULTIPROCESSING_DECL int listen_fd(const Address& address, int backlog, Address&
 }
 
 }  // namespace multiprocessing::connection::detail
+
+namespace multiprocessing::connection {
+
+MULTIPROCESSING_DECL Connection& Connection::operator=(Connection&& o) noexcept {
+    if (this != &o) {
+        close();
+        fd_ = std::exchange(o.fd_, -1);
+        max_frame_ = o.max_frame_;
+        rbuf_ = std::move(o.rbuf_);
+        rcap_ = std::exchange(o.rcap_, 0);
+        small_frames_ = o.small_frames_;
+        rbeg_ = std::exchange(o.rbeg_, 0);
+        rend_ = std::exchange(o.rend_, 0);
+        timeout_ = o.timeout_;
+        deadline_ = o.deadline_;
+        spin_us_ = o.spin_us_;
+        shm_ = std::move(o.shm_);
+        broken_.store(o.broken_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    }
+    return *this;
+}
+
+MULTIPROCESSING_DECL void Connection::set_spin(int microseconds) {
+    spin_us_ = microseconds;
+    if (shm_) shm_->set_spin(microseconds);
+}
+
+MULTIPROCESSING_DECL void Connection::close() {
+    shm_.reset();
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    broken_.store(false, std::memory_order_relaxed);
+}
+
+MULTIPROCESSING_DECL void Connection::abandon() {
+    shm_.reset();
+    fd_ = -1;
+}
+
+MULTIPROCESSING_DECL void Connection::use_shared_memory(int segment_fd, int side) {
+    if (fd_ < 0) {
+        ::close(segment_fd);
+        throw ConnectionError("connection is closed");
+    }
+    shm_ = std::make_unique<detail::shm_stream>(segment_fd, side, fd_);
+    shm_->set_spin(spin_us_);
+}
+
+MULTIPROCESSING_DECL bool Connection::is_unix_socket() const {
+    sockaddr_storage a{};
+    socklen_t n = sizeof a;
+    return fd_ >= 0 && ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &n) == 0 && a.ss_family == AF_UNIX;
+}
+
+MULTIPROCESSING_DECL bool Connection::poll(double timeout) const {
+    if (rend_ > rbeg_) return true;
+    return wait_readable(timeout);
+}
+
+MULTIPROCESSING_DECL void Connection::send_bytes(const void* data, std::size_t n) {
+    std::vector<char> buf;
+    begin_frame(buf);
+    buf.insert(buf.end(), static_cast<const char*>(data), static_cast<const char*>(data) + n);
+    send_frame(buf);
+}
+
+MULTIPROCESSING_DECL std::string Connection::recv_bytes(std::size_t maxlength) {
+    auto f = recv_frame(maxlength ? maxlength : max_frame_);
+    return std::string(f.first, f.second);
+}
+
+MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::seal_frame(std::vector<char>& buf) {
+    std::size_t n = buf.size() - header_room;
+    char* start;
+    if (n > 0x7fffffffu) {
+        start = buf.data();
+        put_be32(start, 0xffffffffu);
+        put_be64(start + 4, n);
+    } else {
+        start = buf.data() + 8;
+        put_be32(start, static_cast<std::uint32_t>(n));
+    }
+    return {start, static_cast<std::size_t>(buf.data() + buf.size() - start)};
+}
+
+MULTIPROCESSING_DECL void Connection::send_frame(std::vector<char>& buf) {
+    auto f = seal_frame(buf);
+    send_all(f.first, f.second);
+}
+
+MULTIPROCESSING_DECL void Connection::send_frame(std::vector<char>& buf, int fd) {
+    ensure_open();
+    if (shm_) throw ValueError("descriptors cross only the socket");
+    auto f = seal_frame(buf);
+    iovec iov{const_cast<char*>(f.first), f.second};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof ctl;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t w;
+    do w = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        int e = errno;
+        throw ConnectionError(std::string("send failed: ") + std::strerror(e));
+    }
+    if (static_cast<std::size_t>(w) < f.second) send_all(f.first + w, f.second - static_cast<std::size_t>(w));
+}
+
+MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::recv_frame(std::size_t limit, int* fd) {
+    *fd = -1;
+    if (rend_ == rbeg_ && !shm_) receive_with_descriptor(fd);
+    return recv_frame(limit);
+}
+
+MULTIPROCESSING_DECL bool Connection::frame_ready() const {
+    if (rend_ - rbeg_ < 4) return false;
+    std::uint32_t h = get_be32(rbuf_.get() + rbeg_);
+    if (h & 0x80000000u) return false;
+    return rend_ - rbeg_ >= 4 + static_cast<std::size_t>(h);
+}
+
+MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::recv_frame(std::size_t limit) {
+    maybe_shrink();
+    fill(4);
+    std::uint32_t h = get_be32(rbuf_.get() + rbeg_);
+    std::size_t hdr = 4;
+    std::uint64_t n = h;
+    if (h == 0xffffffffu) {
+        fill(12);
+        n = get_be64(rbuf_.get() + rbeg_ + 4);
+        hdr = 12;
+    } else if (h & 0x80000000u) {
+        throw_bad_frame("negative frame length");
+    }
+    if (n > limit)
+        throw_bad_frame("frame of " + std::to_string(n) + " bytes exceeds the limit of " +
+                        std::to_string(limit));
+    fill(hdr + static_cast<std::size_t>(n));
+    small_frames_ = n > (std::size_t(1) << 20) ? 0 : small_frames_ + 1;
+    const char* p = rbuf_.get() + rbeg_ + hdr;
+    rbeg_ += hdr + static_cast<std::size_t>(n);
+    return {p, static_cast<std::size_t>(n)};
+}
+
+MULTIPROCESSING_DECL void Connection::put_be32(char* p, std::uint32_t v) {
+    for (int i = 3; i >= 0; --i) { p[i] = static_cast<char>(v & 0xff); v >>= 8; }
+}
+
+MULTIPROCESSING_DECL void Connection::put_be64(char* p, std::uint64_t v) {
+    for (int i = 7; i >= 0; --i) { p[i] = static_cast<char>(v & 0xff); v >>= 8; }
+}
+
+MULTIPROCESSING_DECL std::uint32_t Connection::get_be32(const char* p) {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+    return v;
+}
+
+MULTIPROCESSING_DECL std::uint64_t Connection::get_be64(const char* p) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+    return v;
+}
+
+MULTIPROCESSING_DECL void Connection::throw_bad_frame(const std::string& why) {
+        broken_.store(true, std::memory_order_relaxed);
+        if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+        throw ProcessError("bad frame: " + why);
+    }
+
+MULTIPROCESSING_DECL void Connection::ensure_open() const {
+    if (fd_ < 0 || broken_.load(std::memory_order_relaxed)) throw ConnectionError("connection is closed");
+}
+
+MULTIPROCESSING_DECL bool Connection::wait_readable(double timeout) const {
+    ensure_open();
+    if (shm_) {
+        if (shm_->readable()) return true;
+        std::optional<std::chrono::steady_clock::time_point> dl;
+        if (timeout >= 0)
+            dl = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                        std::chrono::duration<double>(timeout));
+        try {
+            shm_->wait_readable(dl);  // false: the peer closed, and EOF is readable
+            return true;
+        } catch (const multiprocessing::TimeoutError&) {
+            return false;
+        }
+    }
+    pollfd p{fd_, POLLIN, 0};
+    int ms = timeout < 0 ? -1 : static_cast<int>(timeout * 1000.0 + 0.999);
+    for (;;) {
+        int r = ::poll(&p, 1, ms);
+        if (r >= 0) return r > 0;
+        if (errno != EINTR) throw detail::sys_error("poll");
+    }
+}
+
+MULTIPROCESSING_DECL double Connection::seconds_left() const {
+    if (!deadline_) return -1;
+    double left = std::chrono::duration<double>(*deadline_ - std::chrono::steady_clock::now()).count();
+    return left > 0 ? left : 0;
+}
+
+MULTIPROCESSING_DECL void Connection::send_all(const char* p, std::size_t n) {
+    ensure_open();
+    if (shm_) {
+        shm_->write(p, n, deadline_);
+        return;
+    }
+    while (n) {
+        // With a deadline, a peer that stops reading cannot hold us
+        // in send() once its socket buffer is full.
+        ssize_t w = ::send(fd_, p, n, MSG_NOSIGNAL | (deadline_ ? MSG_DONTWAIT : 0));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (deadline_ && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                pollfd q{fd_, POLLOUT, 0};
+                double left = seconds_left();
+                if (left <= 0 || ::poll(&q, 1, static_cast<int>(left * 1000.0 + 0.999)) == 0)
+                    throw multiprocessing::TimeoutError("timed out sending to the peer");
+                continue;
+            }
+            int e = errno;
+            throw ConnectionError(std::string("send failed: ") + std::strerror(e));
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+}
+
+MULTIPROCESSING_DECL void Connection::fill(std::size_t need) {
+    if (rend_ - rbeg_ >= need) return;
+    ensure_open();
+    if (rbeg_ + need > rcap_) {
+        std::size_t have = rend_ - rbeg_;
+        if (rbeg_ && have) std::memmove(rbuf_.get(), rbuf_.get() + rbeg_, have);
+        rbeg_ = 0;
+        rend_ = have;
+        if (rcap_ < 64 * 1024) grow(64 * 1024);
+    }
+    if (shm_) {
+        fill_shared(need);
+        return;
+    }
+    if (spin_us_ > 0 && should_spin()) {
+        bool ok = try_spin(need);
+        spin_score_ += ok ? (16 - spin_score_ / 16) : -(spin_score_ / 4);  // moving average
+        if (ok) return;
+    }
+    while (rend_ - rbeg_ < need) {
+        // Grow only as bytes arrive: a peer announcing a huge frame and
+        // sending nothing must not make us allocate it.
+        if (rend_ == rcap_) grow(std::min(rbeg_ + need, rcap_ * 2));
+        if (timeout_ && !wait_readable(*timeout_))
+            throw multiprocessing::TimeoutError("timed out waiting for the peer");
+        if (deadline_ && !wait_readable(seconds_left()))
+            throw multiprocessing::TimeoutError("timed out waiting for the peer");
+        ssize_t r = ::recv(fd_, rbuf_.get() + rend_, rcap_ - rend_, 0);
+        if (r > 0) { rend_ += static_cast<std::size_t>(r); continue; }
+        if (r == 0) {
+            if (rend_ > rbeg_)
+                throw detail::truncated_frame("connection closed by peer in the middle of a frame");
+            throw EOFError("connection closed by peer");
+        }
+        if (errno == EINTR) continue;
+        int e = errno;
+        throw ConnectionError(std::string("recv failed: ") + std::strerror(e));
+    }
+}
+
+MULTIPROCESSING_DECL void Connection::fill_shared(std::size_t need) {
+    while (rend_ - rbeg_ < need) {
+        if (rend_ == rcap_) grow(std::min(rbeg_ + need, rcap_ * 2));
+        std::size_t k = shm_->read_some(rbuf_.get() + rend_, rcap_ - rend_);
+        if (k) {
+            rend_ += k;
+            continue;
+        }
+        auto dl = deadline_;
+        if (timeout_) {
+            auto t = std::chrono::steady_clock::now() +
+                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*timeout_));
+            if (!dl || t < *dl) dl = t;
+        }
+        if (!shm_->wait_readable(dl)) {
+            if (rend_ > rbeg_)
+                throw detail::truncated_frame("connection closed by peer in the middle of a frame");
+            throw EOFError("connection closed by peer");
+        }
+    }
+}
+
+MULTIPROCESSING_DECL void Connection::receive_with_descriptor(int* fd) {
+    ensure_open();
+    maybe_shrink();
+    rbeg_ = rend_ = 0;
+    if (rcap_ < 64 * 1024) grow(64 * 1024);
+    if (deadline_ && !wait_readable(seconds_left()))
+        throw multiprocessing::TimeoutError("timed out waiting for the peer");
+    iovec iov{rbuf_.get(), rcap_};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(4 * sizeof(int))];
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof ctl;
+    ssize_t r;
+    do r = ::recvmsg(fd_, &m, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        int e = errno;
+        throw ConnectionError(std::string("recv failed: ") + std::strerror(e));
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < n; ++i) {
+            int got;
+            std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+            if (*fd < 0) *fd = got;
+            else ::close(got);  // only one was asked for
+        }
+    }
+    if (r == 0) {
+        if (*fd >= 0) ::close(*fd);
+        *fd = -1;
+        throw EOFError("connection closed by peer");
+    }
+    rend_ = static_cast<std::size_t>(r);
+}
+
+MULTIPROCESSING_DECL void Connection::grow(std::size_t cap) {
+    std::unique_ptr<char[]> bigger(new char[cap]);
+    if (rend_) std::memcpy(bigger.get(), rbuf_.get(), rend_);
+    rbuf_ = std::move(bigger);
+    rcap_ = cap;
+}
+
+MULTIPROCESSING_DECL bool Connection::try_spin(std::size_t need) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
+    do {
+        ssize_t r = ::recv(fd_, rbuf_.get() + rend_, rcap_ - rend_, MSG_DONTWAIT);
+        if (r > 0) {
+            rend_ += static_cast<std::size_t>(r);
+            if (rend_ - rbeg_ >= need) return true;
+            continue;
+        }
+        if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return false;
+    } while (std::chrono::steady_clock::now() < end);
+    return false;
+}
+
+MULTIPROCESSING_DECL void Connection::maybe_shrink() {
+    if (rcap_ > (std::size_t(4) << 20) && small_frames_ >= 16 && rend_ - rbeg_ < (64 * 1024)) {
+        std::unique_ptr<char[]> small(new char[64 * 1024]);
+        std::memcpy(small.get(), rbuf_.get() + rbeg_, rend_ - rbeg_);
+        rend_ -= rbeg_;
+        rbeg_ = 0;
+        rbuf_ = std::move(small);
+        rcap_ = 64 * 1024;
+    }
+}
+
+}  // namespace multiprocessing::connection
+
+namespace multiprocessing::connection {
+
+MULTIPROCESSING_DECL Listener::Listener(const Address& address, std::optional<std::string> authkey ,
+             int backlog) : authkey_(std::move(authkey)) {
+    if (address.is_tcp() && (!authkey_ || authkey_->empty()))
+        throw ValueError("a TCP listener needs a non-empty authkey");
+    fd_ = detail::listen_fd(address, backlog, address_);
+    unlink_on_close_ = address.is_unix();
+}
+
+MULTIPROCESSING_DECL Listener& Listener::operator=(Listener&& o) noexcept {
+    if (this != &o) {
+        close();
+        fd_ = std::exchange(o.fd_, -1);
+        address_ = std::move(o.address_);
+        authkey_ = std::move(o.authkey_);
+        unlink_on_close_ = std::exchange(o.unlink_on_close_, false);
+    }
+    return *this;
+}
+
+MULTIPROCESSING_DECL Connection Listener::accept_raw(std::size_t max_frame) {
+    for (;;) {
+        int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c >= 0) {
+            if (address_.is_tcp()) detail::tune_tcp(c);
+            return Connection(c, max_frame);
+        }
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        throw detail::sys_error("accept");
+    }
+}
+
+MULTIPROCESSING_DECL Connection Listener::accept() {
+    Connection c = accept_raw();
+    if (authkey_) {
+        c.set_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+        deliver_challenge(c, *authkey_);
+        answer_challenge(c, *authkey_);
+        c.set_deadline(std::nullopt);
+    }
+    return c;
+}
+
+MULTIPROCESSING_DECL void Listener::close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (unlink_on_close_) ::unlink(address_.path().c_str());
+    unlink_on_close_ = false;
+}
+
+MULTIPROCESSING_DECL void Listener::abandon() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    unlink_on_close_ = false;
+}
+
+}  // namespace multiprocessing::connection

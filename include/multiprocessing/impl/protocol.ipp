@@ -46,3 +46,29 @@ MULTIPROCESSING_DECL exception_table::exception_table() {
 }
 
 }  // namespace multiprocessing::managers::detail
+
+namespace multiprocessing::managers::detail {
+
+MULTIPROCESSING_DECL exception_table& exception_table::instance() {
+    static exception_table* t = new exception_table;
+    return *t;
+}
+
+MULTIPROCESSING_DECL std::string exception_table::name_of(const std::exception& e) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = by_type_.find(std::type_index(typeid(e)));
+    return it == by_type_.end() ? std::string() : it->second;
+}
+
+MULTIPROCESSING_DECL void exception_table::rethrow(const std::string& type, const std::string& message) {
+        std::function<void(const std::string&)> f;
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            auto it = throwers_.find(type);
+            if (it != throwers_.end()) f = it->second;
+        }
+        if (f) f(message);
+        throw RemoteError(type, message);
+    }
+
+}  // namespace multiprocessing::managers::detail

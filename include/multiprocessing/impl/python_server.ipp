@@ -5,6 +5,7 @@
 #pragma once
 
 #include "multiprocessing/managers/server.hpp"
+#include "multiprocessing/detail/py_token.hpp"
 
 #include <sys/socket.h>
 
@@ -233,15 +234,9 @@ MULTIPROCESSING_DECL object Server::python_rebuild(const detail::pk::value& v) {
         a.items[1].state().items[0].k != value::kind::str)
         throw TypeError("a RebuildProxy without a Token");
     const auto& st = a.items[1].state().items;
-    connection::Address where;
-    if (st[1].k == value::kind::str) {
-        where = connection::Address(st[1].s);
-    } else if (st[1].k == value::kind::tuple && st[1].items.size() == 2 && st[1].items[0].k == value::kind::str &&
-               st[1].items[1].k == value::kind::integer && st[1].items[1].i > 0 && st[1].items[1].i < 65536) {
-        where = connection::Address(st[1].items[0].s, static_cast<unsigned short>(st[1].items[1].i));
-    } else {
-        throw TypeError("a Token with an address that is neither a path nor (host, port)");
-    }
+    auto parsed = detail::token_address(st[1]);
+    if (!parsed) throw TypeError("a Token with an address that is neither a path nor (host, port)");
+    const connection::Address& where = *parsed;
     // Only this server's objects (under any host name, for TCP): a client
     // must not make the server connect where it likes.
     const auto& here = address();
@@ -473,12 +468,7 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_exposed(const detail::type
 }
 
 MULTIPROCESSING_DECL detail::pk::value Server::python_token(const Token& t) const {
-    namespace ps = detail::python_server;
-    using ps::value;
-    value address = t.address.is_tcp() ? ps::tuple({value::str(t.address.host()), value::integer(t.address.port())})
-                                        : value::str(t.address.path());
-    value state = ps::tuple({value::str(t.typeid_), std::move(address), value::str(ps::ident(t.id))});
-    return value::instance(value::global("multiprocessing.managers", "Token"), ps::tuple({}), true, &state);
+    return detail::pickle_token(t.typeid_, t.address, detail::python_server::ident(t.id));
 }
 
 MULTIPROCESSING_DECL detail::pk::value Server::python_create(const std::string& typeid_,

@@ -31,4 +31,34 @@ MULTIPROCESSING_DECL void serve_forked(int ready_fd, int alive_fd, const std::fu
     ::_exit(code);
 }
 
+MULTIPROCESSING_DECL bool install_object_proxy_hooks() {
+    auto& h = object_proxy_hooks::instance();
+    h.type_name = [](const ref_entry& e) { return proxy_class_name(e.token.typeid_); };
+    h.repr = [](const ref_entry& e) {
+        // Python prints the proxy's id(); the shared object's id is what
+        // identifies it here.
+        std::ostringstream os;
+        os << "<" << proxy_class_name(e.token.typeid_) << " object, typeid '"
+           << e.token.typeid_.substr(0, e.token.typeid_.find('[')) << "' at 0x" << std::hex << e.token.id << ">";
+        return os.str();
+    };
+    h.id = [](const ref_entry& e) { return e.token.id; };
+    h.same = [](const ref_entry& a, const ref_entry& b) { return a.token == b.token; };
+    h.token = [](const ref_entry& e, std::string& tid, std::string& addr, std::uint64_t& id) {
+        tid = e.token.typeid_;
+        addr = encode_address(e.token.address);
+        id = e.token.id;
+    };
+    h.acquire = [](const std::string& tid, const std::string& addr, std::uint64_t id) {
+        if (id == 0) throw ValueError("an object holds a proxy with no shared object");
+        Token t{tid, decode_address(addr), id};
+        return client_state::instance().get(t.address).acquire(t);
+    };
+    return true;
+}
+#if !defined(MULTIPROCESSING_HEADER_ONLY)
+// Compiled once: installed before main() in every program that links it.
+const bool object_proxy_hooks_installed = install_object_proxy_hooks();
+#endif
+
 }  // namespace multiprocessing::managers::detail

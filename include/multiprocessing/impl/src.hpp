@@ -14,6 +14,23 @@
 #include "multiprocessing/impl/server.ipp"
 #include "multiprocessing/impl/python_server.ipp"
 #include "multiprocessing/impl/sync_manager.ipp"
+#include "multiprocessing/impl/async.ipp"
+#include "multiprocessing/impl/client.ipp"
+#include "multiprocessing/impl/containers.ipp"
+#include "multiprocessing/impl/fork.ipp"
+#include "multiprocessing/impl/object.ipp"
+#include "multiprocessing/impl/pickle.ipp"
+#include "multiprocessing/impl/pool.ipp"
+#include "multiprocessing/impl/pool_proxy.ipp"
+#include "multiprocessing/impl/process.ipp"
+#include "multiprocessing/impl/python_manager.ipp"
+#include "multiprocessing/impl/registry.ipp"
+#include "multiprocessing/impl/server_methods.ipp"
+#include "multiprocessing/impl/shared_memory.ipp"
+#include "multiprocessing/impl/shared_memory_manager.ipp"
+#include "multiprocessing/impl/sharedctypes.ipp"
+#include "multiprocessing/impl/shm_stream.ipp"
+#include "multiprocessing/impl/sync.ipp"
 
 namespace multiprocessing::managers {
 #define MULTIPROCESSING_INSTANTIATE template

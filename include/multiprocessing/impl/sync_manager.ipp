@@ -39,3 +39,12 @@ MULTIPROCESSING_DECL void SyncManager::register_builtin_types() {
 }
 
 }  // namespace multiprocessing::managers
+
+namespace multiprocessing::managers {
+
+MULTIPROCESSING_DECL SyncManager::SyncManager(Address address, AuthKey authkey, ServerOptions options,
+                         double shutdown_timeout) : BaseManager(std::move(address), std::move(authkey), options, shutdown_timeout) {
+    register_builtin_types();
+}
+
+}  // namespace multiprocessing::managers

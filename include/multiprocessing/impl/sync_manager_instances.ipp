@@ -29,3 +29,19 @@ MULTIPROCESSING_INSTANTIATE struct detail::constructor_registrar<ConditionRef, T
 MULTIPROCESSING_INSTANTIATE struct detail::constructor_registrar<BarrierRef, long long, double>;
 MULTIPROCESSING_INSTANTIATE struct detail::constructor_registrar<BarrierRef, long long, server_action, double>;
 MULTIPROCESSING_INSTANTIATE struct detail::constructor_registrar<PoolRef, bool, long long>;
+// The client side: each default type's registration fingerprint (every
+// exposed method's signature), which create() sends.
+MULTIPROCESSING_INSTANTIATE std::uint64_t detail::fingerprint<Proxy<Dict<object, object>>>();
+MULTIPROCESSING_INSTANTIATE std::uint64_t detail::fingerprint<Proxy<List<object>>>();
+MULTIPROCESSING_INSTANTIATE std::uint64_t detail::fingerprint<Proxy<Set<object>>>();
+MULTIPROCESSING_INSTANTIATE std::uint64_t detail::fingerprint<Proxy<NamespaceRef>>();
+MULTIPROCESSING_INSTANTIATE std::uint64_t detail::fingerprint<Proxy<ValueRef<object>>>();
+MULTIPROCESSING_INSTANTIATE std::uint64_t detail::fingerprint<Proxy<QueueRef<object>>>();
+MULTIPROCESSING_INSTANTIATE std::uint64_t detail::fingerprint<Proxy<LockRef>>();
+MULTIPROCESSING_INSTANTIATE std::uint64_t detail::fingerprint<Proxy<SemaphoreRef>>();
+MULTIPROCESSING_INSTANTIATE std::uint64_t detail::fingerprint<Proxy<EventRef>>();
+MULTIPROCESSING_INSTANTIATE std::uint64_t detail::fingerprint<Proxy<ConditionRef>>();
+MULTIPROCESSING_INSTANTIATE std::uint64_t detail::fingerprint<Proxy<BarrierRef>>();
+MULTIPROCESSING_INSTANTIATE std::uint64_t detail::fingerprint<Proxy<PoolRef>>();
+MULTIPROCESSING_INSTANTIATE class Proxy<Dict<object, object>>;
+MULTIPROCESSING_INSTANTIATE class BaseManager<SyncManager>;

@@ -8,6 +8,7 @@
 // (gh-137233).  Iteration is live, as in CPython: one call per step.
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/managers/base.hpp"
 #include "multiprocessing/detail/py_repr.hpp"
 #include "multiprocessing/detail/registry.hpp"
@@ -1098,8 +1099,10 @@ public:
         return this->template _call_exposed_<&R::iter_step>("__iter_step__", st);
     }
 
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(
             method_desc<&R::getitem>{"__getitem__"}, method_desc<&R::setitem>{"__setitem__"},
             method_desc<&R::delitem>{"__delitem__"}, method_desc<&R::contains>{"__contains__"},
@@ -1208,8 +1211,10 @@ public:
         return this->template _call_exposed_<&R::iter_item>("__iter_item__", i);
     }
 
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(
             method_desc<&R::getitem>{"__getitem__"}, method_desc<&R::setitem>{"__setitem__"},
             method_desc<&R::delitem>{"__delitem__"}, method_desc<&R::len>{"__len__"},
@@ -1331,8 +1336,10 @@ public:
         return this->template _call_exposed_<&R::iter_step>("__iter_step__", st);
     }
 
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(
             method_desc<&R::add>{"add"}, method_desc<&R::discard>{"discard"}, method_desc<&R::remove>{"remove"},
             method_desc<&R::contains>{"__contains__"}, method_desc<&R::len>{"__len__"}, method_desc<&R::pop>{"pop"},
@@ -1369,8 +1376,10 @@ public:
     void set(const T& v) const { this->template _call_exposed_<&R::set>("set", v); }
     /// Python's `value` property.
     T value() const { return get(); }
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(method_desc<&R::get>{"get"}, method_desc<&R::set>{"set"});
     }
 };
@@ -1407,8 +1416,10 @@ public:
     std::optional<T> _iter_item(std::size_t i) const {
         return this->template _call_exposed_<&R::iter_item>("__iter_item__", i);
     }
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(method_desc<&R::getitem>{"__getitem__"}, method_desc<&R::setitem>{"__setitem__"},
                                method_desc<&R::len>{"__len__"}, method_desc<&R::copy>{"copy"},
                                method_desc<&R::iter_item>{"__iter_item__"});
@@ -1419,35 +1430,19 @@ public:
 /// dynamic values, printed as Namespace(name='Bob').
 class NamespaceRef {
 public:
-    object getattr(const std::string& name) const {
-        auto v = attrs_.get(name);
-        if (!v) throw AttributeError("'Namespace' object has no attribute " + multiprocessing::detail::py_str_repr(name));
-        return *v;
-    }
-    void setattr(const std::string& name, const object& v) { attrs_.setitem(name, v); }
-    void delattr(const std::string& name) {
-        if (!attrs_.contains(name))
-            throw AttributeError("'Namespace' object has no attribute " + multiprocessing::detail::py_str_repr(name));
-        attrs_.delitem(name);
-    }
-    bool hasattr(const std::string& name) const { return attrs_.contains(name); }
+    object getattr(const std::string& name) const;
+    void setattr(const std::string& name, const object& v);
+    void delattr(const std::string& name);
+    bool hasattr(const std::string& name) const;
     /// Python's Namespace repr: public names only, the name=value texts
     /// sorted.
-    std::string repr() const {
-        std::vector<std::string> parts;
-        for (auto& kv : attrs_)
-            if (kv.first.rfind("_", 0) != 0) parts.push_back(kv.first + "=" + repr_of(kv.second));
-        std::sort(parts.begin(), parts.end());
-        std::string s = "Namespace(";
-        for (std::size_t i = 0; i < parts.size(); ++i) s += (i ? ", " : "") + parts[i];
-        return s + ")";
-    }
+    std::string repr() const;
     friend std::ostream& operator<<(std::ostream& os, const NamespaceRef& n) { return os << n.repr(); }
     template <class Ar>
     void serialize(Ar& ar, unsigned) { ar & attrs_; }
 
 private:
-    static std::string repr_of(const object& o) { return multiprocessing::repr(o); }
+    static std::string repr_of(const object& o);
     template <class, class> friend struct detail::gc_traverse;
     Dict<std::string, object> attrs_;
 };
@@ -1506,14 +1501,16 @@ class Proxy<NamespaceRef> : public ProxyBase<NamespaceRef> {
 public:
     using ProxyBase<R>::ProxyBase;
     /// Python's ns.name; AttributeError if unset.
-    object getattr(const std::string& name) const { return _call_exposed_<&R::getattr>("__getattribute__", name); }
+    object getattr(const std::string& name) const;
     /// Python's ns.name = value.
-    void setattr(const std::string& name, const object& v) const { _call_exposed_<&R::setattr>("__setattr__", name, v); }
+    void setattr(const std::string& name, const object& v) const;
     /// Python's del ns.name.
-    void delattr(const std::string& name) const { _call_exposed_<&R::delattr>("__delattr__", name); }
-    bool hasattr(const std::string& name) const { return _call_exposed_<&R::hasattr>("hasattr", name); }
+    void delattr(const std::string& name) const;
+    bool hasattr(const std::string& name) const;
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(method_desc<&R::getattr>{"__getattribute__"}, method_desc<&R::setattr>{"__setattr__"},
                                method_desc<&R::delattr>{"__delattr__"}, method_desc<&R::hasattr>{"hasattr"});
     }
@@ -1637,8 +1634,9 @@ template <>
 class Proxy<detail::PythonIterator> : public ProxyBase<detail::PythonIterator> {
 public:
     using ProxyBase<detail::PythonIterator>::ProxyBase;
+    template <class MpSelf = detail::PythonIterator>  // lazy: built only where used
     static auto _exposed_() {
-        return std::make_tuple(detail::method_desc<&detail::PythonIterator::next_item>{"__next__"});
+        return std::make_tuple(detail::method_desc<&MpSelf::next_item>{"__next__"});
     }
 };
 
@@ -1783,3 +1781,7 @@ private:
 
 }  // namespace detail
 }  // namespace multiprocessing::managers
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/containers.ipp"
+#endif

@@ -136,10 +136,15 @@ struct multiprocessing_expose_tag {};
 #define MP_DETAIL_OVERLOAD_DESCS(T, name, ...) \
     ::multiprocessing::managers::detail::overload_descs<mp_overloads_##name, __VA_ARGS__>(#name)
 
+// _exposed_ is a template on the referent so that its table is built only
+// where it is used (a registration, a call), not in every file that sees
+// the macro: a full specialization's plain member would be instantiated
+// in each of them.
 #define MP_DETAIL_PROXY_BODY(T, ...)                                                         \
     MP_DETAIL_FOR_EACH(MP_DETAIL_PROXY_METHOD, T, __VA_ARGS__)                               \
+    template <class MpSelf = T>                                                              \
     static auto _exposed_() {                                                                \
-        return std::tuple_cat(MP_DETAIL_FOR_LIST(MP_DETAIL_METHOD_DESC, T, __VA_ARGS__));    \
+        return std::tuple_cat(MP_DETAIL_FOR_LIST(MP_DETAIL_METHOD_DESC, MpSelf, __VA_ARGS__)); \
     }
 
 /// Exposes methods of class T through Proxy<T> (Python's `exposed=`).

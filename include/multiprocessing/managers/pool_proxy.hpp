@@ -2,6 +2,7 @@
 // PoolProxy, AsyncResult<R> and IMapIterator<R>, and manager.Pool().
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/managers/base.hpp"
 #include "multiprocessing/detail/pool.hpp"
 
@@ -194,16 +195,14 @@ class Proxy<AsyncResultRef> : public ProxyBase<AsyncResultRef> {
 
 public:
     using ProxyBase<R>::ProxyBase;
-    std::vector<std::string> get(std::optional<double> timeout = std::nullopt) const {
-        return _call_exposed_<&R::get>("get", timeout.value_or(-1));
-    }
-    bool wait(std::optional<double> timeout = std::nullopt) const {
-        return _call_exposed_<&R::wait>("wait", timeout.value_or(-1));
-    }
-    bool ready() const { return _call_exposed_<&R::ready>("ready"); }
-    bool successful() const { return _call_exposed_<&R::successful>("successful"); }
+    std::vector<std::string> get(std::optional<double> timeout = std::nullopt) const;
+    bool wait(std::optional<double> timeout = std::nullopt) const;
+    bool ready() const;
+    bool successful() const;
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(method_desc<&R::get>{"get"}, method_desc<&R::wait>{"wait"},
                                method_desc<&R::ready>{"ready"}, method_desc<&R::successful>{"successful"});
     }
@@ -216,14 +215,12 @@ class Proxy<IteratorRef> : public ProxyBase<IteratorRef> {
 
 public:
     using ProxyBase<R>::ProxyBase;
-    std::string next(std::optional<double> timeout = std::nullopt) const {
-        return _call_exposed_<&R::next>("next", timeout.value_or(-1));
-    }
-    std::vector<std::string> next_batch(long long max, std::optional<double> timeout = std::nullopt) const {
-        return _call_exposed_<&R::next_batch>("next_batch", max, timeout.value_or(-1));
-    }
+    std::string next(std::optional<double> timeout = std::nullopt) const;
+    std::vector<std::string> next_batch(long long max, std::optional<double> timeout = std::nullopt) const;
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(method_desc<&R::next>{"next"}, method_desc<&R::next_batch>{"next_batch"});
     }
 };
@@ -437,21 +434,21 @@ public:
     }
 
     /// Python's close(): no new tasks; workers exit once the queue is done.
-    void close() const { _call_exposed_<&Ref::close>("close"); }
+    void close() const;
     /// Python's terminate(): workers are stopped now (SIGTERM, then
     /// SIGKILL); unfinished results fail with ProcessError instead of
     /// never arriving.
-    void terminate() const { _call_exposed_<&Ref::terminate>("terminate"); }
+    void terminate() const;
     /// Python's join(): waits for the workers to exit after close() or
     /// terminate() (ValueError before); false if timeout passed first.
-    bool join(std::optional<double> timeout = std::nullopt) const {
-        return _call_exposed_<&Ref::join>("join", timeout.value_or(-1));
-    }
+    bool join(std::optional<double> timeout = std::nullopt) const;
     /// The worker processes' pids (not in Python's proxy).
-    std::vector<long long> pids() const { return _call_exposed_<&Ref::pids>("pids"); }
+    std::vector<long long> pids() const;
 
+    template <class MpSelf = Ref>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using Ref = MpSelf;
         return std::make_tuple(
             method_desc<&Ref::apply>{"apply"}, method_desc<&Ref::apply_async>{"apply_async"},
             method_desc<&Ref::map>{"map"}, method_desc<&Ref::map_async>{"map_async"},
@@ -494,7 +491,7 @@ private:
     template <class T>
     struct item_params<true, T> { using type = typename detail::tuple_wire<T>::type; };
 
-    static long long chunk(std::optional<long long> c) { return c ? *c : -1; }
+    static long long chunk(std::optional<long long> c);
 
     template <auto M, bool Star, class F, class Range>
     auto many_raw(const char* method, F* f, const Range& items, std::optional<long long> chunksize) const {
@@ -584,3 +581,7 @@ bool pool_factories<Manager>::pool_registered::done = pool_factories<Manager>::p
 
 }  // namespace detail
 }  // namespace multiprocessing::managers
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/pool_proxy.ipp"
+#endif

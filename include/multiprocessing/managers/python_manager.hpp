@@ -4,9 +4,11 @@
 // frames, its HMAC handshake, pickled requests and replies).
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/detail/fork.hpp"
 #include "multiprocessing/detail/pickle_object.hpp"
+#include "multiprocessing/detail/py_token.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/managers/sync.hpp"
 #include "multiprocessing/managers/token.hpp"
@@ -51,14 +53,6 @@ inline pk::value to_pickle(const object& o, const connection::Address* dest) {
         throw TypeError("a proxy of a C++ manager's object cannot be sent to a CPython manager");
     };
     return pk::from_object(o, &on_proxy);
-}
-
-// Python's Token(typeid, address, id), as CPython pickles it (its
-// __getstate__ tuple), the address a path or (host, port).
-inline pk::value token(const std::string& typeid_, const connection::Address& a, const std::string& id) {
-    pk::value where = a.is_tcp() ? tuple({pk::value::str(a.host()), pk::value::integer(a.port())}) : pk::value::str(a.path());
-    pk::value state = tuple({pk::value::str(typeid_), std::move(where), pk::value::str(id)});
-    return pk::value::instance(pk::value::global("multiprocessing.managers", "Token"), tuple({}), true, &state);
 }
 
 // (ident, methodname, args, kwds), as Python's dispatch() and _callmethod send it.
@@ -174,48 +168,29 @@ public:
     /// A proxy inside the result (Python's d['x'] after d['x'] = m.list())
     /// arrives as an object holding a PythonProxy (as_proxy<PythonProxy>()),
     /// which takes a reference of its own, as Python's RebuildProxy does.
-    object _callmethod(const std::string& name, std::vector<object> args = {}, const Kwds& kwds = {}) const {
-        namespace pk = detail::python::pk;
-        auto r = call(name, args, kwds);
-        if (r.items[0].s == "#PROXY") {
-            adopt(r.items[1]);  // released at once: the server made it for this call
-            throw TypeError("method '" + name + "' of '" + s_->typeid_ + "' returns a shared object: call _callmethod_proxy");
-        }
-        const pk::instance_fn rebuild = [this](const pk::value& v) { return object(this->rebuild(v)); };
-        return pk::to_object(r.items[1], &rebuild);
-    }
+    object _callmethod(const std::string& name, std::vector<object> args = {}, const Kwds& kwds = {}) const;
     /// _callmethod for a method the server registered as returning a
     /// shared object (method_to_typeid: e.g. a Pool's apply_async).
-    PythonProxy _callmethod_proxy(const std::string& name, std::vector<object> args = {}, const Kwds& kwds = {}) const {
-        auto r = call(name, args, kwds);
-        if (r.items[0].s != "#PROXY")
-            throw TypeError("method '" + name + "' of '" + s_->typeid_ + "' returns a value, not a shared object");
-        return adopt(r.items[1]);
-    }
+    PythonProxy _callmethod_proxy(const std::string& name, std::vector<object> args = {}, const Kwds& kwds = {}) const;
 
     /// The methods the server exposes for this object (Python's _exposed_).
-    const std::vector<std::string>& _exposed() const { return state().exposed; }
+    const std::vector<std::string>& _exposed() const;
     /// Python's token.typeid, token.id, token.address.
-    const std::string& typeid_() const { return state().typeid_; }
-    const std::string& id() const { return state().id; }
-    const connection::Address& address() const { return state().address; }
-    explicit operator bool() const { return static_cast<bool>(s_); }
+    const std::string& typeid_() const;
+    const std::string& id() const;
+    const connection::Address& address() const;
+    explicit operator bool() const;
     /// Python's type(proxy).__name__: the class the server's side pickles
     /// it as (DictProxy for a SyncManager's dict), or AutoProxy[typeid].
-    const std::string& type_name() const { return state().cls; }
+    const std::string& type_name() const;
 
     /// Python's repr(proxy) shape: <DictProxy object, typeid 'dict' at 0x...>.
-    std::string repr() const { return state().repr(); }
+    std::string repr() const;
 
     /// Internal: the reference an object holding this proxy shares.
-    std::shared_ptr<managers::detail::python_ref> _python_ref() const { return s_; }
+    std::shared_ptr<managers::detail::python_ref> _python_ref() const;
     /// Internal: the proxy an object holds (object::as_proxy<PythonProxy>()).
-    static PythonProxy _from_python_ref(const std::shared_ptr<managers::detail::python_ref>& r) {
-        PythonProxy p;
-        p.s_ = std::dynamic_pointer_cast<shared_state>(r);
-        if (!p.s_) throw TypeError("the object holds no PythonProxy");
-        return p;
-    }
+    static PythonProxy _from_python_ref(const std::shared_ptr<managers::detail::python_ref>& r);
 
 private:
     friend class PythonManager;
@@ -229,36 +204,14 @@ private:
         std::string cls;
         detail::python::pk::value token;
 
-        std::string type_name() const override { return cls; }
-        std::string repr() const override {
-            char at[32];
-            std::snprintf(at, sizeof at, "%#llx", static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(this)));
-            return "<" + cls + " object, typeid '" + typeid_ + "' at " + at + ">";
-        }
-        bool same(const managers::detail::python_ref& other) const override {
-            auto* o = dynamic_cast<const shared_state*>(&other);
-            return o && o->id == id && o->address == address;
-        }
-        std::uint64_t hash_id() const override { return std::hash<std::string>()(id); }
+        std::string type_name() const override;
+        std::string repr() const override;
+        bool same(const managers::detail::python_ref& other) const override;
+        std::uint64_t hash_id() const override;
         // The Token as the server wrote it goes back to that server (which
         // compares its address with its own); to another, the address this
         // process reaches the server by, as CPython's client rewrites it.
-        detail::python::pk::value reduce(const connection::Address* dest) const override {
-            namespace pk = detail::python::pk;
-            std::vector<pk::value> kwds;
-            bool autoproxy = cls.rfind("AutoProxy", 0) == 0;
-            if (autoproxy) {
-                std::vector<pk::value> names;
-                for (auto& n : exposed) names.push_back(pk::value::str(n));
-                kwds.push_back(pk::value::str("exposed"));
-                kwds.push_back(detail::python::tuple(std::move(names)));
-            }
-            return pk::value::instance(
-                pk::value::global("multiprocessing.managers", "RebuildProxy"),
-                detail::python::tuple({pk::value::global(func_module, autoproxy ? std::string("AutoProxy") : cls),
-                                       dest && *dest == address ? token : detail::python::token(typeid_, address, id),
-                                       pk::value::str("pickle"), pk::value::seq(pk::value::kind::dict, std::move(kwds))}));
-        }
+        detail::python::pk::value reduce(const connection::Address* dest) const override;
         std::string func_module = "multiprocessing.managers";
         // Fork generations (detail/fork.hpp), one compare instead of a
         // getpid() syscall: the process holding the reference, and the one
@@ -271,166 +224,35 @@ private:
         std::vector<connection::Connection> idle;
         unsigned idle_gen = gen();
 
-        static unsigned gen() { return multiprocessing::detail::fork_state::instance().generation(); }
+        static unsigned gen();
 
         // decref (Python's BaseProxy._decref), best effort and bounded: the
         // server may be gone or hung, and a destructor must not throw.
-        ~shared_state() {
-            idle.clear();
-            if (owner != gen()) return;  // the parent's reference; closing our fd copies is all
-            try {
-                auto c = connection::Client(address, authkey);
-                c.set_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(5));
-                detail::python::dispatch(c, "decref", {detail::python::pk::value::str(id)});
-            } catch (...) {
-            }
-        }
-        connection::Connection take() {
-            {
-                std::lock_guard<std::mutex> lock(m);
-                if (idle_gen != gen()) {  // a forked child: these sockets are the parent's
-                    idle.clear();
-                    idle_gen = gen();
-                }
-                if (!idle.empty()) {
-                    auto c = std::move(idle.back());
-                    idle.pop_back();
-                    return c;
-                }
-            }
-            auto c = connection::Client(address, authkey);
-            detail::python::dispatch(c, "accept_connection", {detail::python::pk::value::str("C++|" + std::to_string(::getpid()))});
-            return c;
-        }
-        void give_back(connection::Connection c) {
-            std::lock_guard<std::mutex> lock(m);
-            if (idle_gen == gen() && idle.size() < 16) idle.push_back(std::move(c));
-        }
+        ~shared_state();
+        connection::Connection take();
+        void give_back(connection::Connection c);
     };
 
-    const shared_state& state() const {
-        if (!s_) throw ValueError("an empty PythonProxy");
-        return *s_;
-    }
+    const shared_state& state() const;
 
     static std::shared_ptr<shared_state> make(std::string typeid_, connection::Address address, std::string id,
-                                              std::string authkey) {
-        auto s = std::make_shared<shared_state>();
-        s->cls = managers::detail::proxy_class_name(typeid_);
-        if (s->cls == "SetProxy") s->cls = "AutoProxy[" + typeid_ + "]";  // CPython 3.13 has no SetProxy
-        s->token = detail::python::token(typeid_, address, id);
-        s->typeid_ = std::move(typeid_);
-        s->address = std::move(address);
-        s->id = std::move(id);
-        s->authkey = std::move(authkey);
-        return s;
-    }
+                                              std::string authkey);
 
     // A RebuildProxy in a reply (a proxy the server's object holds, pickled
     // by BaseProxy.__reduce__): like Python's RebuildProxy in a client, a
     // new proxy that takes its own reference (incref) before the reply is
     // used.  Its server is the Token's address, this proxy's for a Token of
     // this server (its own view of its address may be '0.0.0.0').
-    PythonProxy rebuild(const detail::python::pk::value& v) const {
-        namespace pk = detail::python::pk;
-        using K = pk::value::kind;
-        if (v.cls().k != K::global || v.cls().module() != "multiprocessing.managers" || v.cls().name() != "RebuildProxy")
-            throw TypeError("a pickled instance of '" + std::string(v.cls().module()) + "." +
-                            std::string(v.cls().name()) + "' is not a value C++ takes");
-        const pk::value& a = v.args();
-        if (a.k != K::tuple || a.items.size() != 4 || a.items[0].k != K::global || a.items[1].k != K::instance ||
-            !a.items[1].has_state() || a.items[1].state().k != K::tuple || a.items[1].state().items.size() != 3 ||
-            a.items[1].state().items[0].k != K::str || a.items[1].state().items[2].k != K::str ||
-            a.items[2].k != K::str || a.items[3].k != K::dict)
-            throw ProcessError("a CPython manager sent a malformed RebuildProxy");
-        if (a.items[2].s != "pickle")
-            throw TypeError("a proxy with serializer '" + a.items[2].s + "': C++ speaks only 'pickle'");
-        const auto& st = a.items[1].state().items;
-        connection::Address where;
-        if (st[1].k == K::str) {
-            where = connection::Address(st[1].s);
-        } else if (st[1].k == K::tuple && st[1].items.size() == 2 && st[1].items[0].k == K::str &&
-                   st[1].items[1].k == K::integer && st[1].items[1].i > 0 && st[1].items[1].i < 65536) {
-            where = connection::Address(st[1].items[0].s, static_cast<unsigned short>(st[1].items[1].i));
-        } else {
-            throw ProcessError("a CPython manager sent a Token whose address is neither a path nor (host, port)");
-        }
-        const auto& here = s_->address;
-        if (where.is_tcp() ? here.is_tcp() && where.port() == here.port() &&
-                                 (where.host() == here.host() || where.host() == "0.0.0.0" || where.host().empty())
-                           : where == here)
-            where = here;
-        std::string authkey = s_->authkey;
-        std::optional<std::vector<std::string>> exposed;
-        bool incref = true;
-        for (std::size_t k = 0; k + 1 < a.items[3].items.size(); k += 2) {
-            const auto& key = a.items[3].items[k];
-            const auto& val = a.items[3].items[k + 1];
-            if (key.k != K::str) continue;
-            if (key.s == "exposed") exposed = detail::python::names(val);
-            else if (key.s == "incref" && val.k == K::boolean) incref = val.b;
-            else if (key.s == "authkey" && val.k == K::bytes) authkey = val.s;
-        }
-        if (!incref) throw TypeError("a proxy pickled without a reference (incref=False) cannot be held by C++");
-        // A connection per request: CPython's server closes one after it
-        // answers a request other than accept_connection.
-        auto request = [&](const char* method, pk::value arg) {
-            auto c = connection::Client(where, authkey);
-            c.set_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(30));
-            return detail::python::dispatch(c, method, {std::move(arg)});
-        };
-        // incref first: an object only a proxy inside the server holds is
-        // back in the server's tables only after it (Python 3.13's incref).
-        request("incref", pk::value::str(st[2].s));
-        PythonProxy p;
-        p.s_ = make(st[0].s, where, st[2].s, authkey);  // owns the reference from here
-        p.s_->exposed = exposed ? std::move(*exposed) : detail::python::names(request("get_methods", a.items[1]));
-        p.s_->token = a.items[1];
-        const auto& func = a.items[0];
-        if (func.module() == "multiprocessing.managers" && func.name() == "AutoProxy") {
-            p.s_->cls = "AutoProxy[" + st[0].s + "]";
-        } else {
-            p.s_->cls = std::string(func.name());
-            p.s_->func_module = std::string(func.module());
-        }
-        return p;
-    }
+    PythonProxy rebuild(const detail::python::pk::value& v) const;
 
     // A '#PROXY' reply, (exposed, Token): the server has made the object
     // with one reference for us, so the proxy owning it exists before
     // anything else is checked (an error then releases it).  The Token's
     // address is the server's own view ('0.0.0.0' for a server on all
     // interfaces): as in CPython, this proxy's address is used instead.
-    PythonProxy adopt(const detail::python::pk::value& reply) const {
-        namespace pk = detail::python::pk;
-        const pk::value* token = reply.k == pk::value::kind::tuple && reply.items.size() == 2 ? &reply.items[1] : nullptr;
-        if (!token || token->k != pk::value::kind::instance || !token->has_state() ||
-            token->state().k != pk::value::kind::tuple || token->state().items.size() != 3 ||
-            token->state().items[0].k != pk::value::kind::str || token->state().items[2].k != pk::value::kind::str)
-            throw ProcessError("a CPython manager sent a malformed #PROXY reply");
-        PythonProxy p;
-        p.s_ = make(token->state().items[0].s, s_->address, token->state().items[2].s, s_->authkey);
-        p.s_->exposed = detail::python::names(reply.items[0]);
-        p.s_->token = *token;
-        return p;
-    }
+    PythonProxy adopt(const detail::python::pk::value& reply) const;
 
-    detail::python::pk::value call(const std::string& name, const std::vector<object>& args, const Kwds& kwds) const {
-        namespace py = detail::python;
-        auto& s = const_cast<shared_state&>(state());
-        std::vector<py::pk::value> a;
-        for (auto& x : args) a.push_back(py::to_pickle(x, &s.address));
-        std::string req = py::request(s.id, name, a, kwds, &s.address);
-        auto c = s.take();
-        // Any failure before the whole reply is read drops the connection
-        // (its stream may be out of step); a reply, even an error, keeps it.
-        c.send_bytes(req);
-        auto r = py::reply(c);
-        s.give_back(std::move(c));
-        const auto& kind = r.items[0].s;
-        if (kind == "#RETURN" || kind == "#PROXY") return r;
-        py::raise(r);
-    }
+    detail::python::pk::value call(const std::string& name, const std::vector<object>& args, const Kwds& kwds) const;
 
     std::shared_ptr<shared_state> s_;
 };
@@ -442,46 +264,22 @@ private:
 /// proxy is untyped (PythonProxy, calls by name).
 class PythonManager {
 public:
-    PythonManager(connection::Address address, std::string authkey)
-        : address_(std::move(address)), authkey_(std::move(authkey)) {}
+    PythonManager(connection::Address address, std::string authkey);
 
     /// Python's connect(): checks that the server answers and the authkey
     /// is right (AuthenticationError otherwise).
-    void connect() {
-        auto c = connection::Client(address_, authkey_);
-        detail::python::dispatch(c, "dummy", {});
-    }
+    void connect();
 
     /// A new shared object of the server's typeid, made with args and kwds.
-    PythonProxy create(const std::string& typeid_, std::vector<object> args = {}, const Kwds& kwds = {}) {
-        namespace py = detail::python;
-        auto c = connection::Client(address_, authkey_);
-        std::vector<py::pk::value> a{py::pk::value::str(typeid_)};
-        for (auto& x : args) a.push_back(py::to_pickle(x, &address_));
-        const auto res = py::dispatch(c, "create", std::move(a), kwds, &address_);  // (ident, exposed)
-        if (res.k != py::pk::value::kind::tuple || res.items.size() != 2 || res.items[0].k != py::pk::value::kind::str)
-            throw ProcessError("a CPython manager answered create with something other than (id, exposed)");
-        PythonProxy p;
-        p.s_ = PythonProxy::make(typeid_, address_, res.items[0].s, authkey_);  // owns the reference from here
-        p.s_->exposed = py::names(res.items[1]);
-        return p;
-    }
+    PythonProxy create(const std::string& typeid_, std::vector<object> args = {}, const Kwds& kwds = {});
 
     /// Python's _number_of_objects() (a debug helper of the server).
-    std::int64_t _number_of_objects() {
-        auto c = connection::Client(address_, authkey_);
-        auto v = detail::python::dispatch(c, "number_of_objects", {});
-        if (v.k != detail::python::pk::value::kind::integer) throw ProcessError("number_of_objects: not an int");
-        return v.i;
-    }
+    std::int64_t _number_of_objects();
 
     /// Python's shutdown() for a server started with start(): asks it to stop.
-    void shutdown() {
-        auto c = connection::Client(address_, authkey_);
-        detail::python::dispatch(c, "shutdown", {});
-    }
+    void shutdown();
 
-    const connection::Address& address() const { return address_; }
+    const connection::Address& address() const;
 
 private:
     connection::Address address_;
@@ -489,3 +287,7 @@ private:
 };
 
 }  // namespace multiprocessing::managers
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/python_manager.ipp"
+#endif

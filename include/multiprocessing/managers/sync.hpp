@@ -9,6 +9,7 @@
 // item or a permit.
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/managers/base.hpp"
 #include "multiprocessing/detail/registry.hpp"
 #include "multiprocessing/exceptions.hpp"
@@ -195,72 +196,19 @@ public:
     LockRef() = default;
     explicit LockRef(bool recursive) : recursive_(recursive) {}
 
-    bool acquire(bool block, double timeout) {
-        Caller me = current_caller();
-        std::unique_lock<std::mutex> lk(mu_);
-        if (recursive_ && count_ > 0 && owner_.connection == me.connection) {
-            ++count_;
-            return true;
-        }
-        if (!block) timeout = 0;
-        if (!detail::wait_sliced(cv_, lk, timeout, [&] { return count_ == 0; })) return false;
-        count_ = 1;
-        owner_ = me;
-        // No hand_over: the disconnect hook below already frees a lock
-        // whose owner's connection closed before it had the reply.
-        return true;
-    }
-    void release() {
-        Caller me = current_caller();
-        std::lock_guard<std::mutex> lk(mu_);
-        if (recursive_) {
-            if (count_ == 0 || owner_.connection != me.connection) throw std::runtime_error("cannot release un-acquired lock");
-        } else if (count_ == 0) {
-            throw std::runtime_error("release unlocked lock");
-        }
-        if (--count_ == 0) {
-            owner_ = {};
-            cv_.notify_one();
-        }
-    }
-    bool locked() const {
-        std::lock_guard<std::mutex> lk(mu_);
-        return count_ > 0;
-    }
+    bool acquire(bool block, double timeout);
+    void release();
+    bool locked() const;
     /// Called by the server when a client connection closes.
-    void _on_disconnect(std::uint64_t, std::uint64_t connection) {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (count_ > 0 && owner_.connection == connection) {
-            count_ = 0;
-            owner_ = {};
-            cv_.notify_one();
-        }
-    }
+    void _on_disconnect(std::uint64_t, std::uint64_t connection);
 
     // The steps of a Condition's wait (server side, not exposed).  As in
     // Python, a plain Lock counts as owned by whoever asks while it is held.
-    bool owned_by(Caller me) const {
-        std::lock_guard<std::mutex> lk(mu_);
-        return count_ > 0 && (!recursive_ || owner_.connection == me.connection);
-    }
+    bool owned_by(Caller me) const;
     /// Releases every level the caller holds; returns how many.
-    int release_all(Caller me) {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (count_ == 0 || (recursive_ && owner_.connection != me.connection))
-            throw std::runtime_error("cannot wait on un-acquired lock");
-        int depth = count_;
-        count_ = 0;
-        owner_ = {};
-        cv_.notify_one();
-        return depth;
-    }
+    int release_all(Caller me);
     /// Takes the lock back at that depth (ConnectionError if the caller goes).
-    void reacquire(Caller me, int depth) {
-        std::unique_lock<std::mutex> lk(mu_);
-        detail::wait_sliced(cv_, lk, -1, [&] { return count_ == 0; });
-        count_ = depth;
-        owner_ = me;
-    }
+    void reacquire(Caller me, int depth);
 
 
 private:
@@ -277,33 +225,10 @@ private:
 class SemaphoreRef {
 public:
     SemaphoreRef() = default;
-    SemaphoreRef(long long value, bool bounded) : value_(value), initial_(value), bounded_(bounded) {
-        if (value < 0) throw ValueError("semaphore initial value must be >= 0");
-    }
-    bool acquire(bool block, double timeout) {
-        std::unique_lock<std::mutex> lk(mu_);
-        if (!block) timeout = 0;
-        if (!detail::wait_sliced(cv_, lk, timeout, [&] { return value_ > 0; })) return false;
-        --value_;
-        // The permit comes back if the caller never receives it.
-        managers::hand_over([this] {
-            std::lock_guard<std::mutex> g(mu_);
-            ++value_;
-            cv_.notify_one();
-        });
-        return true;
-    }
-    void release(long long n) {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (n < 1) throw ValueError("n must be one or more");
-        if (bounded_ && value_ + n > initial_) throw ValueError("Semaphore released too many times");
-        value_ += n;
-        cv_.notify_all();
-    }
-    long long get_value() const {
-        std::lock_guard<std::mutex> lk(mu_);
-        return value_;
-    }
+    SemaphoreRef(long long value, bool bounded);
+    bool acquire(bool block, double timeout);
+    void release(long long n);
+    long long get_value() const;
 
 private:
     mutable std::mutex mu_;
@@ -315,23 +240,10 @@ private:
 /// Referent of Event().
 class EventRef {
 public:
-    void set() {
-        std::lock_guard<std::mutex> lk(mu_);
-        flag_ = true;
-        cv_.notify_all();
-    }
-    void clear() {
-        std::lock_guard<std::mutex> lk(mu_);
-        flag_ = false;
-    }
-    bool is_set() const {
-        std::lock_guard<std::mutex> lk(mu_);
-        return flag_;
-    }
-    bool wait(double timeout) {
-        std::unique_lock<std::mutex> lk(mu_);
-        return detail::wait_sliced(cv_, lk, timeout, [&] { return flag_; });
-    }
+    void set();
+    void clear();
+    bool is_set() const;
+    bool wait(double timeout);
 
 private:
     mutable std::mutex mu_;
@@ -352,81 +264,18 @@ public:
 
     bool acquire(bool block, double timeout) { return lock_->acquire(block, timeout); }
     void release() { lock_->release(); }
-    bool wait(double timeout) {
-        Caller me = current_caller();
-        std::uint64_t ticket;
-        {
-            std::lock_guard<std::mutex> lk(mu_);
-            ticket = ++tickets_;
-            waiting_.push_back(ticket);
-        }
-        int depth;
-        try {
-            depth = lock_->release_all(me);
-        } catch (...) {
-            std::lock_guard<std::mutex> lk(mu_);
-            bool had = is_notified(ticket);
-            forget(ticket);
-            if (had) pass_on_locked();
-            throw;
-        }
-        bool notified;
-        {
-            std::unique_lock<std::mutex> lk(mu_);
-            try {
-                notified = detail::wait_sliced(cv_, lk, timeout, [&] { return is_notified(ticket); });
-            } catch (...) {
-                // A caller gone after being notified: the notify is not
-                // wasted on it but goes to the next waiter.
-                bool had = is_notified(ticket);
-                forget(ticket);
-                if (had) pass_on_locked();
-                throw;
-            }
-            forget(ticket);
-        }
-        try {
-            lock_->reacquire(me, depth);
-        } catch (...) {
-            if (notified) pass_on();
-            throw;
-        }
-        if (notified) managers::hand_over([this] { pass_on(); });
-        return notified;
-    }
-    void notify(long long n) {
-        if (!lock_->owned_by(current_caller())) throw std::runtime_error("cannot notify on un-acquired lock");
-        std::lock_guard<std::mutex> lk(mu_);
-        while (n-- > 0 && !waiting_.empty()) {
-            notified_.push_back(waiting_.front());
-            waiting_.pop_front();
-        }
-        cv_.notify_all();
-    }
+    bool wait(double timeout);
+    void notify(long long n);
     void notify_all() { notify(std::numeric_limits<long long>::max()); }
     // An outside lock gets this call too, as an object of its own:
     // releasing twice is harmless (the second finds it free or re-taken).
     void _on_disconnect(std::uint64_t session, std::uint64_t connection) { lock_->_on_disconnect(session, connection); }
 
 private:
-    void pass_on() {
-        std::lock_guard<std::mutex> lk(mu_);
-        pass_on_locked();
-    }
-    void pass_on_locked() {
-        if (waiting_.empty()) return;
-        notified_.push_back(waiting_.front());
-        waiting_.pop_front();
-        cv_.notify_all();
-    }
-    bool is_notified(std::uint64_t t) const {
-        for (auto x : notified_) if (x == t) return true;
-        return false;
-    }
-    void forget(std::uint64_t t) {
-        for (auto it = waiting_.begin(); it != waiting_.end(); ++it) if (*it == t) { waiting_.erase(it); break; }
-        for (auto it = notified_.begin(); it != notified_.end(); ++it) if (*it == t) { notified_.erase(it); break; }
-    }
+    void pass_on();
+    void pass_on_locked();
+    bool is_notified(std::uint64_t t) const;
+    void forget(std::uint64_t t);
     std::shared_ptr<LockRef> lock_;
     std::mutex mu_;
     std::condition_variable cv_;
@@ -438,11 +287,12 @@ namespace detail {
 
 /// Differs between two runs of a program, is the same in its forked
 /// children: a function pointer means the same code only where it matches.
-inline std::uint64_t make_image_id() {
-    std::random_device rd;
-    return (std::uint64_t(rd()) << 32) ^ rd() ^ std::uint64_t(::getpid());
-}
+MULTIPROCESSING_DECL std::uint64_t make_image_id();
+#if defined(MULTIPROCESSING_HEADER_ONLY)
 inline const std::uint64_t image_id = make_image_id();
+#else
+extern const std::uint64_t image_id;
+#endif
 
 using action_maker = std::function<void()> (*)(const std::vector<char>& payload);
 
@@ -451,38 +301,11 @@ using action_maker = std::function<void()> (*)(const std::vector<char>& payload)
 /// constructor table, so a forked server knows them all).
 class action_table {
 public:
-    static action_table& instance() {
-        static action_table* t = new action_table;
-        return *t;
-    }
-    void add_named(const std::string& name, std::function<void()> f) {
-        std::lock_guard<std::mutex> g(mu_);
-        named_[name] = std::move(f);
-    }
-    void add_type(const std::string& key, action_maker m) {
-        std::lock_guard<std::mutex> g(mu_);
-        auto r = types_.emplace(key, m);
-        // Two types with one name (local types of two translation units):
-        // neither can be told apart, so both are refused.
-        if (!r.second && r.first->second != m) r.first->second = nullptr;
-    }
-    std::function<void()> named(const std::string& name) {
-        std::lock_guard<std::mutex> g(mu_);
-        auto it = named_.find(name);
-        if (it == named_.end()) throw ValueError("no action registered as '" + name + "' in the server");
-        return it->second;
-    }
-    action_maker type(const std::string& key) {
-        std::lock_guard<std::mutex> g(mu_);
-        auto it = types_.find(key);
-        if (it == types_.end())
-            throw ValueError("the server's program does not have the action type " +
-                             multiprocessing::detail::demangle(key.c_str()) + "; register it by name");
-        if (!it->second)
-            throw ValueError("two action types are named " + multiprocessing::detail::demangle(key.c_str()) +
-                             "; register it by name");
-        return it->second;
-    }
+    static action_table& instance();
+    void add_named(const std::string& name, std::function<void()> f);
+    void add_type(const std::string& key, action_maker m);
+    std::function<void()> named(const std::string& name);
+    action_maker type(const std::string& key);
 
 private:
     std::mutex mu_;
@@ -608,75 +431,13 @@ inline void register_action(const std::string& name, std::function<void()> f) {
 class BarrierRef {
 public:
     BarrierRef() = default;
-    BarrierRef(long long parties, double timeout) : parties_(parties), timeout_(timeout) {
-        if (parties < 1) throw ValueError("parties must be >= 1");
-    }
-    BarrierRef(long long parties, const server_action& action, double timeout) : BarrierRef(parties, timeout) {
-        action_ = action.resolve();
-    }
+    BarrierRef(long long parties, double timeout);
+    BarrierRef(long long parties, const server_action& action, double timeout);
     /// Returns the arrival index, 0 for the first to arrive.
-    long long wait(double timeout) {
-        if (timeout < 0) timeout = timeout_;
-        std::unique_lock<std::mutex> lk(mu_);
-        // Block while the barrier drains or resets.
-        detail::wait_sliced(cv_, lk, -1, [&] { return state_ != draining && state_ != resetting; });
-        if (state_ == broken) throw BrokenBarrierError();
-        long long index = count_++;
-        struct exit_guard {
-            BarrierRef& b;
-            ~exit_guard() {
-                if (--b.count_ == 0 && (b.state_ == resetting || b.state_ == draining)) {
-                    b.state_ = filling;
-                    b.cv_.notify_all();
-                }
-            }
-        } g{*this};
-        if (index + 1 == parties_) {
-            if (action_) {
-                try {
-                    action_();
-                } catch (...) {
-                    break_locked();
-                    throw;
-                }
-            }
-            state_ = draining;
-            cv_.notify_all();
-        } else {
-            bool ok;
-            try {
-                ok = detail::wait_sliced(cv_, lk, timeout, [&] { return state_ != filling; });
-            } catch (const ConnectionError&) {
-                // The caller died while waiting: its arrival is withdrawn
-                // (the guard's decrement), and the live parties wait on for
-                // a party that is really there, instead of breaking.
-                throw;
-            } catch (...) {
-                break_locked();
-                throw;
-            }
-            if (!ok) {
-                break_locked();
-                throw BrokenBarrierError();
-            }
-            if (state_ == broken || state_ == resetting) throw BrokenBarrierError();
-        }
-        return index;
-    }
+    long long wait(double timeout);
     /// Back to the initial state; threads waiting now get BrokenBarrierError.
-    void reset() {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (count_ > 0) {
-            if (state_ == filling || state_ == broken) state_ = resetting;
-        } else {
-            state_ = filling;
-        }
-        cv_.notify_all();
-    }
-    void abort() {
-        std::lock_guard<std::mutex> lk(mu_);
-        break_locked();
-    }
+    void reset();
+    void abort();
     long long parties() const { return parties_; }
     // Without the lock, as in Python: an action may ask while it holds it.
     long long n_waiting() const { return state_ == filling ? count_.load() : 0; }
@@ -685,10 +446,7 @@ public:
 private:
     // Python's states: filling 0, draining 1, resetting -1, broken -2.
     enum state_t { filling, draining, resetting, broken };
-    void break_locked() {
-        state_ = broken;
-        cv_.notify_all();
-    }
+    void break_locked();
     mutable std::mutex mu_;
     std::condition_variable cv_;
     long long parties_ = 1;
@@ -779,8 +537,10 @@ public:
         this->template _call_exposed_<&R::join>("join", timeout.value_or(-1));
     }
     void shutdown(bool immediate = false) const { this->template _call_exposed_<&R::shutdown>("shutdown", immediate); }
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(method_desc<&R::put>{"put"}, method_desc<&R::get>{"get"}, method_desc<&R::qsize>{"qsize"},
                                method_desc<&R::empty>{"empty"}, method_desc<&R::full>{"full"},
                                method_desc<&R::task_done>{"task_done"}, method_desc<&R::join>{"join"},
@@ -796,17 +556,17 @@ class Proxy<LockRef> : public ProxyBase<LockRef> {
 
 public:
     using ProxyBase<R>::ProxyBase;
-    bool acquire(bool block = true, std::optional<double> timeout = std::nullopt) const {
-        return _call_exposed_<&R::acquire>("acquire", block, timeout.value_or(-1));
-    }
-    void release() const { _call_exposed_<&R::release>("release"); }
+    bool acquire(bool block = true, std::optional<double> timeout = std::nullopt) const;
+    void release() const;
     /// Python 3.14's locked().
-    bool locked() const { return _call_exposed_<&R::locked>("locked"); }
-    void lock() const { acquire(); }
-    void unlock() const { release(); }
-    bool try_lock() const { return acquire(false); }
+    bool locked() const;
+    void lock() const;
+    void unlock() const;
+    bool try_lock() const;
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(method_desc<&R::acquire>{"acquire"}, method_desc<&R::release>{"release"},
                                method_desc<&R::locked>{"locked"});
     }
@@ -819,17 +579,17 @@ class Proxy<SemaphoreRef> : public ProxyBase<SemaphoreRef> {
 
 public:
     using ProxyBase<R>::ProxyBase;
-    bool acquire(bool block = true, std::optional<double> timeout = std::nullopt) const {
-        return _call_exposed_<&R::acquire>("acquire", block, timeout.value_or(-1));
-    }
-    void release(long long n = 1) const { _call_exposed_<&R::release>("release", n); }
+    bool acquire(bool block = true, std::optional<double> timeout = std::nullopt) const;
+    void release(long long n = 1) const;
     /// The current counter (Python's private _value; handy in tests).
-    long long get_value() const { return _call_exposed_<&R::get_value>("get_value"); }
-    void lock() const { acquire(); }
-    void unlock() const { release(); }
-    bool try_lock() const { return acquire(false); }
+    long long get_value() const;
+    void lock() const;
+    void unlock() const;
+    bool try_lock() const;
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(method_desc<&R::acquire>{"acquire"}, method_desc<&R::release>{"release"},
                                method_desc<&R::get_value>{"get_value"});
     }
@@ -842,14 +602,14 @@ class Proxy<EventRef> : public ProxyBase<EventRef> {
 
 public:
     using ProxyBase<R>::ProxyBase;
-    void set() const { _call_exposed_<&R::set>("set"); }
-    void clear() const { _call_exposed_<&R::clear>("clear"); }
-    bool is_set() const { return _call_exposed_<&R::is_set>("is_set"); }
-    bool wait(std::optional<double> timeout = std::nullopt) const {
-        return _call_exposed_<&R::wait>("wait", timeout.value_or(-1));
-    }
+    void set() const;
+    void clear() const;
+    bool is_set() const;
+    bool wait(std::optional<double> timeout = std::nullopt) const;
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(method_desc<&R::set>{"set"}, method_desc<&R::clear>{"clear"},
                                method_desc<&R::is_set>{"is_set"}, method_desc<&R::wait>{"wait"});
     }
@@ -862,17 +622,13 @@ class Proxy<ConditionRef> : public ProxyBase<ConditionRef> {
 
 public:
     using ProxyBase<R>::ProxyBase;
-    bool acquire(bool block = true, std::optional<double> timeout = std::nullopt) const {
-        return _call_exposed_<&R::acquire>("acquire", block, timeout.value_or(-1));
-    }
-    void release() const { _call_exposed_<&R::release>("release"); }
-    void lock() const { acquire(); }
-    void unlock() const { release(); }
-    bool try_lock() const { return acquire(false); }
+    bool acquire(bool block = true, std::optional<double> timeout = std::nullopt) const;
+    void release() const;
+    void lock() const;
+    void unlock() const;
+    bool try_lock() const;
     /// Releases the lock, waits for a notify (or the timeout), re-acquires.
-    bool wait(std::optional<double> timeout = std::nullopt) const {
-        return _call_exposed_<&R::wait>("wait", timeout.value_or(-1));
-    }
+    bool wait(std::optional<double> timeout = std::nullopt) const;
     /// Python's wait_for: the predicate runs here, re-checked after each wakeup.
     template <class Pred>
     bool wait_for(Pred predicate, std::optional<double> timeout = std::nullopt) const {
@@ -889,10 +645,12 @@ public:
         }
         return result;
     }
-    void notify(long long n = 1) const { _call_exposed_<&R::notify>("notify", n); }
-    void notify_all() const { _call_exposed_<&R::notify_all>("notify_all"); }
+    void notify(long long n = 1) const;
+    void notify_all() const;
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(method_desc<&R::acquire>{"acquire"}, method_desc<&R::release>{"release"},
                                method_desc<&R::wait>{"wait"}, method_desc<&R::notify>{"notify"},
                                method_desc<&R::notify_all>{"notify_all"});
@@ -907,16 +665,16 @@ class Proxy<BarrierRef> : public ProxyBase<BarrierRef> {
 public:
     using ProxyBase<R>::ProxyBase;
     /// The arrival index; BrokenBarrierError on timeout, abort or reset.
-    long long wait(std::optional<double> timeout = std::nullopt) const {
-        return _call_exposed_<&R::wait>("wait", timeout.value_or(-1));
-    }
-    void reset() const { _call_exposed_<&R::reset>("reset"); }
-    void abort() const { _call_exposed_<&R::abort>("abort"); }
-    long long parties() const { return _call_exposed_<&R::parties>("parties"); }
-    long long n_waiting() const { return _call_exposed_<&R::n_waiting>("n_waiting"); }
-    bool broken() const { return _call_exposed_<&R::broken_>("broken"); }
+    long long wait(std::optional<double> timeout = std::nullopt) const;
+    void reset() const;
+    void abort() const;
+    long long parties() const;
+    long long n_waiting() const;
+    bool broken() const;
+    template <class MpSelf = R>  // lazy: built only where used
     static auto _exposed_() {
         using detail::method_desc;
+        using R = MpSelf;
         return std::make_tuple(method_desc<&R::wait>{"wait"}, method_desc<&R::reset>{"reset"},
                                method_desc<&R::abort>{"abort"}, method_desc<&R::parties>{"parties"},
                                method_desc<&R::n_waiting>{"n_waiting"}, method_desc<&R::broken_>{"broken"});
@@ -1030,3 +788,7 @@ bool sync_factories<Manager>::sync_registered<R>::done = sync_factories<Manager>
 
 }  // namespace detail
 }  // namespace multiprocessing::managers
+
+#if defined(MULTIPROCESSING_HEADER_ONLY)
+#include "multiprocessing/impl/sync.ipp"
+#endif

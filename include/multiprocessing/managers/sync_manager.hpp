@@ -1,6 +1,7 @@
 // SyncManager and Manager(): a BaseManager with Python's built-in typeids.
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/managers/base.hpp"
 #include "multiprocessing/managers/containers.hpp"
 #include "multiprocessing/managers/pool_proxy.hpp"
@@ -17,10 +18,7 @@ class SyncManager : public BaseManager<SyncManager>,
                     public detail::pool_factories<SyncManager> {
 public:
     explicit SyncManager(Address address = {}, AuthKey authkey = {}, ServerOptions options = {},
-                         double shutdown_timeout = 1.0)
-        : BaseManager(std::move(address), std::move(authkey), options, shutdown_timeout) {
-        register_builtin_types();
-    }
+                         double shutdown_timeout = 1.0);
     SyncManager(SyncManager&&) = default;
     SyncManager& operator=(SyncManager&&) = default;
 
