@@ -14,6 +14,18 @@ long long bump(mp::managers::Proxy<mp::managers::Dict<mp::object, mp::object>> d
     return v.as_int() + 1;
 }
 
+// This file's globals may already hold proxies in objects or make a
+// server_action: the library's initializers they need (the hooks, the image
+// id) must have run first, although the library is linked after this file.
+static const bool hooks_before_globals = mp::managers::detail::object_proxy_hooks::instance().repr != nullptr;
+static const std::uint64_t image_id_seen = mp::managers::detail::image_id;
+
+TEST_CASE("compiled: the library's initializers run before this file's globals", "[compiled]") {
+    CHECK(hooks_before_globals);
+    CHECK(image_id_seen != 0);
+    CHECK(image_id_seen == mp::managers::detail::image_id);
+}
+
 static const bool registered = [] {
     TallyManager::register_type<Tally>("Tally");
     return true;

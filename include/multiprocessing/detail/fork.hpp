@@ -6,6 +6,8 @@
 // are noticed with one integer compare instead of a getpid() syscall.
 #pragma once
 
+#include "multiprocessing/detail/config.hpp"
+
 #include <pthread.h>
 #include <unistd.h>
 
@@ -52,6 +54,5 @@ private:
 }  // namespace multiprocessing::detail
 
 #if defined(MULTIPROCESSING_HEADER_ONLY)
-#include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/impl/fork.ipp"
 #endif

@@ -56,9 +56,5 @@ MULTIPROCESSING_DECL bool install_object_proxy_hooks() {
     };
     return true;
 }
-#if !defined(MULTIPROCESSING_HEADER_ONLY)
-// Compiled once: installed before main() in every program that links it.
-const bool object_proxy_hooks_installed = install_object_proxy_hooks();
-#endif
 
 }  // namespace multiprocessing::managers::detail

@@ -11,9 +11,6 @@ MULTIPROCESSING_DECL std::uint64_t make_image_id() {
     std::random_device rd;
     return (std::uint64_t(rd()) << 32) ^ rd() ^ std::uint64_t(::getpid());
 }
-#if !defined(MULTIPROCESSING_HEADER_ONLY)
-const std::uint64_t image_id = make_image_id();
-#endif
 
 }  // namespace multiprocessing::managers::detail
 

@@ -429,9 +429,10 @@ namespace detail {
 
 /// Lets multiprocessing::object hold proxies (object.hpp cannot include us).
 MULTIPROCESSING_DECL bool install_object_proxy_hooks();
-#if defined(MULTIPROCESSING_HEADER_ONLY)
+// In every file that includes this, so that its own later globals may already
+// use proxies in objects (under separate compilation the function is compiled
+// once; only this call is per file).
 inline const bool object_proxy_hooks_installed = install_object_proxy_hooks();
-#endif
 
 }  // namespace detail
 

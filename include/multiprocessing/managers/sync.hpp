@@ -288,11 +288,8 @@ namespace detail {
 /// Differs between two runs of a program, is the same in its forked
 /// children: a function pointer means the same code only where it matches.
 MULTIPROCESSING_DECL std::uint64_t make_image_id();
-#if defined(MULTIPROCESSING_HEADER_ONLY)
+// Set before a file's later globals (a server_action among them) read it.
 inline const std::uint64_t image_id = make_image_id();
-#else
-extern const std::uint64_t image_id;
-#endif
 
 using action_maker = std::function<void()> (*)(const std::vector<char>& payload);
 
