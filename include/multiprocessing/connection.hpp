@@ -215,15 +215,28 @@ public:
     /// Room reserved at the front of an outgoing buffer for the length.
     static constexpr std::size_t header_room = 12;
 
-    /// Starts a frame in buf: clears it and reserves the header room.
-    static void begin_frame(std::vector<char>& buf) { buf.assign(header_room, '\0'); }
+    /// Starts a frame in buf: clears it and reserves the header room.  Big
+    /// blocks recorded for buf (frame_blocks) are dropped with its old bytes.
+    static void begin_frame(std::vector<char>& buf) {
+        buf.assign(header_room, '\0');
+        auto* t = multiprocessing::detail::aliasing_target();
+        if (t && t->buf == &buf) t->clear();
+    }
 
     /// Writes the length into buf (begun with begin_frame); returns the
     /// frame's bytes, header included.
-    static std::pair<const char*, std::size_t> seal_frame(std::vector<char>& buf);
+    static std::pair<const char*, std::size_t> seal_frame(std::vector<char>& buf) {
+        return seal_frame(buf, buf.size() - header_room);
+    }
+    /// The same for a frame of n bytes, of which buf holds only a part.
+    static std::pair<const char*, std::size_t> seal_frame(std::vector<char>& buf, std::size_t n);
 
     /// Sends buf (begun with begin_frame) as one frame with one syscall.
     void send_frame(std::vector<char>& buf);
+
+    /// Sends buf as one frame with the big blocks an archive wrote by
+    /// reference (frame_blocks) in their places.
+    void send_frame(std::vector<char>& buf, const multiprocessing::detail::frame_blocks& blocks);
 
     /// Sends bytes already framed (several sealed frames back to back).
     void send_raw(const char* p, std::size_t n) { send_all(p, n); }

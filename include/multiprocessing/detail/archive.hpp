@@ -26,10 +26,14 @@
 #include <boost/serialization/library_version_type.hpp>
 #include <boost/serialization/split_free.hpp>
 
+#include "multiprocessing/detail/huge_pages.hpp"
+
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <deque>
 #include <list>
+#include <memory>
 #include <stdexcept>
 #include <type_traits>
 #include <unordered_map>
@@ -41,10 +45,70 @@
 
 namespace multiprocessing::detail {
 
+/// Big blocks an archive wrote by reference rather than into the frame
+/// buffer: each goes on the wire from where it lies, at offset `at` of the
+/// buffer.  A 64 MB argument then costs no copy and no fresh buffer.
+struct frame_blocks {
+    struct block {
+        std::size_t at;
+        const char* p;
+        std::size_t n;
+    };
+    /// Smaller blocks are copied: one more write costs more than their copy.
+    static constexpr std::size_t min_bytes = std::size_t(64) << 10;
+    std::vector<block> v;
+    std::size_t bytes = 0;
+    const std::vector<char>* buf = nullptr;  // the frame buffer the offsets are in
+    std::vector<std::shared_ptr<const void>> keep;  // owners of blocks that are not the caller's
+    void clear() {
+        v.clear();
+        bytes = 0;
+        keep.clear();
+    }
+};
+
+/// Where this thread's next request arguments may be written by reference
+/// (null: copy), if written into the buffer named there.  Set only around
+/// building a request that is sent before the call returns, while the
+/// arguments still live.
+inline frame_blocks*& aliasing_target() {
+    static thread_local frame_blocks* t = nullptr;
+    return t;
+}
+
+/// Sets aliasing_target() for a scope.
+class aliasing_scope {
+public:
+    explicit aliasing_scope(frame_blocks* b) : old_(std::exchange(aliasing_target(), b)) {}
+    ~aliasing_scope() { aliasing_target() = old_; }
+    /// The target before this scope.
+    frame_blocks* previous() const { return old_; }
+    aliasing_scope(const aliasing_scope&) = delete;
+    aliasing_scope& operator=(const aliasing_scope&) = delete;
+
+private:
+    frame_blocks* old_;
+};
+
+/// Values whose archive form is a size and then their own storage, so no
+/// code of theirs runs while they are written: only these are written by
+/// reference (a user's save() may write a temporary that dies before the
+/// frame is sent).
+template <class T>
+struct aliasable : std::is_same<T, std::string> {};
+template <class U, class A>
+struct aliasable<std::vector<U, A>>
+    : std::bool_constant<boost::serialization::is_bitwise_serializable<U>::value && !std::is_same_v<U, bool>> {};
+template <class T>
+inline constexpr bool aliasable_v = aliasable<T>::value;
+
 /// Appends to a std::vector<char>; lets archives write into the frame buffer.
+/// Given blocks, big byte runs written while alias(true) are recorded there
+/// instead of copied.
 class vector_sink : public std::streambuf {
 public:
-    explicit vector_sink(std::vector<char>& v) : v_(v) {}
+    explicit vector_sink(std::vector<char>& v, frame_blocks* blocks = nullptr) : v_(v), blocks_(blocks) {}
+    void alias(bool on) { alias_ = on && blocks_; }
 
 protected:
     int_type overflow(int_type c) override {
@@ -52,12 +116,29 @@ protected:
         return c;
     }
     std::streamsize xsputn(const char* s, std::streamsize n) override {
+        std::size_t k = static_cast<std::size_t>(n);
+        if (alias_ && k >= frame_blocks::min_bytes) {
+            blocks_->v.push_back({v_.size(), s, k});
+            blocks_->bytes += k;
+            return n;
+        }
+        if (v_.size() + k > v_.capacity() && v_.size() + k >= huge_page_threshold) {
+            // Grown here rather than by insert, so the new block asks for
+            // huge pages before its first byte is written.
+            std::vector<char> bigger;
+            bigger.reserve(std::max(v_.size() + k, 2 * v_.capacity()));
+            advise_huge_pages(bigger.data(), bigger.capacity());
+            bigger.insert(bigger.end(), v_.begin(), v_.end());
+            v_.swap(bigger);
+        }
         v_.insert(v_.end(), s, s + n);
         return n;
     }
 
 private:
     std::vector<char>& v_;
+    frame_blocks* blocks_;
+    bool alias_ = false;
 };
 
 /// Reads from a fixed byte range (the received frame) without copying it.
@@ -68,6 +149,12 @@ public:
         setg(c, c, c + n);
     }
     std::size_t remaining() const { return static_cast<std::size_t>(egptr() - gptr()); }
+    /// The next n bytes (n <= remaining()), consumed.
+    const char* take(std::size_t n) {
+        char* p = gptr();
+        setg(eback(), p + n, egptr());
+        return p;
+    }
 };
 
 /// Thrown when archive data declares more than the frame holds.
@@ -98,6 +185,11 @@ public:
     explicit iarchive(memory_source& src) : base(src, archive_flags), src_(src) {}
 
     std::size_t remaining() const { return src_.remaining(); }
+    /// The next n bytes of the frame (checked against remaining()), consumed.
+    const char* take(std::size_t n) {
+        check_size(n);
+        return src_.take(n);
+    }
     void check_size(unsigned long long n) const {
         if (n > src_.remaining())
             throw archive_size_error("archive declares " + std::to_string(n) +
@@ -220,8 +312,21 @@ void load(iarchive& ar, std::vector<U, A>& t, const unsigned int v) {
             throw archive_size_error("archive declares " + std::to_string(std::size_t(count)) + " elements of " +
                                      std::to_string(sizeof(U)) + " bytes but the frame holds only " +
                                      std::to_string(ar.remaining()) + " more bytes");
-        t.resize(count);
-        if (count) ar.load_binary(t.data(), count * sizeof(U));
+        std::size_t bytes = count * sizeof(U);
+        if (bytes >= huge_page_threshold && t.capacity() < count) {
+            // A new block, on huge pages before it is first touched.
+            t = std::vector<U, A>(t.get_allocator());
+            t.reserve(count);
+            advise_huge_pages(t.data(), bytes);
+        }
+        if constexpr (std::is_same_v<U, char> || std::is_same_v<U, unsigned char> || std::is_same_v<U, std::byte>) {
+            // Copied once, not zeroed first.
+            const U* p = reinterpret_cast<const U*>(ar.take(bytes));
+            t.assign(p, p + count);
+        } else {
+            t.resize(count);
+            if (count) ar.load_binary(t.data(), bytes);
+        }
     } else if constexpr (std::is_default_constructible_v<U>) {
         load_by_element(ar, t);
     } else {

@@ -32,14 +32,21 @@ public:
         std::lock_guard<std::mutex> g(send_mu_);
         if (broken_) throw ConnectionError("lost connection to the manager");
         std::uint64_t rid = conn_->next_id++;
-        build(conn_->obuf, rid);
+        conn_->oblocks.clear();
+        conn_->oblocks.buf = &conn_->obuf;
+        {
+            multiprocessing::detail::aliasing_scope alias(&conn_->oblocks);
+            build(conn_->obuf, rid);
+        }
         {
             std::lock_guard<std::mutex> p(pending_mu_);
             pending_.emplace(rid, std::move(done));
         }
         try {
-            conn_->conn.send_frame(conn_->obuf);
+            conn_->conn.send_frame(conn_->obuf, conn_->oblocks);
+            conn_->oblocks.clear();
         } catch (...) {
+            conn_->oblocks.clear();
             std::lock_guard<std::mutex> p(pending_mu_);
             pending_.erase(rid);
             broken_ = true;

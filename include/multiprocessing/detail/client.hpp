@@ -50,6 +50,7 @@ struct ref_entry {
 struct client_connection {
     connection::Connection conn;
     std::vector<char> obuf;
+    multiprocessing::detail::frame_blocks oblocks;  // obuf's big arguments, sent from the caller's objects
     std::uint64_t next_id = 1;
     unsigned epoch = 0;
     unsigned generation = 0;
@@ -196,7 +197,12 @@ public:
         local_server* local = local_.load(std::memory_order_acquire);
         if (local && local->serving_this_thread()) return call_inline(*local, build);
         client_connection& c = thread_connection();
-        build(c.obuf, c.next_id++);
+        c.oblocks.clear();
+        c.oblocks.buf = &c.obuf;
+        {
+            multiprocessing::detail::aliasing_scope alias(&c.oblocks);
+            build(c.obuf, c.next_id++);
+        }
         try {
             return roundtrip(c);
         } catch (const ConnectionError&) {

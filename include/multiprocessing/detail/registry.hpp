@@ -188,17 +188,46 @@ inline constexpr bool is_data_pointer_v =
     (std::is_pointer_v<D> && !std::is_same_v<std::remove_cv_t<std::remove_pointer_t<D>>, char>) ||
     std::is_member_pointer_v<D>;
 
+/// A plain argument; a big string that is the caller's own is recorded in
+/// blocks rather than copied (see write_args).
+template <class W, class V>
+void put_plain_arg(std::vector<char>& buf, multiprocessing::detail::frame_blocks* blocks, bool own, const V& v) {
+    if constexpr (std::is_same_v<W, std::string>) {
+        if (blocks && own && v.size() >= multiprocessing::detail::frame_blocks::min_bytes) {
+            std::size_t n = v.size();
+            const char* len = reinterpret_cast<const char*>(&n);
+            buf.insert(buf.end(), len, len + sizeof n);
+            blocks->v.push_back({buf.size(), v.data(), n});
+            blocks->bytes += n;
+            return;
+        }
+    }
+    multiprocessing::detail::put_plain<W>(buf, v);
+}
+
 /// Appends the arguments, converted to their wire types W, as one archive.
+///
+/// An argument already of its wire type, and only a string or a vector of
+/// plain values, is written by reference when aliasing_target() names buf:
+/// it is the caller's own object, which outlives the send.  A converted one
+/// is a temporary, so it is copied.  The target is taken, not just read: a
+/// call made while serializing (a proxy argument's reference) writes no
+/// blocks here.
 template <class... W, class... A>
 void write_args(std::vector<char>& buf, type_list<W...>, A&&... args) {
+    multiprocessing::detail::aliasing_scope taken(nullptr);
+    auto* blocks = taken.previous() && taken.previous()->buf == &buf ? taken.previous() : nullptr;
     if constexpr (sizeof...(W) > 0 && (multiprocessing::detail::plain_wire_v<W> && ...)) {
-        (multiprocessing::detail::put_plain<W>(buf, to_wire<W>(std::forward<A>(args))), ...);
+        (put_plain_arg<W>(buf, blocks, std::is_same_v<std::decay_t<A>, W>, to_wire<W>(std::forward<A>(args))), ...);
     } else if constexpr (sizeof...(W) > 0) {
-        multiprocessing::detail::vector_sink sink(buf);
+        multiprocessing::detail::vector_sink sink(buf, blocks);
         multiprocessing::detail::oarchive oa(sink);
-        (oa << ... << to_wire<W>(std::forward<A>(args)));
+        ((sink.alias(std::is_same_v<std::decay_t<A>, W> && multiprocessing::detail::aliasable_v<W>),
+          oa << to_wire<W>(std::forward<A>(args))),
+         ...);
     } else {
         (void)buf;
+        (void)blocks;
     }
 }
 
@@ -330,6 +359,20 @@ void save_result(std::vector<char>& out, R&& r) {
     }
 }
 
+/// save_result for a string or a vector of plain values the reply owns
+/// (blocks.keep): a big one is recorded in blocks rather than copied.
+template <class D>
+void save_aliased(std::vector<char>& out, const D& r, multiprocessing::detail::frame_blocks& blocks) {
+    if constexpr (std::is_same_v<D, std::string>) {
+        put_plain_arg<std::string>(out, &blocks, true, r);
+    } else {
+        multiprocessing::detail::vector_sink sink(out, &blocks);
+        sink.alias(true);
+        multiprocessing::detail::oarchive oa(sink);
+        oa << r;
+    }
+}
+
 template <class Tuple>
 struct all_plain;
 template <class... T>
@@ -416,6 +459,18 @@ void invoke_impl(void* obj, const char* body, std::size_t n, std::vector<char>& 
         if (auto* c = current_call())
             gc_traverse<std::decay_t<R>>::run(result, [c](const std::shared_ptr<ref_entry>& e) { c->keep(e); });
     } else {
+        using D = std::decay_t<R>;
+        if constexpr (!std::is_reference_v<R> && multiprocessing::detail::aliasable_v<D>) {
+            // A big result is kept until its reply is sent and goes from
+            // where it lies (the server loop names `out` as the target).
+            auto* t = multiprocessing::detail::aliasing_target();
+            if (t && t->buf == &out) {
+                auto held = std::make_shared<const D>(Caller::call(self, from_wire<P>(std::get<I>(args))...));
+                save_aliased(out, *held, *t);
+                t->keep.push_back(std::move(held));
+                return;
+            }
+        }
         save_result(out, Caller::call(self, from_wire<P>(std::get<I>(args))...));
     }
 }

@@ -45,15 +45,18 @@ MULTIPROCESSING_DECL std::pair<const char*, std::size_t> endpoint::roundtrip(cli
     ReplyHeader h;
     std::optional<double> timeout = call_timeout();
     struct deadline_scope {
-        connection::Connection& conn;
-        ~deadline_scope() { conn.set_deadline(std::nullopt); }
-    } scope{c.conn};
+        client_connection& c;
+        ~deadline_scope() {
+            c.conn.set_deadline(std::nullopt);
+            c.oblocks.clear();  // they point into the caller's arguments
+        }
+    } scope{c};
     if (timeout)
         c.conn.set_deadline(std::chrono::steady_clock::now() +
                             std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                 std::chrono::duration<double>(*timeout)));
     try {
-        c.conn.send_frame(c.obuf);
+        c.conn.send_frame(c.obuf, c.oblocks);
         for (;;) {
             f = c.conn.recv_frame(max_frame_);
             if (f.second < sizeof(ReplyHeader)) {

@@ -154,8 +154,7 @@ MULTIPROCESSING_DECL std::string Connection::recv_bytes(std::size_t maxlength) {
     return std::string(f.first, f.second);
 }
 
-MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::seal_frame(std::vector<char>& buf) {
-    std::size_t n = buf.size() - header_room;
+MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::seal_frame(std::vector<char>& buf, std::size_t n) {
     char* start;
     if (n > 0x7fffffffu) {
         start = buf.data();
@@ -166,6 +165,17 @@ MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::seal_frame(
         put_be32(start, static_cast<std::uint32_t>(n));
     }
     return {start, static_cast<std::size_t>(buf.data() + buf.size() - start)};
+}
+
+MULTIPROCESSING_DECL void Connection::send_frame(std::vector<char>& buf, const multiprocessing::detail::frame_blocks& blocks) {
+    if (blocks.v.empty()) return send_frame(buf);
+    const char* at = seal_frame(buf, buf.size() - header_room + blocks.bytes).first;
+    for (const auto& b : blocks.v) {
+        send_all(at, static_cast<std::size_t>(buf.data() + b.at - at));
+        send_all(b.p, b.n);
+        at = buf.data() + b.at;
+    }
+    send_all(at, static_cast<std::size_t>(buf.data() + buf.size() - at));
 }
 
 MULTIPROCESSING_DECL void Connection::send_frame(std::vector<char>& buf) {
@@ -425,6 +435,7 @@ MULTIPROCESSING_DECL void Connection::receive_with_descriptor(int* fd) {
 
 MULTIPROCESSING_DECL void Connection::grow(std::size_t cap) {
     std::unique_ptr<char[]> bigger(new char[cap]);
+    multiprocessing::detail::advise_huge_pages(bigger.get(), cap);
     if (rend_) std::memcpy(bigger.get(), rbuf_.get(), rend_);
     rbuf_ = std::move(bigger);
     rcap_ = cap;

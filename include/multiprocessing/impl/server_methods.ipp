@@ -595,6 +595,8 @@ MULTIPROCESSING_DECL void Server::serve_client(connection::Connection& c, std::u
         authenticated_locked(conn_id);
     }
     std::vector<char> out, batch;
+    multiprocessing::detail::frame_blocks out_blocks;  // a big result, sent from where it lies
+    out_blocks.buf = &out;
     std::vector<handover> handovers;  // replies awaiting the client's ack
     std::vector<std::shared_ptr<detail::ref_entry>> kept;  // this call's, see call_context::keep
     bool kept_any = false;  // kept_ may hold some of this connection's (saves a lock per call)
@@ -667,11 +669,14 @@ MULTIPROCESSING_DECL void Server::serve_client(connection::Connection& c, std::u
                 kept_any = false;
             }
             try {
+                multiprocessing::detail::aliasing_scope alias(&out_blocks);
                 stop = dispatch(h, name, body, n, sess, conn_id, c.fileno(), out, handed, kept);
             } catch (const std::exception& e) {
+                out_blocks.clear();
                 take_back_all(handed);  // the caller gets an error, not the thing
                 detail::put_exception(out, h.request_id, e);
             } catch (...) {
+                out_blocks.clear();
                 take_back_all(handed);
                 detail::put_foreign_exception(out, h.request_id);
             }
@@ -684,18 +689,29 @@ MULTIPROCESSING_DECL void Server::serve_client(connection::Connection& c, std::u
                     static_cast<char>(detail::reply_wants_ack);
                 for (auto& x : handed) handovers.push_back(std::move(x));
             }
-            // Replies to pipelined requests go out together, in one write.
-            auto sealed = connection::Connection::seal_frame(out);
-            if (!stop && c.frame_ready() && batch.size() < (256u << 10)) {
-                batch.insert(batch.end(), sealed.first, sealed.first + sealed.second);
-                continue;
-            }
-            if (!batch.empty()) {
-                batch.insert(batch.end(), sealed.first, sealed.first + sealed.second);
-                c.send_raw(batch.data(), batch.size());
-                batch.clear();
+            if (!out_blocks.v.empty()) {
+                // Sent at once, after the batch: the result it refers to
+                // is freed when the blocks are cleared.
+                if (!batch.empty()) {
+                    c.send_raw(batch.data(), batch.size());
+                    batch.clear();
+                }
+                c.send_frame(out, out_blocks);
+                out_blocks.clear();
             } else {
-                c.send_raw(sealed.first, sealed.second);
+                // Replies to pipelined requests go out together, in one write.
+                auto sealed = connection::Connection::seal_frame(out);
+                if (!stop && c.frame_ready() && batch.size() < (256u << 10)) {
+                    batch.insert(batch.end(), sealed.first, sealed.first + sealed.second);
+                    continue;
+                }
+                if (!batch.empty()) {
+                    batch.insert(batch.end(), sealed.first, sealed.first + sealed.second);
+                    c.send_raw(batch.data(), batch.size());
+                    batch.clear();
+                } else {
+                    c.send_raw(sealed.first, sealed.second);
+                }
             }
             if (stop) {
                 shutdown();
