@@ -1,7 +1,7 @@
 // Big arguments and results.  A string or a vector of plain values that is
-// the caller's own object goes on the wire from where it lies (frame_blocks)
-// instead of being copied into the frame; big decoded vectors are allocated
-// on huge pages.  These tests check that what arrives is what was sent,
+// the caller's own object (or a method's by-value result) goes on the wire
+// from where it lies (frame_blocks) instead of being copied into the frame;
+// big decoded vectors and strings are allocated on huge pages.  These tests check that what arrives is what was sent,
 // wherever a big block sits among other arguments, over both transports
 // (scripts/test runs the suite again with MP_TRANSPORT=socket).
 #include "helpers.hpp"
@@ -38,6 +38,9 @@ struct Boom {
     }
 };
 
+class Bulk;
+using BulkProxy = mp::managers::Proxy<Bulk>;
+
 class Bulk {
 public:
     std::vector<char> echo(std::vector<char> v) const { return v; }
@@ -62,6 +65,8 @@ public:
     }
     std::size_t boom(std::vector<char> v, Boom) const { return v.size(); }
     std::size_t size(std::vector<char> v) const { return v.size(); }
+    // Calls its own manager from inside a method: run inline, not sent.
+    std::vector<char> relay(BulkProxy self, std::vector<char> v) const;
 };
 
 struct BulkManager : mp::managers::BaseManager<BulkManager> {
@@ -80,15 +85,21 @@ std::vector<char> pattern(std::size_t n, unsigned seed) {
 
 }  // namespace
 
-MP_EXPOSE(Bulk, echo, echo_s, echo_d, echo_u, mixed, strings, view, nested, boom, size)
+MP_EXPOSE(Bulk, echo, echo_s, echo_d, echo_u, mixed, strings, view, nested, boom, size, relay)
 static const bool registered = (BulkManager::register_type<Bulk>("Bulk"), true);
+
+std::vector<char> Bulk::relay(BulkProxy self, std::vector<char> v) const {
+    auto r = self.echo(v);
+    r.push_back('!');
+    return r;
+}
 
 TEST_CASE("big vectors and strings come back whole", "[bulk]") {
     BulkManager m;
     m.start();
     auto b = m.create<Bulk>();
     for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(64 << 10) - 1, std::size_t(64 << 10),
-                          std::size_t(3 << 20) + 7, std::size_t(9 << 20) + 3}) {
+                          std::size_t(3 << 20) + 7, std::size_t(9 << 20) + 3, std::size_t(40 << 20) + 5}) {
         INFO("size " << n);
         auto v = pattern(n, static_cast<unsigned>(n));
         CHECK(b.echo(v) == v);
@@ -125,6 +136,9 @@ TEST_CASE("big blocks keep their places among other arguments", "[bulk]") {
     // Vectors inside a vector are copied, not referred to.
     std::vector<std::vector<char>> vv{pattern(100 << 10, 1), {}, pattern(70 << 10, 2)};
     CHECK(b.nested(vv) == local.nested(vv));
+    // Big enough that the copied frame's buffer grows onto huge pages.
+    std::vector<std::vector<char>> huge{pattern(17 << 20, 3), pattern(17 << 20, 4)};
+    CHECK(b.nested(huge) == local.nested(huge));
     m.shutdown();
 }
 
@@ -154,6 +168,53 @@ TEST_CASE("pipelined calls with big arguments", "[bulk][async]") {
         REQUIRE(fs[i].wait_for(std::chrono::seconds(30)) == std::future_status::ready);
         CHECK(fs[i].get() == blocks[i]);
     }
+    m.shutdown();
+}
+
+TEST_CASE("a big reply between small pipelined ones keeps its place", "[bulk][async]") {
+    BulkManager m;
+    m.start();
+    auto b = m.create<Bulk>();
+    auto big = pattern(1 << 20, 5);
+    std::vector<std::future<std::size_t>> before, after;
+    for (int i = 0; i < 50; ++i) before.push_back(call_async<&Bulk::size>(b, std::vector<char>(static_cast<std::size_t>(i), 'a')));
+    auto mid = call_async<&Bulk::echo>(b, big);
+    for (int i = 0; i < 50; ++i) after.push_back(call_async<&Bulk::size>(b, std::vector<char>(static_cast<std::size_t>(i) + 100, 'b')));
+    for (int i = 0; i < 50; ++i) {
+        REQUIRE(before[static_cast<std::size_t>(i)].wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+        CHECK(before[static_cast<std::size_t>(i)].get() == static_cast<std::size_t>(i));
+    }
+    REQUIRE(mid.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    CHECK(mid.get() == big);
+    for (int i = 0; i < 50; ++i) {
+        REQUIRE(after[static_cast<std::size_t>(i)].wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+        CHECK(after[static_cast<std::size_t>(i)].get() == static_cast<std::size_t>(i) + 100);
+    }
+    m.shutdown();
+}
+
+TEST_CASE("a method passing a big vector to its own manager", "[bulk]") {
+    BulkManager m;
+    m.start();
+    auto b = m.create<Bulk>();
+    auto big = pattern(2 << 20, 6);
+    auto r = b.relay(b, big);
+    REQUIRE(r.size() == big.size() + 1);
+    CHECK(r.back() == '!');
+    r.pop_back();
+    CHECK(r == big);
+    m.shutdown();
+}
+
+TEST_CASE("big arguments and results over TCP", "[bulk][tcp]") {
+    BulkManager m(mp::connection::Address("127.0.0.1", 0), std::string("bulk-key"));
+    m.start();
+    auto b = m.create<Bulk>();
+    auto big = pattern(6 << 20, 8);
+    CHECK(b.echo(big) == big);
+    std::string s(big.begin(), big.end());
+    Bulk local;
+    CHECK(b.strings(s, "-", s) == local.strings(s, "-", s));
     m.shutdown();
 }
 

@@ -202,8 +202,7 @@ public:
         std::size_t n = 0;
         base::load(n);
         check_size(n);
-        s.resize(n);
-        if (n) this->load_binary(&s[0], n);
+        assign_string(s, take(n), n);
     }
     template <class T>
     void load_override(T& t) { base::load_override(t); }
@@ -259,7 +258,7 @@ struct plain_reader {
             if (len > n)
                 throw archive_size_error("archive declares " + std::to_string(len) +
                                          " elements but the frame holds only " + std::to_string(n) + " more bytes");
-            v.assign(p, len);
+            assign_string(v, p, len);
             p += len;
             n -= len;
         } else {
@@ -313,13 +312,15 @@ void load(iarchive& ar, std::vector<U, A>& t, const unsigned int v) {
                                      std::to_string(sizeof(U)) + " bytes but the frame holds only " +
                                      std::to_string(ar.remaining()) + " more bytes");
         std::size_t bytes = count * sizeof(U);
-        if (bytes >= huge_page_threshold && t.capacity() < count) {
-            // A new block, on huge pages before it is first touched.
-            t = std::vector<U, A>(t.get_allocator());
-            t.reserve(count);
-            advise_huge_pages(t.data(), bytes);
+        if constexpr (std::is_same_v<A, std::allocator<U>>) {
+            if (bytes >= huge_page_threshold && t.capacity() < count) {
+                // A new block, on huge pages before it is first touched.
+                t = std::vector<U, A>();
+                t.reserve(count);
+                advise_huge_pages(t.data(), bytes);
+            }
         }
-        if constexpr (std::is_same_v<U, char> || std::is_same_v<U, unsigned char> || std::is_same_v<U, std::byte>) {
+        if constexpr (std::is_same_v<U, char> || std::is_same_v<U, unsigned char>) {
             // Copied once, not zeroed first.
             const U* p = reinterpret_cast<const U*>(ar.take(bytes));
             t.assign(p, p + count);

@@ -34,9 +34,12 @@ public:
         std::uint64_t rid = conn_->next_id++;
         conn_->oblocks.clear();
         conn_->oblocks.buf = &conn_->obuf;
-        {
+        try {
             multiprocessing::detail::aliasing_scope alias(&conn_->oblocks);
             build(conn_->obuf, rid);
+        } catch (...) {
+            conn_->oblocks.clear();  // they point into arguments about to die
+            throw;
         }
         {
             std::lock_guard<std::mutex> p(pending_mu_);

@@ -199,9 +199,12 @@ public:
         client_connection& c = thread_connection();
         c.oblocks.clear();
         c.oblocks.buf = &c.obuf;
-        {
+        try {
             multiprocessing::detail::aliasing_scope alias(&c.oblocks);
             build(c.obuf, c.next_id++);
+        } catch (...) {
+            c.oblocks.clear();  // they point into arguments about to die
+            throw;
         }
         try {
             return roundtrip(c);

@@ -74,6 +74,7 @@ struct value {
     static value str(std::string v) { value x; x.k = kind::str; x.s = std::move(v); return x; }
     static value bytes(std::string v) { value x; x.k = kind::bytes; x.s = std::move(v); return x; }
     static value seq(kind k, std::vector<value> items) { value x; x.k = k; x.items = std::move(items); return x; }
+    static value tuple(std::vector<value> items) { return seq(kind::tuple, std::move(items)); }
     static value global(std::string_view module, std::string_view name);
     /// cls(*args), or with newobj cls.__new__(cls, *args); state as BUILD gives it.
     static value instance(value cls, value args, bool newobj = false, const value* state = nullptr);

@@ -285,7 +285,7 @@ struct py_conv<std::tuple<T...>, std::enable_if_t<(py_conv<T>::ok && ...)>> {
     static value to(const std::tuple<T...>& t) {
         std::vector<value> items;
         std::apply([&](const auto&... x) { (items.push_back(py_conv<std::decay_t<decltype(x)>>::to(x)), ...); }, t);
-        return value::seq(value::kind::tuple, std::move(items));
+        return value::tuple(std::move(items));
     }
 };
 template <class A, class B>
@@ -296,7 +296,7 @@ struct py_conv<std::pair<A, B>, std::enable_if_t<py_conv<A>::ok && py_conv<B>::o
         return {std::move(std::get<0>(t)), std::move(std::get<1>(t))};
     }
     static value to(const std::pair<A, B>& p) {
-        return value::seq(value::kind::tuple, {py_conv<A>::to(p.first), py_conv<B>::to(p.second)});
+        return value::tuple({py_conv<A>::to(p.first), py_conv<B>::to(p.second)});
     }
 };
 

@@ -18,10 +18,9 @@ namespace multiprocessing::managers::detail {
 inline multiprocessing::detail::pickle::value pickle_token(const std::string& typeid_, const connection::Address& a,
                                                            const std::string& id) {
     using value = multiprocessing::detail::pickle::value;
-    auto tuple = [](std::vector<value> items) { return value::seq(value::kind::tuple, std::move(items)); };
-    value where = a.is_tcp() ? tuple({value::str(a.host()), value::integer(a.port())}) : value::str(a.path());
-    value state = tuple({value::str(typeid_), std::move(where), value::str(id)});
-    return value::instance(value::global("multiprocessing.managers", "Token"), tuple({}), true, &state);
+    value where = a.is_tcp() ? value::tuple({value::str(a.host()), value::integer(a.port())}) : value::str(a.path());
+    value state = value::tuple({value::str(typeid_), std::move(where), value::str(id)});
+    return value::instance(value::global("multiprocessing.managers", "Token"), value::tuple({}), true, &state);
 }
 
 /// The address in a pickled Token's state: a path, or (host, port) with a

@@ -463,15 +463,18 @@ void invoke_impl(void* obj, const char* body, std::size_t n, std::vector<char>& 
         if constexpr (!std::is_reference_v<R> && multiprocessing::detail::aliasable_v<D>) {
             // A big result is kept until its reply is sent and goes from
             // where it lies (the server loop names `out` as the target).
+            D r = Caller::call(self, from_wire<P>(std::get<I>(args))...);
             auto* t = multiprocessing::detail::aliasing_target();
-            if (t && t->buf == &out) {
-                auto held = std::make_shared<const D>(Caller::call(self, from_wire<P>(std::get<I>(args))...));
+            if (t && t->buf == &out && r.size() * sizeof(r[0]) >= multiprocessing::detail::frame_blocks::min_bytes) {
+                auto held = std::make_shared<const D>(std::move(r));
+                t->keep.push_back(held);
                 save_aliased(out, *held, *t);
-                t->keep.push_back(std::move(held));
-                return;
+            } else {
+                save_result(out, std::move(r));
             }
+        } else {
+            save_result(out, Caller::call(self, from_wire<P>(std::get<I>(args))...));
         }
-        save_result(out, Caller::call(self, from_wire<P>(std::get<I>(args))...));
     }
 }
 

@@ -169,6 +169,14 @@ MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::seal_frame(
 
 MULTIPROCESSING_DECL void Connection::send_frame(std::vector<char>& buf, const multiprocessing::detail::frame_blocks& blocks) {
     if (blocks.v.empty()) return send_frame(buf);
+    // Recorded for another buffer, or before buf was cut: a library bug,
+    // refused before any byte leaves.
+    std::size_t last = 0;
+    for (const auto& b : blocks.v) {
+        if (blocks.buf != &buf || b.at < last || b.at > buf.size() || b.at < header_room)
+            throw std::logic_error("frame blocks do not match the frame buffer");
+        last = b.at;
+    }
     const char* at = seal_frame(buf, buf.size() - header_room + blocks.bytes).first;
     for (const auto& b : blocks.v) {
         send_all(at, static_cast<std::size_t>(buf.data() + b.at - at));

@@ -51,11 +51,11 @@ MULTIPROCESSING_DECL detail::python::pk::value PythonProxy::shared_state::reduce
         std::vector<pk::value> names;
         for (auto& n : exposed) names.push_back(pk::value::str(n));
         kwds.push_back(pk::value::str("exposed"));
-        kwds.push_back(detail::python::tuple(std::move(names)));
+        kwds.push_back(pk::value::tuple(std::move(names)));
     }
     return pk::value::instance(
         pk::value::global("multiprocessing.managers", "RebuildProxy"),
-        detail::python::tuple({pk::value::global(func_module, autoproxy ? std::string("AutoProxy") : cls),
+        pk::value::tuple({pk::value::global(func_module, autoproxy ? std::string("AutoProxy") : cls),
                                dest && *dest == address ? token : detail::pickle_token(typeid_, address, id),
                                pk::value::str("pickle"), pk::value::seq(pk::value::kind::dict, std::move(kwds))}));
 }

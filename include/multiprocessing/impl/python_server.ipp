@@ -19,8 +19,7 @@ namespace detail::python_server {
 
 using pk::value;
 
-inline value tuple(std::vector<value> items) { return value::seq(value::kind::tuple, std::move(items)); }
-inline value reply(const char* kind, value v) { return tuple({value::str(kind), std::move(v)}); }
+inline value reply(const char* kind, value v) { return value::tuple({value::str(kind), std::move(v)}); }
 
 // The items Python's range(...) may expand to in one request (each 72 bytes here).
 constexpr std::int64_t max_range_items = 1 << 20;
@@ -71,7 +70,7 @@ inline value error_reply(const std::string& cpp_type, const std::string& message
                                               type + ": " + message + "\n"));
     std::vector<value> args;
     if (!no_args && !message.empty()) args.push_back(type == "KeyError" ? key_error_arg(message) : value::str(message));
-    return reply("#ERROR", value::instance(value::global(module, type), tuple(std::move(args))));
+    return reply("#ERROR", value::instance(value::global(module, type), value::tuple(std::move(args))));
 }
 
 inline value error_reply(const std::exception& e) {
@@ -80,7 +79,7 @@ inline value error_reply(const std::exception& e) {
         if (std::string(e.what()).find("beyond 64 bits") != std::string::npos)
             return error_reply("OverflowError", "int beyond 64 bits: C++ methods take 64-bit ints");
         return reply("#ERROR", value::instance(value::global("_pickle", "UnpicklingError"),
-                                               tuple({value::str(e.what())})));
+                                               value::tuple({value::str(e.what())})));
     }
     std::string name = detail::exception_table::instance().name_of(e);
     if (name.empty()) name = multiprocessing::detail::demangle(typeid(e).name());
@@ -268,7 +267,7 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_reduce(const object& o) co
         }
     }
     return value::instance(value::global("multiprocessing.managers", "RebuildProxy"),
-                           ps::tuple({value::global("multiprocessing.managers", cls), python_token(t),
+                           value::tuple({value::global("multiprocessing.managers", cls), python_token(t),
                                       value::str("pickle"), value::seq(value::kind::dict, std::move(kwds))}));
 }
 
@@ -464,7 +463,7 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_public(const std::string& 
 MULTIPROCESSING_DECL detail::pk::value Server::python_exposed(const detail::type_entry& t) const {
     std::vector<detail::pk::value> names;
     for (auto& n : t.python_exposed()) names.push_back(detail::pk::value::str(n));
-    return detail::python_server::tuple(std::move(names));
+    return detail::pk::value::tuple(std::move(names));
 }
 
 MULTIPROCESSING_DECL detail::pk::value Server::python_token(const Token& t) const {
@@ -542,7 +541,7 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_create(const std::string& 
                                      : " (" + why + ")"));
     const void* raw = obj.get();
     std::uint64_t id = add_object(std::move(obj), raw, t, sess);
-    return ps::tuple({value::str(ps::ident(id)), python_exposed(*t)});
+    return value::tuple({value::str(ps::ident(id)), python_exposed(*t)});
 }
 
 MULTIPROCESSING_DECL detail::pk::value Server::python_call(const std::string& ident, const std::string& name,
@@ -578,7 +577,7 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_call(const std::string& id
         auto it = std::make_shared<detail::PythonIterator>(std::move(items));
         const void* raw = it.get();
         std::uint64_t id = add_object(std::move(it), raw, it_type, sess);  // the client increfs, then drops this one
-        return ps::reply("#PROXY", ps::tuple({python_exposed(*it_type), python_token(Token{"Iterator", address(), id})}));
+        return ps::reply("#PROXY", value::tuple({python_exposed(*it_type), python_token(Token{"Iterator", address(), id})}));
     }
     std::string target = name;
     // l[a:b] is __getslice__ here; with a step, the whole list's, then picked.
@@ -658,7 +657,7 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_call(const std::string& id
             // increfs for its proxy, then decrefs this one.
             auto nr = lookup(tok.id);
             if (!nr) throw KeyError("the shared object a method returned is gone");
-            return ps::reply("#PROXY", ps::tuple({python_exposed(*nr->type), python_token(tok)}));
+            return ps::reply("#PROXY", value::tuple({python_exposed(*nr->type), python_token(tok)}));
         }
         value res = m->py_result(p, n);
         if (step_slice) {

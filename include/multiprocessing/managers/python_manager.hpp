@@ -37,7 +37,6 @@ namespace detail::python {
 
 namespace pk = multiprocessing::detail::pickle;
 
-inline pk::value tuple(std::vector<pk::value> items) { return pk::value::seq(pk::value::kind::tuple, std::move(items)); }
 
 // A held PythonProxy as CPython's BaseProxy.__reduce__ writes it:
 // RebuildProxy(func, Token, 'pickle', {'exposed': ...} for an AutoProxy),
@@ -63,7 +62,7 @@ inline std::string request(const std::optional<std::string>& ident, const std::s
         kw.push_back(pk::value::str(k));
         kw.push_back(to_pickle(v, dest));
     }
-    return pk::dumps(tuple({ident ? pk::value::str(*ident) : pk::value(), pk::value::str(method), tuple(args),
+    return pk::dumps(pk::value::tuple({ident ? pk::value::str(*ident) : pk::value(), pk::value::str(method), pk::value::tuple(args),
                             pk::value::seq(pk::value::kind::dict, std::move(kw))}));
 }
 
