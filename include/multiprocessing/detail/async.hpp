@@ -11,6 +11,7 @@
 #include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/detail/client.hpp"
 
+#include <deque>
 #include <functional>
 #include <future>
 #include <memory>
@@ -22,7 +23,15 @@ namespace multiprocessing::managers::detail {
 
 class async_channel {
 public:
-    using completion = std::function<void(const char* body, std::size_t n, std::exception_ptr error)>;
+    /// What a reply completes: one object per call (the caller's promise
+    /// lives in it), so a call allocates this and its future's state only.
+    struct pending_call {
+        virtual ~pending_call() = default;
+        /// The reply's body, or the error it carried or the loss of the
+        /// connection.
+        virtual void complete(const char* body, std::size_t n, std::exception_ptr error) = 0;
+    };
+    using completion = std::unique_ptr<pending_call>;
 
     explicit async_channel(std::unique_ptr<client_connection> c);
 
@@ -43,7 +52,7 @@ public:
         }
         {
             std::lock_guard<std::mutex> p(pending_mu_);
-            pending_.emplace(rid, std::move(done));
+            pending_.emplace_back(rid, std::move(done));
         }
         try {
             conn_->conn.send_frame(conn_->obuf, conn_->oblocks);
@@ -51,7 +60,8 @@ public:
         } catch (...) {
             conn_->oblocks.clear();
             std::lock_guard<std::mutex> p(pending_mu_);
-            pending_.erase(rid);
+            // Still the newest: submits are serialized by send_mu_.
+            if (!pending_.empty() && pending_.back().first == rid) pending_.pop_back();
             broken_ = true;
             throw;
         }
@@ -66,7 +76,8 @@ private:
 
     std::unique_ptr<client_connection> conn_;
     std::mutex send_mu_, pending_mu_;
-    std::unordered_map<std::uint64_t, completion> pending_;
+    // In request order: the server answers a connection's requests in order.
+    std::deque<std::pair<std::uint64_t, completion>> pending_;
     std::atomic<bool> broken_{false};
     std::thread reader_;
 };

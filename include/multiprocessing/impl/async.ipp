@@ -24,10 +24,10 @@ MULTIPROCESSING_DECL void async_channel::read_loop() {
             completion done;
             {
                 std::lock_guard<std::mutex> p(pending_mu_);
-                auto it = pending_.find(h.request_id);
-                if (it == pending_.end()) throw ProcessError("reply to an unknown request");
-                done = std::move(it->second);
-                pending_.erase(it);
+                if (pending_.empty() || pending_.front().first != h.request_id)
+                    throw ProcessError("reply to an unknown request");
+                done = std::move(pending_.front().second);
+                pending_.pop_front();
             }
             reader body_rd{f.first + sizeof h, f.second - sizeof h};
             if (h.flags & reply_gives_refs) {
@@ -45,17 +45,17 @@ MULTIPROCESSING_DECL void async_channel::read_loop() {
                     begin_request(ack, kind::ack, h.request_id, 0, 1);
                     conn_->conn.send_frame(ack);
                 } catch (...) {
-                    done(nullptr, 0, std::current_exception());
+                    done->complete(nullptr, 0, std::current_exception());
                     throw;
                 }
             }
             if (h.status == static_cast<std::uint8_t>(status::ok)) {
-                done(body, n, nullptr);
+                done->complete(body, n, nullptr);
             } else {
                 try {
                     throw_error(reader{body, n});
                 } catch (...) {
-                    done(nullptr, 0, std::current_exception());
+                    done->complete(nullptr, 0, std::current_exception());
                 }
             }
         }
@@ -72,12 +72,12 @@ MULTIPROCESSING_DECL void async_channel::read_loop() {
 
 MULTIPROCESSING_DECL void async_channel::fail_all(std::exception_ptr e) {
     broken_ = true;
-    std::unordered_map<std::uint64_t, completion> doomed;
+    std::deque<std::pair<std::uint64_t, completion>> doomed;
     {
         std::lock_guard<std::mutex> p(pending_mu_);
         doomed.swap(pending_);
     }
-    for (auto& kv : doomed) kv.second(nullptr, 0, e);
+    for (auto& kv : doomed) kv.second->complete(nullptr, 0, e);
 }
 
 }  // namespace multiprocessing::managers::detail

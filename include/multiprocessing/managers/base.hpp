@@ -379,29 +379,36 @@ auto call_async(const P& proxy, A&&... args) {
     if (!name) throw ValueError("call_async: the method is not exposed by this proxy type");
     const Token& t = proxy._token();
     auto& ep = detail::client_state::instance().get(t.address);
-    auto pr = std::make_shared<std::promise<Res>>();
-    auto fut = pr->get_future();
+    // The promise, and the proxy kept alive until the reply, in one block.
+    struct call final : detail::async_channel::pending_call {
+        explicit call(const P& p) : keep(p) {}
+        std::promise<Res> pr;
+        P keep;
+        void complete(const char* body, std::size_t n, std::exception_ptr err) override {
+            if (err) {
+                pr.set_exception(err);
+                return;
+            }
+            try {
+                if constexpr (std::is_void_v<Res>) {
+                    pr.set_value();
+                } else {
+                    pr.set_value(BaseProxy::_read_result<R>(body, n));
+                }
+            } catch (...) {
+                pr.set_exception(std::current_exception());
+            }
+        }
+    };
+    auto c = std::make_unique<call>(proxy);
+    auto fut = c->pr.get_future();
     std::uint64_t sig = detail::method_signature<M>();
     detail::async_for(ep).submit(
         [&](std::vector<char>& buf, std::uint64_t rid) {
             detail::begin_request(buf, detail::kind::call, rid, t.id, sig, name, std::strlen(name));
             detail::write_args(buf, typename tr::wire_params{}, std::forward<A>(args)...);
         },
-        [pr, keep = proxy](const char* body, std::size_t n, std::exception_ptr err) {
-            if (err) {
-                pr->set_exception(err);
-                return;
-            }
-            try {
-                if constexpr (std::is_void_v<Res>) {
-                    pr->set_value();
-                } else {
-                    pr->set_value(BaseProxy::_read_result<R>(body, n));
-                }
-            } catch (...) {
-                pr->set_exception(std::current_exception());
-            }
-        });
+        std::move(c));
     return fut;
 }
 
