@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <array>
 #include <atomic>
 #include <fstream>
 #include <future>
@@ -81,6 +82,74 @@ std::vector<char> pattern(std::size_t n, unsigned seed) {
     std::vector<char> v(n);
     for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<char>((i * 131 + seed) & 0xff);
     return v;
+}
+
+// Two connections joined by a socket and switched to a ring segment of
+// ring bytes each way, as a manager's client and server are.
+std::pair<Connection, Connection> shm_pipe(std::size_t ring = 1u << 16) {
+    auto pipe = mp::connection::Pipe();
+    int fd = shm_stream::create(ring);
+    REQUIRE(fd >= 0);
+    std::vector<char> buf;
+    Connection::begin_frame(buf);
+    pipe.second.send_frame(buf, fd);  // second plays the server: it made the segment
+    pipe.second.use_shared_memory(fd, 1);
+    int got = -1;
+    pipe.first.recv_frame(1 << 20, &got);
+    REQUIRE(got >= 0);
+    pipe.first.use_shared_memory(got, 0);
+    return pipe;
+}
+
+// A frame: a prefix, then the given blocks each after a small marker, as
+// an archive would write them with frame_blocks recording the big runs.
+struct staged_frame {
+    std::vector<char> buf;
+    multiprocessing::detail::frame_blocks blocks;
+    std::vector<char> whole;  // what the receiver's logical bytes must be
+};
+void build_staged(staged_frame& f, const std::vector<std::pair<const std::vector<char>*, multiprocessing::detail::block_kind>>& parts) {
+    Connection::begin_frame(f.buf);
+    f.blocks.clear();
+    f.blocks.buf = &f.buf;
+    f.whole.clear();
+    auto own = [&](const std::string& s) {
+        f.buf.insert(f.buf.end(), s.begin(), s.end());
+        f.whole.insert(f.whole.end(), s.begin(), s.end());
+    };
+    own("head");
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        if (i % 2) own("-" + std::to_string(i) + "-");  // some blocks touch, some do not
+        f.blocks.add(f.buf.size(), parts[i].first->data(), parts[i].first->size(), parts[i].second);
+        f.whole.insert(f.whole.end(), parts[i].first->begin(), parts[i].first->end());
+    }
+    own("tail");
+}
+
+// Reads a received frame back as one byte run, through memory_source (which
+// claims the staged blocks and reads them in their places).
+std::vector<char> read_logical(std::pair<const char*, std::size_t> f) {
+    multiprocessing::detail::memory_source src(f.first, f.second);
+    std::vector<char> out(src.remaining());
+    REQUIRE(static_cast<std::size_t>(src.sgetn(out.data(), static_cast<std::streamsize>(out.size()))) == out.size());
+    CHECK(src.remaining() == 0);
+    return out;
+}
+
+// A raw staged-frame table, for forging.
+std::vector<char> staged_table(std::uint32_t count, const std::vector<std::array<std::uint64_t, 3>>& es) {
+    std::vector<char> t;
+    auto be = [&](std::uint64_t v, int bytes) {
+        for (int i = bytes - 1; i >= 0; --i) t.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    };
+    be(0xfffffffeu, 4);
+    be(count, 4);
+    for (auto& e : es) {
+        be(e[0], 8);
+        be(e[1], 8);
+        t.push_back(static_cast<char>(e[2]));
+    }
+    return t;
 }
 
 // An authenticated connection that says hello as a client would.
@@ -223,21 +292,9 @@ TEST_CASE("frames of every size cross the rings both ways, and pipelined calls k
 
 TEST_CASE("a connection's byte stream through shared memory: wrap-around, back-pressure, timeouts and EOF",
           "[shm]") {
-    auto pipe = mp::connection::Pipe();
+    auto pipe = shm_pipe();
     Connection& a = pipe.first;
     Connection& b = pipe.second;
-    int fd = shm_stream::create(1u << 16);
-    REQUIRE(fd >= 0);
-    std::vector<char> buf;
-    Connection::begin_frame(buf);
-    buf.push_back('x');
-    b.send_frame(buf, fd);  // b plays the server: it made the segment
-    b.use_shared_memory(fd, 1);
-    int got = -1;
-    auto first = a.recv_frame(1 << 20, &got);
-    REQUIRE(first.second == 1);
-    REQUIRE(got >= 0);
-    a.use_shared_memory(got, 0);
     CHECK(a.shared_memory());
     CHECK(b.shared_memory());
 
@@ -287,17 +344,7 @@ TEST_CASE("a connection's byte stream through shared memory: wrap-around, back-p
 }
 
 TEST_CASE("a peer that breaks off mid-frame or stops reading is noticed", "[shm]") {
-    auto pipe = mp::connection::Pipe();
-    int fd = shm_stream::create(1u << 16);
-    REQUIRE(fd >= 0);
-    std::vector<char> buf;
-    Connection::begin_frame(buf);
-    pipe.second.send_frame(buf, fd);
-    pipe.second.use_shared_memory(fd, 1);
-    int got = -1;
-    pipe.first.recv_frame(1 << 20, &got);
-    REQUIRE(got >= 0);
-    pipe.first.use_shared_memory(got, 0);
+    auto pipe = shm_pipe();
 
     // Half a frame (its header says 100 bytes), then gone.
     char half[8] = {0, 0, 0, 100, 'a', 'b', 'c', 'd'};
@@ -493,4 +540,156 @@ TEST_CASE("an oversized reply breaks the async channel while another thread subm
     CHECK(mp::managers::call_async<&Echo::add>(e, 2, 2).get() == 4);
     CHECK(e.add(3, 3) == 6);
     m.shutdown();
+}
+
+TEST_CASE("big vectors and strings cross the ring apart from their frame and are handed over without a copy",
+          "[shm][bulk]") {
+    using multiprocessing::detail::block_kind;
+    auto pipe = shm_pipe();
+    auto a = pattern(300u << 10, 1), b = pattern(70u << 10, 2), c = pattern((1u << 20) + 3, 3), d = pattern(65u << 10, 4);
+    staged_frame f;
+    // Every kind, a spliced one (bytes) among them, two touching.
+    build_staged(f, {{&a, block_kind::char_vector}, {&b, block_kind::bytes}, {&c, block_kind::string},
+                     {&d, block_kind::uchar_vector}});
+    std::thread w([&] { pipe.second.send_frame(f.buf, f.blocks); });
+    auto got = pipe.first.recv_frame(1u << 30);
+    w.join();
+    // The frame's own bytes exclude the three staged blocks.
+    CHECK(got.second == f.whole.size() - a.size() - c.size() - d.size());
+    REQUIRE(multiprocessing::detail::received_blocks().size() == 3);
+    CHECK(read_logical(got) == f.whole);
+    CHECK(multiprocessing::detail::received_blocks().empty());  // claimed
+
+    // Through the archive: each block becomes its value's own storage.
+    std::vector<char> buf;
+    multiprocessing::detail::frame_blocks blocks;
+    blocks.buf = &buf;
+    std::string s(c.begin(), c.end());
+    std::vector<unsigned char> u(d.begin(), d.end());
+    {
+        Connection::begin_frame(buf);
+        multiprocessing::detail::vector_sink sink(buf, &blocks);
+        multiprocessing::detail::oarchive oa(sink);
+        int small = 7;
+        sink.alias(true, block_kind::char_vector);
+        oa << a;
+        sink.alias(false);
+        oa << small;
+        sink.alias(true, block_kind::string);
+        oa << s;
+        sink.alias(true, block_kind::uchar_vector);
+        oa << u;
+        sink.alias(true, block_kind::char_vector);
+        oa << b;
+    }
+    REQUIRE(blocks.v.size() == 4);
+    std::thread w2([&] { pipe.second.send_frame(buf, blocks); });
+    got = pipe.first.recv_frame(1u << 30);
+    w2.join();
+    auto& rb = multiprocessing::detail::received_blocks();
+    REQUIRE(rb.size() == 4);
+    const char* staged_a = rb[0].data();
+    const char* staged_s = rb[1].data();
+    multiprocessing::detail::memory_source src(got.first, got.second);
+    multiprocessing::detail::iarchive ia(src);
+    std::vector<char> a2, b2;
+    std::string s2;
+    std::vector<unsigned char> u2;
+    int small2 = 0;
+    ia >> a2 >> small2 >> s2 >> u2 >> b2;
+    CHECK(a2 == a);
+    CHECK(small2 == 7);
+    CHECK(s2 == s);
+    CHECK(u2 == u);
+    CHECK(b2 == b);
+    CHECK(a2.data() == staged_a);  // handed over, not copied
+    CHECK(s2.data() == staged_s);
+    CHECK(src.remaining() == 0);
+}
+
+TEST_CASE("a staged block read as another type is read in its place", "[shm][bulk]") {
+    using multiprocessing::detail::block_kind;
+    auto pipe = shm_pipe();
+    // A vector of doubles whose bytes were (wrongly) staged as a char vector:
+    // the reader gets the same values through the staged block.
+    std::vector<double> v(20000);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(i) * 0.5;
+    std::vector<char> buf;
+    multiprocessing::detail::frame_blocks blocks;
+    blocks.buf = &buf;
+    {
+        Connection::begin_frame(buf);
+        multiprocessing::detail::vector_sink sink(buf, &blocks);
+        multiprocessing::detail::oarchive oa(sink);
+        sink.alias(true, block_kind::char_vector);
+        oa << v;
+        sink.alias(false);
+        oa << std::string("after");
+    }
+    REQUIRE(blocks.v.size() == 1);
+    std::thread w([&] { pipe.second.send_frame(buf, blocks); });
+    auto got = pipe.first.recv_frame(1u << 30);
+    w.join();
+    multiprocessing::detail::memory_source src(got.first, got.second);
+    multiprocessing::detail::iarchive ia(src);
+    std::vector<double> v2;
+    std::string after;
+    ia >> v2 >> after;
+    CHECK(v2 == v);
+    CHECK(after == "after");
+    // A string decoded over a block's edge is copied together.
+    auto x = pattern(100u << 10, 9);
+    staged_frame f;
+    build_staged(f, {{&x, block_kind::char_vector}});
+    std::thread w2([&] { pipe.second.send_frame(f.buf, f.blocks); });
+    got = pipe.first.recv_frame(1u << 30);
+    w2.join();
+    multiprocessing::detail::memory_source src2(got.first, got.second);
+    const char* p = src2.take(f.whole.size());
+    CHECK(std::equal(p, p + f.whole.size(), f.whole.begin()));
+}
+
+TEST_CASE("a forged staged-block table breaks only that connection", "[shm][bulk]") {
+    struct forged {
+        const char* what;
+        std::vector<char> table;
+        std::uint32_t frame_len;
+    };
+    std::vector<forged> cases = {
+        {"no blocks", staged_table(0, {}), 10},
+        {"too many blocks", staged_table(65, {}), 10},
+        {"kind 0", staged_table(1, {{{0, 4, 0}}}), 10},
+        {"kind 4", staged_table(1, {{{0, 4, 4}}}), 10},
+        {"empty block", staged_table(1, {{{0, 0, 1}}}), 10},
+        {"past the end", staged_table(1, {{{8, 4, 1}}}), 10},
+        {"longer than the frame", staged_table(1, {{{0, 11, 1}}}), 10},
+        {"overlapping", staged_table(2, {{{0, 4, 1}}, {{2, 4, 1}}}), 10},
+        {"out of order", staged_table(2, {{{6, 2, 1}}, {{0, 2, 1}}}), 10},
+        {"huge offset", staged_table(1, {{{~0ull - 1, 4, 1}}}), 10},
+        {"frame over the limit", staged_table(1, {{{0, 4, 1}}}), 0x7ffffff0u},
+    };
+    for (auto& c : cases) {
+        INFO(c.what);
+        auto pipe = shm_pipe();
+        auto t = c.table;
+        for (int i = 3; i >= 0; --i) t.push_back(static_cast<char>((c.frame_len >> (8 * i)) & 0xff));
+        t.insert(t.end(), 16, 'q');
+        pipe.second.send_raw(t.data(), t.size());
+        CHECK_THROWS_WITH(pipe.first.recv_frame(1u << 20), Catch::StartsWith("bad frame"));
+        CHECK(pipe.first.closed());
+    }
+    // A table over the socket (no ring) is a bad length too.
+    auto pipe = mp::connection::Pipe();
+    auto t = staged_table(1, {{{0, 4, 1}}});
+    pipe.second.send_raw(t.data(), t.size());
+    CHECK_THROWS_WITH(pipe.first.recv_frame(1u << 20), Catch::StartsWith("bad frame"));
+    // A block cut off by the peer's exit.
+    auto p2 = shm_pipe();
+    auto t2 = staged_table(1, {{{4, 100000, 1}}});
+    for (int ch : {0x00, 0x01, 0x86, 0xa8}) t2.push_back(static_cast<char>(ch));  // 100008 bytes
+    t2.insert(t2.end(), 8, 'h');
+    t2.insert(t2.end(), 5000, 'b');
+    p2.second.send_raw(t2.data(), t2.size());
+    p2.second.close();
+    CHECK_THROWS_AS(p2.first.recv_frame(1u << 20), mp::connection::detail::truncated_frame);
 }

@@ -287,6 +287,21 @@ private:
     // (never parsed in place, where the peer could change them).
     void fill_shared(std::size_t need);
 
+    // Waits for ring bytes; the peer gone: truncated_frame if mid_frame,
+    // else EOFError.
+    void await_shared(bool mid_frame);
+
+    // Over shared memory, a frame's big blocks of a kind the receiver can
+    // hand over whole (multiprocessing::detail::block_kind) go after the
+    // frame, each into a container of its own as it arrives
+    // (multiprocessing::detail::received_blocks): the receiver's ring read
+    // is then the only copy.  A table before the frame, after this tag
+    // (never a length: its top bit is set), says where they were cut out.
+    static constexpr std::uint32_t staged_tag = 0xfffffffeu;
+    static constexpr std::uint32_t max_staged = 64;
+    void send_staged(std::vector<char>& buf, const multiprocessing::detail::frame_blocks& blocks);
+    std::pair<const char*, std::size_t> recv_staged(std::size_t limit);
+
     // The first read of a frame that carries a descriptor: recvmsg, so the
     // descriptor is not dropped (recv() discards it).
     void receive_with_descriptor(int* fd);

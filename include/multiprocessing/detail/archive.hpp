@@ -6,6 +6,12 @@
 // carries its own version.  The input archive refuses any declared string or
 // collection size larger than the bytes left in the frame, so a forged length
 // cannot make Boost 1.74 attempt a huge allocation.
+//
+// Big byte runs travel apart from the frame's own bytes: a sender records
+// them by reference (frame_blocks), and over shared memory a receiver gets
+// each as a container of its own (staged_block) that the decoded vector or
+// string takes over, so a 64 MB vector costs one copy into the ring and
+// one out of it.
 #pragma once
 
 #include <boost/archive/binary_iarchive_impl.hpp>
@@ -30,6 +36,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <list>
@@ -45,6 +52,21 @@
 
 namespace multiprocessing::detail {
 
+/// What a big block is, so that over shared memory the receiver can take
+/// it into a container of that type while it arrives and hand that
+/// container to the decoded value, with no copy after the ring's.  `bytes`
+/// (any other aliasable value) is spliced back into the frame.
+enum class block_kind : std::uint8_t { bytes = 0, char_vector = 1, string = 2, uchar_vector = 3 };
+
+template <class T>
+struct block_kind_of : std::integral_constant<block_kind, block_kind::bytes> {};
+template <>
+struct block_kind_of<std::vector<char>> : std::integral_constant<block_kind, block_kind::char_vector> {};
+template <>
+struct block_kind_of<std::string> : std::integral_constant<block_kind, block_kind::string> {};
+template <>
+struct block_kind_of<std::vector<unsigned char>> : std::integral_constant<block_kind, block_kind::uchar_vector> {};
+
 /// Big blocks an archive wrote by reference rather than into the frame
 /// buffer: each goes on the wire from where it lies, at offset `at` of the
 /// buffer.  A 64 MB argument then costs no copy and no fresh buffer.
@@ -53,6 +75,7 @@ struct frame_blocks {
         std::size_t at;
         const char* p;
         std::size_t n;
+        block_kind kind;
     };
     /// Smaller blocks are copied: one more write costs more than their copy.
     static constexpr std::size_t min_bytes = std::size_t(64) << 10;
@@ -60,12 +83,66 @@ struct frame_blocks {
     std::size_t bytes = 0;
     const std::vector<char>* buf = nullptr;  // the frame buffer the offsets are in
     std::vector<std::shared_ptr<const void>> keep;  // owners of blocks that are not the caller's
+    void add(std::size_t at, const char* p, std::size_t n, block_kind kind) {
+        v.push_back({at, p, n, kind});
+        bytes += n;
+    }
     void clear() {
         v.clear();
         bytes = 0;
         keep.clear();
     }
 };
+
+/// A big block received apart from its frame (shared memory only), already
+/// in a container of its kind.  `at` is the point of the received frame's
+/// bytes it was cut out before.
+struct staged_block {
+    const char* at;
+    std::size_t n;
+    block_kind kind;
+    std::vector<char> chars;
+    std::vector<unsigned char> uchars;
+    std::string str;
+    const char* data() const {
+        switch (kind) {
+        case block_kind::char_vector: return chars.data();
+        case block_kind::uchar_vector: return reinterpret_cast<const char*>(uchars.data());
+        default: return str.data();
+        }
+    }
+    /// Moves the bytes into out if out is of this block's kind and size.
+    bool give(std::vector<char>& out, std::size_t bytes) { return take_if(block_kind::char_vector, chars, out, bytes); }
+    bool give(std::vector<unsigned char>& out, std::size_t bytes) { return take_if(block_kind::uchar_vector, uchars, out, bytes); }
+    bool give(std::string& out, std::size_t bytes) { return take_if(block_kind::string, str, out, bytes); }
+
+private:
+    template <class C>
+    bool take_if(block_kind k, C& mine, C& out, std::size_t bytes) {
+        if (kind != k || n != bytes || mine.size() != bytes) return false;
+        out = std::move(mine);
+        return true;
+    }
+};
+
+/// The staged blocks of the frame this thread received last
+/// (Connection::recv_frame), until a decoder claims them.
+inline std::vector<staged_block>& received_blocks() {
+    static thread_local std::vector<staged_block> v;
+    return v;
+}
+
+/// Gives out the staged block cut out at `at` if it is n bytes of out's kind.
+template <class C>
+bool adopt_received(C& out, const char* at, std::size_t n) {
+    auto& rb = received_blocks();
+    for (auto it = rb.begin(); it != rb.end(); ++it)
+        if (it->at == at && it->give(out, n)) {
+            rb.erase(it);
+            return true;
+        }
+    return false;
+}
 
 /// Where this thread's next request arguments may be written by reference
 /// (null: copy), if written into the buffer named there.  Set only around
@@ -108,7 +185,11 @@ inline constexpr bool aliasable_v = aliasable<T>::value;
 class vector_sink : public std::streambuf {
 public:
     explicit vector_sink(std::vector<char>& v, frame_blocks* blocks = nullptr) : v_(v), blocks_(blocks) {}
-    void alias(bool on) { alias_ = on && blocks_; }
+    /// Records big byte runs written from now on (on) as blocks of kind k.
+    void alias(bool on, block_kind k = block_kind::bytes) {
+        alias_ = on && blocks_;
+        kind_ = k;
+    }
 
 protected:
     int_type overflow(int_type c) override {
@@ -118,8 +199,7 @@ protected:
     std::streamsize xsputn(const char* s, std::streamsize n) override {
         std::size_t k = static_cast<std::size_t>(n);
         if (alias_ && k >= frame_blocks::min_bytes) {
-            blocks_->v.push_back({v_.size(), s, k});
-            blocks_->bytes += k;
+            blocks_->add(v_.size(), s, k, kind_);
             return n;
         }
         if (v_.size() + k > v_.capacity() && v_.size() + k >= huge_page_threshold) {
@@ -139,22 +219,93 @@ private:
     std::vector<char>& v_;
     frame_blocks* blocks_;
     bool alias_ = false;
+    block_kind kind_ = block_kind::bytes;
 };
 
 /// Reads from a fixed byte range (the received frame) without copying it.
+/// Blocks staged apart from the frame (received_blocks) whose cut lies in
+/// the range are claimed here and read in their places.
 class memory_source : public std::streambuf {
 public:
     memory_source(const char* p, std::size_t n) {
         char* c = const_cast<char*>(p);
         setg(c, c, c + n);
+        if (!received_blocks().empty()) claim(p, n);
     }
-    std::size_t remaining() const { return static_cast<std::size_t>(egptr() - gptr()); }
-    /// The next n bytes (n <= remaining()), consumed.
+    std::size_t remaining() const { return static_cast<std::size_t>(egptr() - gptr()) + later_; }
+    /// The next n bytes (n <= remaining()), consumed.  Valid until the next
+    /// take() (bytes that span a staged block's edge are copied together).
     const char* take(std::size_t n) {
         char* p = gptr();
+        if (n > static_cast<std::size_t>(egptr() - p)) return take_split(n);
         setg(eback(), p + n, egptr());
         return p;
     }
+    /// If the next n bytes are a staged block of out's kind, moves them
+    /// into out (consumed) and returns true.
+    template <class C>
+    bool adopt(C& out, std::size_t n) {
+        if (gptr() != egptr() || cur_ + 1 >= segs_.size() || segs_[cur_ + 1].staged < 0) return false;
+        if (!staged_[static_cast<std::size_t>(segs_[cur_ + 1].staged)].give(out, n)) return false;
+        ++cur_;
+        later_ -= n;
+        setg(segs_[cur_].e, segs_[cur_].e, segs_[cur_].e);  // consumed; its bytes are out's now
+        return true;
+    }
+
+protected:
+    int_type underflow() override {
+        while (gptr() == egptr()) {
+            if (cur_ + 1 >= segs_.size()) return traits_type::eof();
+            ++cur_;
+            const seg& s = segs_[cur_];
+            later_ -= static_cast<std::size_t>(s.e - s.b);
+            setg(s.b, s.b, s.e);
+        }
+        return traits_type::to_int_type(*gptr());
+    }
+
+private:
+    struct seg {
+        char* b;
+        char* e;
+        int staged;  // index in staged_, or -1 for the frame's own bytes
+    };
+    void claim(const char* p, std::size_t n) {
+        auto& rb = received_blocks();
+        for (auto it = rb.begin(); it != rb.end();) {
+            auto at = reinterpret_cast<std::uintptr_t>(it->at), b = reinterpret_cast<std::uintptr_t>(p);
+            if (at >= b && at - b <= n) {
+                staged_.push_back(std::move(*it));
+                it = rb.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        if (staged_.empty()) return;
+        char* at = const_cast<char*>(p);
+        for (std::size_t i = 0; i < staged_.size(); ++i) {  // cut in order (received_blocks keeps it)
+            char* cut = const_cast<char*>(staged_[i].at);
+            char* d = const_cast<char*>(staged_[i].data());
+            segs_.push_back({at, cut, -1});
+            segs_.push_back({d, d + staged_[i].n, static_cast<int>(i)});
+            at = cut;
+        }
+        segs_.push_back({at, const_cast<char*>(p) + n, -1});
+        for (std::size_t i = 1; i < segs_.size(); ++i) later_ += static_cast<std::size_t>(segs_[i].e - segs_[i].b);
+        setg(segs_[0].b, segs_[0].b, segs_[0].e);
+    }
+    const char* take_split(std::size_t n) {
+        scratch_.resize(n);
+        if (static_cast<std::size_t>(sgetn(scratch_.data(), static_cast<std::streamsize>(n))) != n)
+            throw std::length_error("read past the end of the frame");
+        return scratch_.data();
+    }
+    std::vector<seg> segs_;
+    std::size_t cur_ = 0;
+    std::size_t later_ = 0;  // bytes in segs_ after cur_
+    std::vector<staged_block> staged_;
+    std::vector<char> scratch_;
 };
 
 /// Thrown when archive data declares more than the frame holds.
@@ -190,6 +341,10 @@ public:
         check_size(n);
         return src_.take(n);
     }
+    /// If the next n bytes are a staged block of out's kind, moves them into
+    /// out (see memory_source::adopt).
+    template <class C>
+    bool adopt(C& out, std::size_t n) { return src_.adopt(out, n); }
     void check_size(unsigned long long n) const {
         if (n > src_.remaining())
             throw archive_size_error("archive declares " + std::to_string(n) +
@@ -202,6 +357,7 @@ public:
         std::size_t n = 0;
         base::load(n);
         check_size(n);
+        if (n >= frame_blocks::min_bytes && adopt(s, n)) return;
         assign_string(s, take(n), n);
     }
     template <class T>
@@ -255,6 +411,7 @@ struct plain_reader {
         if constexpr (std::is_same_v<T, std::string>) {
             std::size_t len = 0;
             take(&len, sizeof len);
+            if (len >= frame_blocks::min_bytes && adopt_received(v, p, len)) return;
             if (len > n)
                 throw archive_size_error("archive declares " + std::to_string(len) +
                                          " elements but the frame holds only " + std::to_string(n) + " more bytes");
@@ -312,6 +469,10 @@ void load(iarchive& ar, std::vector<U, A>& t, const unsigned int v) {
                                      std::to_string(sizeof(U)) + " bytes but the frame holds only " +
                                      std::to_string(ar.remaining()) + " more bytes");
         std::size_t bytes = count * sizeof(U);
+        if constexpr ((std::is_same_v<U, char> || std::is_same_v<U, unsigned char>) &&
+                      std::is_same_v<A, std::allocator<U>>) {
+            if (bytes >= frame_blocks::min_bytes && ar.adopt(t, bytes)) return;  // no copy
+        }
         if constexpr (std::is_same_v<A, std::allocator<U>>) {
             if (bytes >= huge_page_threshold && t.capacity() < count) {
                 // A new block, on huge pages before it is first touched.

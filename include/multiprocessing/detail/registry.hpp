@@ -197,8 +197,7 @@ void put_plain_arg(std::vector<char>& buf, multiprocessing::detail::frame_blocks
             std::size_t n = v.size();
             const char* len = reinterpret_cast<const char*>(&n);
             buf.insert(buf.end(), len, len + sizeof n);
-            blocks->v.push_back({buf.size(), v.data(), n});
-            blocks->bytes += n;
+            blocks->add(buf.size(), v.data(), n, multiprocessing::detail::block_kind::string);
             return;
         }
     }
@@ -222,7 +221,8 @@ void write_args(std::vector<char>& buf, type_list<W...>, A&&... args) {
     } else if constexpr (sizeof...(W) > 0) {
         multiprocessing::detail::vector_sink sink(buf, blocks);
         multiprocessing::detail::oarchive oa(sink);
-        ((sink.alias(std::is_same_v<std::decay_t<A>, W> && multiprocessing::detail::aliasable_v<W>),
+        ((sink.alias(std::is_same_v<std::decay_t<A>, W> && multiprocessing::detail::aliasable_v<W>,
+                     multiprocessing::detail::block_kind_of<W>::value),
           oa << to_wire<W>(std::forward<A>(args))),
          ...);
     } else {
@@ -367,7 +367,7 @@ void save_aliased(std::vector<char>& out, const D& r, multiprocessing::detail::f
         put_plain_arg<std::string>(out, &blocks, true, r);
     } else {
         multiprocessing::detail::vector_sink sink(out, &blocks);
-        sink.alias(true);
+        sink.alias(true, multiprocessing::detail::block_kind_of<D>::value);
         multiprocessing::detail::oarchive oa(sink);
         oa << r;
     }

@@ -13,6 +13,8 @@
 // client cannot shrink it under the server (which would fault the server).
 // Each side keeps its own cursors privately and checks the peer's, so a
 // peer writing garbage into the segment corrupts only its own stream.
+// Big writes and reads go a slice of the ring at a time, so the reader
+// copies one slice out while the writer copies the next in.
 #pragma once
 
 #include "multiprocessing/detail/config.hpp"
@@ -68,7 +70,7 @@ class shm_stream {
 public:
     using clock = std::chrono::steady_clock;
     static constexpr std::size_t header_bytes = 4096;
-    static constexpr std::uint64_t magic = 0x31306d68732d706dull;  // "mp-shm01"
+    static constexpr std::uint64_t magic = 0x32306d68732d706dull;  // "mp-shm02": frames may have staged blocks
     /// Spin budget when the connection sets none: long enough for a peer
     /// that answers at once, far below 10 ms so an idle side sleeps.
     static constexpr int default_spin_us = 50;
@@ -94,6 +96,22 @@ public:
 
     /// Copies up to max readable bytes into dst without waiting.
     std::size_t read_some(char* dst, std::size_t max);
+
+    /// Hands up to max readable bytes to sink(p, n), in at most two pieces,
+    /// without waiting; returns how many.  sink must copy them: the peer may
+    /// write there once this returns.
+    template <class Sink>
+    std::size_t read_with(std::size_t max, Sink&& sink) {
+        std::size_t k = std::min({readable(), max, cap_ / 8});  // a piece at a time, as write() publishes
+        if (k == 0) return 0;
+        std::size_t at = static_cast<std::size_t>(rtail_ & (cap_ - 1));
+        std::size_t first = std::min(k, cap_ - at);
+        sink(in_ + at, first);
+        if (first < k) sink(in_, k - first);
+        rtail_ += k;
+        h_->tail[1 - side_].v.store(rtail_, std::memory_order_release);
+        return k;
+    }
 
     /// Writes all n bytes, waiting for room as the peer reads.  Peer gone:
     /// ConnectionError; deadline passed: TimeoutError.

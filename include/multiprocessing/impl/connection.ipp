@@ -177,6 +177,9 @@ MULTIPROCESSING_DECL void Connection::send_frame(std::vector<char>& buf, const m
             throw std::logic_error("frame blocks do not match the frame buffer");
         last = b.at;
     }
+    if (shm_)
+        for (const auto& b : blocks.v)
+            if (b.kind != multiprocessing::detail::block_kind::bytes) return send_staged(buf, blocks);
     const char* at = seal_frame(buf, buf.size() - header_room + blocks.bytes).first;
     for (const auto& b : blocks.v) {
         send_all(at, static_cast<std::size_t>(buf.data() + b.at - at));
@@ -184,6 +187,45 @@ MULTIPROCESSING_DECL void Connection::send_frame(std::vector<char>& buf, const m
         at = buf.data() + b.at;
     }
     send_all(at, static_cast<std::size_t>(buf.data() + buf.size() - at));
+}
+
+MULTIPROCESSING_DECL void Connection::send_staged(std::vector<char>& buf, const multiprocessing::detail::frame_blocks& blocks) {
+    using multiprocessing::detail::block_kind;
+    std::vector<char> table(8);
+    std::uint32_t count = 0;
+    std::size_t before = 0;  // bytes of earlier blocks: offsets are in the whole body
+    for (const auto& b : blocks.v) {
+        if (b.kind != block_kind::bytes) {
+            if (count == max_staged) break;  // the rest is spliced in (honest frames have one or two)
+            char e[17];
+            put_be64(e, b.at - header_room + before);
+            put_be64(e + 8, b.n);
+            e[16] = static_cast<char>(b.kind);
+            table.insert(table.end(), e, e + sizeof e);
+            ++count;
+        }
+        before += b.n;
+    }
+    put_be32(table.data(), staged_tag);
+    put_be32(table.data() + 4, count);
+    send_all(table.data(), table.size());
+    // The frame, with only its spliced blocks in place; then the staged
+    // blocks, in order.
+    const char* at = seal_frame(buf, buf.size() - header_room + blocks.bytes).first;
+    std::uint32_t staged = 0;
+    for (const auto& b : blocks.v) {
+        send_all(at, static_cast<std::size_t>(buf.data() + b.at - at));
+        if (b.kind == block_kind::bytes || staged == count) send_all(b.p, b.n);
+        else ++staged;
+        at = buf.data() + b.at;
+    }
+    send_all(at, static_cast<std::size_t>(buf.data() + buf.size() - at));
+    staged = 0;
+    for (const auto& b : blocks.v)
+        if (b.kind != block_kind::bytes && staged < count) {
+            send_all(b.p, b.n);
+            ++staged;
+        }
 }
 
 MULTIPROCESSING_DECL void Connection::send_frame(std::vector<char>& buf) {
@@ -232,8 +274,11 @@ MULTIPROCESSING_DECL bool Connection::frame_ready() const {
 
 MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::recv_frame(std::size_t limit) {
     maybe_shrink();
+    auto& staged = multiprocessing::detail::received_blocks();
+    if (!staged.empty()) staged.clear();  // the last frame's, unclaimed
     fill(4);
     std::uint32_t h = get_be32(rbuf_.get() + rbeg_);
+    if (h == staged_tag && shm_) return recv_staged(limit);
     std::size_t hdr = 4;
     std::uint64_t n = h;
     if (h == 0xffffffffu) {
@@ -251,6 +296,90 @@ MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::recv_frame(
     const char* p = rbuf_.get() + rbeg_ + hdr;
     rbeg_ += hdr + static_cast<std::size_t>(n);
     return {p, static_cast<std::size_t>(n)};
+}
+
+MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::recv_staged(std::size_t limit) {
+    using multiprocessing::detail::block_kind;
+    fill(8);
+    std::uint32_t count = get_be32(rbuf_.get() + rbeg_ + 4);
+    if (count == 0 || count > max_staged) throw_bad_frame("bad staged block count");
+    std::size_t table = 8 + 17 * std::size_t(count);
+    fill(table);
+    struct entry {
+        std::uint64_t off, n;
+        block_kind kind;
+    };
+    std::vector<entry> es;
+    es.reserve(count);
+    for (std::uint32_t i = 0; i < count; ++i) {
+        const char* e = rbuf_.get() + rbeg_ + 8 + 17 * std::size_t(i);
+        auto k = static_cast<std::uint8_t>(e[16]);
+        if (k < 1 || k > 3) throw_bad_frame("bad staged block kind");
+        es.push_back({get_be64(e), get_be64(e + 8), static_cast<block_kind>(k)});
+    }
+    rbeg_ += table;
+    fill(4);
+    std::uint32_t h = get_be32(rbuf_.get() + rbeg_);
+    std::size_t hdr = 4;
+    std::uint64_t n = h;
+    if (h == 0xffffffffu) {
+        fill(12);
+        n = get_be64(rbuf_.get() + rbeg_ + 4);
+        hdr = 12;
+    } else if (h & 0x80000000u) {
+        throw_bad_frame("negative frame length");
+    }
+    if (n > limit)
+        throw_bad_frame("frame of " + std::to_string(n) + " bytes exceeds the limit of " +
+                        std::to_string(limit));
+    // In order, apart, inside the frame: the frame's own bytes are what is left.
+    std::uint64_t end = 0, staged_bytes = 0;
+    for (const auto& e : es) {
+        if (e.n == 0 || e.off < end || e.n > n || e.off > n - e.n) throw_bad_frame("bad staged block table");
+        end = e.off + e.n;
+        staged_bytes += e.n;
+    }
+    std::size_t own = static_cast<std::size_t>(n - staged_bytes);
+    fill(hdr + own);
+    small_frames_ = 0;
+    const char* p = rbuf_.get() + rbeg_ + hdr;
+    rbeg_ += hdr + own;
+    auto& out = multiprocessing::detail::received_blocks();
+    std::uint64_t before = 0;
+    for (const auto& e : es) {
+        multiprocessing::detail::staged_block b{p + (e.off - before), static_cast<std::size_t>(e.n), e.kind, {}, {}, {}};
+        before += e.n;
+        auto put = [&](const char* q, std::size_t k) {
+            switch (b.kind) {
+            case block_kind::char_vector: b.chars.insert(b.chars.end(), q, q + k); break;
+            case block_kind::uchar_vector: {
+                auto* u = reinterpret_cast<const unsigned char*>(q);
+                b.uchars.insert(b.uchars.end(), u, u + k);
+                break;
+            }
+            default: b.str.append(q, k);
+            }
+        };
+        // A new block, on huge pages before it is first touched.  Reserved
+        // at the declared size: address space only, touched as bytes come.
+        switch (b.kind) {
+        case block_kind::char_vector: b.chars.reserve(b.n); multiprocessing::detail::advise_huge_pages(b.chars.data(), b.n); break;
+        case block_kind::uchar_vector: b.uchars.reserve(b.n); multiprocessing::detail::advise_huge_pages(b.uchars.data(), b.n); break;
+        default: b.str.reserve(b.n); multiprocessing::detail::advise_huge_pages(b.str.data(), b.n);
+        }
+        std::size_t left = b.n;
+        std::size_t k = std::min(left, rend_ - rbeg_);  // read ahead into the buffer already
+        put(rbuf_.get() + rbeg_, k);
+        rbeg_ += k;
+        left -= k;
+        while (left) {
+            std::size_t got = shm_->read_with(left, put);
+            left -= got;
+            if (!got) await_shared(true);
+        }
+        out.push_back(std::move(b));
+    }
+    return {p, own};
 }
 
 MULTIPROCESSING_DECL void Connection::put_be32(char* p, std::uint32_t v) {
@@ -388,17 +517,20 @@ MULTIPROCESSING_DECL void Connection::fill_shared(std::size_t need) {
             rend_ += k;
             continue;
         }
-        auto dl = deadline_;
-        if (timeout_) {
-            auto t = std::chrono::steady_clock::now() +
-                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*timeout_));
-            if (!dl || t < *dl) dl = t;
-        }
-        if (!shm_->wait_readable(dl)) {
-            if (rend_ > rbeg_)
-                throw detail::truncated_frame("connection closed by peer in the middle of a frame");
-            throw EOFError("connection closed by peer");
-        }
+        await_shared(rend_ > rbeg_);
+    }
+}
+
+MULTIPROCESSING_DECL void Connection::await_shared(bool mid_frame) {
+    auto dl = deadline_;
+    if (timeout_) {
+        auto t = std::chrono::steady_clock::now() +
+                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*timeout_));
+        if (!dl || t < *dl) dl = t;
+    }
+    if (!shm_->wait_readable(dl)) {
+        if (mid_frame) throw detail::truncated_frame("connection closed by peer in the middle of a frame");
+        throw EOFError("connection closed by peer");
     }
 }
 

@@ -61,15 +61,10 @@ MULTIPROCESSING_DECL std::size_t shm_stream::readable() {
 }
 
 MULTIPROCESSING_DECL std::size_t shm_stream::read_some(char* dst, std::size_t max) {
-    std::size_t k = std::min(readable(), max);
-    if (k == 0) return 0;
-    std::size_t at = static_cast<std::size_t>(rtail_ & (cap_ - 1));
-    std::size_t first = std::min(k, cap_ - at);
-    std::memcpy(dst, in_ + at, first);
-    if (first < k) std::memcpy(dst + first, in_, k - first);
-    rtail_ += k;
-    h_->tail[1 - side_].v.store(rtail_, std::memory_order_release);
-    return k;
+    return read_with(max, [&](const char* p, std::size_t n) {
+        std::memcpy(dst, p, n);
+        dst += n;
+    });
 }
 
 MULTIPROCESSING_DECL void shm_stream::write(const char* p, std::size_t n, const std::optional<clock::time_point>& deadline) {
@@ -82,7 +77,7 @@ MULTIPROCESSING_DECL void shm_stream::write(const char* p, std::size_t n, const 
             wait_room(deadline);
             continue;
         }
-        std::size_t k = std::min(room, n);
+        std::size_t k = std::min({room, n, cap_ / 8});  // a slice: the reader copies it out meanwhile
         std::size_t at = static_cast<std::size_t>(whead_ & (cap_ - 1));
         std::size_t first = std::min(k, cap_ - at);
         std::memcpy(out_ + at, p, first);
