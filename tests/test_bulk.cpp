@@ -65,6 +65,8 @@ public:
     }
     std::size_t boom(std::vector<char> v, Boom) const { return v.size(); }
     std::size_t size(std::vector<char> v) const { return v.size(); }
+    // Frames the server received with big blocks apart (shared memory).
+    std::uint64_t staged() const { return mp::connection::detail::staged_frames_received().load(); }
     // Calls its own manager from inside a method: run inline, not sent.
     std::vector<char> relay(BulkProxy self, std::vector<char> v) const;
 };
@@ -85,7 +87,7 @@ std::vector<char> pattern(std::size_t n, unsigned seed) {
 
 }  // namespace
 
-MP_EXPOSE(Bulk, echo, echo_s, echo_d, echo_u, mixed, strings, view, nested, boom, size, relay)
+MP_EXPOSE(Bulk, echo, echo_s, echo_d, echo_u, mixed, strings, view, nested, boom, size, staged, relay)
 static const bool registered = (BulkManager::register_type<Bulk>("Bulk"), true);
 
 std::vector<char> Bulk::relay(BulkProxy self, std::vector<char> v) const {
@@ -234,5 +236,45 @@ TEST_CASE("big typed dict values and queue items", "[bulk]") {
     q.put(std::vector<char>(5, 'z'));
     CHECK(q.get() == item);
     CHECK(q.get() == std::vector<char>(5, 'z'));
+    m.shutdown();
+}
+
+TEST_CASE("over shared memory big char vectors and strings come apart from their frames, each way", "[bulk][shm]") {
+    BulkManager m;
+    m.start();
+    auto b = m.create<Bulk>();
+    bool shm = mp::connection::detail::shared_memory_enabled();
+    auto& mine = mp::connection::detail::staged_frames_received();
+    // Counts frames received each way; over the socket none come apart.
+    auto crossed = [&](auto call) {
+        std::uint64_t s0 = b.staged(), c0 = mine.load();
+        call();
+        return std::make_pair(b.staged() - s0, mine.load() - c0);
+    };
+    std::uint64_t one = shm ? 1 : 0;
+    auto v = pattern(3u << 20, 11);
+    std::string s(v.begin(), v.end());
+    std::vector<unsigned char> u(v.begin(), v.end());
+    CHECK(crossed([&] { CHECK(b.echo(v) == v); }) == std::make_pair(one, one));
+    CHECK(crossed([&] { CHECK(b.echo_s(s) == s); }) == std::make_pair(one, one));
+    CHECK(crossed([&] { CHECK(b.echo_u(u) == u); }) == std::make_pair(one, one));
+    Bulk local;
+    // Plain strings (no archive), two big ones in one request.
+    CHECK(crossed([&] { CHECK(b.strings(s, "b", s) == local.strings(s, "b", s)); }) == std::make_pair(one, std::uint64_t(0)));
+    // A vector of doubles is spliced back into its frame: nothing apart.
+    std::vector<double> d(100000, 2.5);
+    CHECK(crossed([&] { CHECK(b.echo_d(d) == d); }) == std::make_pair(std::uint64_t(0), std::uint64_t(0)));
+    // Small ones stay in their frames.
+    auto small = pattern(1000, 12);
+    CHECK(crossed([&] { CHECK(b.echo(small) == small); }) == std::make_pair(std::uint64_t(0), std::uint64_t(0)));
+    // Pipelined: the replies come apart on the async channel's thread.
+    CHECK(crossed([&] {
+              auto f1 = call_async<&Bulk::echo>(b, v);
+              auto f2 = call_async<&Bulk::echo_s>(b, s);
+              REQUIRE(f1.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+              REQUIRE(f2.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+              CHECK(f1.get() == v);
+              CHECK(f2.get() == s);
+          }) == std::make_pair(2 * one, 2 * one));
     m.shutdown();
 }

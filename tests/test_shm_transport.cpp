@@ -556,7 +556,7 @@ TEST_CASE("big vectors and strings cross the ring apart from their frame and are
     w.join();
     // The frame's own bytes exclude the three staged blocks.
     CHECK(got.second == f.whole.size() - a.size() - c.size() - d.size());
-    REQUIRE(multiprocessing::detail::received_blocks().size() == 3);
+    REQUIRE(multiprocessing::detail::received_blocks().blocks.size() == 3);
     CHECK(read_logical(got) == f.whole);
     CHECK(multiprocessing::detail::received_blocks().empty());  // claimed
 
@@ -586,10 +586,12 @@ TEST_CASE("big vectors and strings cross the ring apart from their frame and are
     std::thread w2([&] { pipe.second.send_frame(buf, blocks); });
     got = pipe.first.recv_frame(1u << 30);
     w2.join();
-    auto& rb = multiprocessing::detail::received_blocks();
+    auto& rb = multiprocessing::detail::received_blocks().blocks;
     REQUIRE(rb.size() == 4);
     const char* staged_a = rb[0].data();
     const char* staged_s = rb[1].data();
+    const char* staged_u = rb[2].data();
+    const char* staged_b = rb[3].data();
     multiprocessing::detail::memory_source src(got.first, got.second);
     multiprocessing::detail::iarchive ia(src);
     std::vector<char> a2, b2;
@@ -604,8 +606,80 @@ TEST_CASE("big vectors and strings cross the ring apart from their frame and are
     CHECK(b2 == b);
     CHECK(a2.data() == staged_a);  // handed over, not copied
     CHECK(s2.data() == staged_s);
+    CHECK(reinterpret_cast<const char*>(u2.data()) == staged_u);
+    CHECK(b2.data() == staged_b);
     CHECK(src.remaining() == 0);
+
+    // Two staged blocks side by side, both handed over; recv_bytes puts
+    // staged blocks back in their places.
+    auto x = pattern(100u << 10, 5), y = pattern(80u << 10, 6);
+    Connection::begin_frame(buf);
+    blocks.clear();
+    for (std::size_t len : {x.size(), y.size()})  // both sizes, then both blocks
+        buf.insert(buf.end(), reinterpret_cast<const char*>(&len), reinterpret_cast<const char*>(&len) + sizeof len);
+    blocks.add(buf.size(), x.data(), x.size(), block_kind::char_vector);
+    blocks.add(buf.size(), y.data(), y.size(), block_kind::char_vector);
+    std::thread w3([&] { pipe.second.send_frame(buf, blocks); });
+    got = pipe.first.recv_frame(1u << 30);
+    w3.join();
+    REQUIRE(rb.size() == 2);
+    const char* staged_y = rb[1].data();
+    {
+        multiprocessing::detail::memory_source src3(got.first, got.second);
+        multiprocessing::detail::iarchive ia3(src3);
+        std::size_t n1 = 0, n2 = 0;
+        ia3 >> n1 >> n2;
+        REQUIRE(n1 == x.size());
+        REQUIRE(n2 == y.size());
+        std::vector<char> x2, y2;
+        CHECK(ia3.adopt(x2, n1));
+        CHECK(ia3.adopt(y2, n2));
+        CHECK(x2 == x);
+        CHECK(y2 == y);
+        CHECK(y2.data() == staged_y);
+    }
+    std::thread w4([&] { pipe.second.send_frame(buf, blocks); });
+    std::string whole = pipe.first.recv_bytes(1u << 30);
+    w4.join();
+    std::string want(buf.begin() + Connection::header_room, buf.end());
+    want.append(x.begin(), x.end());
+    want.append(y.begin(), y.end());
+    CHECK(whole == want);
 }
+
+TEST_CASE("more staged blocks than a table holds: the rest are spliced in", "[shm][bulk]") {
+    using multiprocessing::detail::block_kind;
+    auto pipe = shm_pipe();
+    std::vector<std::vector<char>> vs;
+    for (unsigned i = 0; i < Connection::header_room + 60; ++i) vs.push_back(pattern((64u << 10) + i, i));  // 72
+    std::vector<std::pair<const std::vector<char>*, block_kind>> parts;
+    for (auto& v : vs) parts.push_back({&v, parts.size() % 3 ? block_kind::string : block_kind::char_vector});
+    staged_frame f;
+    build_staged(f, parts);
+    std::thread w([&] { pipe.second.send_frame(f.buf, f.blocks); });
+    auto got = pipe.first.recv_frame(1u << 30);
+    w.join();
+    CHECK(multiprocessing::detail::received_blocks().blocks.size() == 64);
+    CHECK(read_logical(got) == f.whole);
+}
+
+TEST_CASE("a staged frame cut short by a timeout breaks the connection", "[shm][bulk]") {
+    using multiprocessing::detail::block_kind;
+    auto pipe = shm_pipe();
+    // The table, the header and own bytes, and half of a 100000-byte block.
+    auto t = staged_table(1, {{{4, 100000, 1}}});
+    for (int ch : {0x00, 0x01, 0x86, 0xa8}) t.push_back(static_cast<char>(ch));  // 100008 bytes
+    t.insert(t.end(), 8, 'h');
+    t.insert(t.end(), 50000, 'b');
+    std::thread w([&] { pipe.second.send_raw(t.data(), t.size()); });
+    pipe.first.set_timeout(0.2);
+    CHECK_THROWS_AS(pipe.first.recv_frame(1u << 20), mp::TimeoutError);
+    w.join();
+    CHECK(pipe.first.closed());  // a retried read would take block bytes for a header
+    CHECK(multiprocessing::detail::received_blocks().empty());
+    CHECK_THROWS_AS(pipe.first.recv_frame(1u << 20), mp::ConnectionError);
+}
+
 
 TEST_CASE("a staged block read as another type is read in its place", "[shm][bulk]") {
     using multiprocessing::detail::block_kind;

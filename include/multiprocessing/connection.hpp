@@ -255,6 +255,10 @@ public:
     bool frame_ready() const;
 
     /// Receives one frame; the view stays valid until the next receive.
+    /// Over shared memory the view may lack big blocks that came apart from
+    /// it (multiprocessing::detail::received_blocks, for this thread): read
+    /// it through detail::memory_source on this thread, as recv_bytes() and
+    /// recv() do, before this thread receives again.
     std::pair<const char*, std::size_t> recv_frame(std::size_t limit);
 
 private:
@@ -299,6 +303,7 @@ private:
     // (never a length: its top bit is set), says where they were cut out.
     static constexpr std::uint32_t staged_tag = 0xfffffffeu;
     static constexpr std::uint32_t max_staged = 64;
+    static constexpr std::size_t staged_first_room = std::size_t(64) << 20;
     void send_staged(std::vector<char>& buf, const multiprocessing::detail::frame_blocks& blocks);
     std::pair<const char*, std::size_t> recv_staged(std::size_t limit);
 

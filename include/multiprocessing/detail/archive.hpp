@@ -8,10 +8,11 @@
 // cannot make Boost 1.74 attempt a huge allocation.
 //
 // Big byte runs travel apart from the frame's own bytes: a sender records
-// them by reference (frame_blocks), and over shared memory a receiver gets
-// each as a container of its own (staged_block) that the decoded vector or
-// string takes over, so a 64 MB vector costs one copy into the ring and
-// one out of it.
+// them by reference (frame_blocks).  Over shared memory, a big
+// std::vector<char>, std::vector<unsigned char> or std::string argument or
+// result then reaches the receiver as a container of its own (staged_block)
+// that the decoded value takes over, so it costs one copy into the ring and
+// one out of it; other big runs are spliced back into the frame.
 #pragma once
 
 #include <boost/archive/binary_iarchive_impl.hpp>
@@ -126,19 +127,51 @@ private:
 };
 
 /// The staged blocks of the frame this thread received last
-/// (Connection::recv_frame), until a decoder claims them.
-inline std::vector<staged_block>& received_blocks() {
-    static thread_local std::vector<staged_block> v;
-    return v;
+/// (Connection::recv_frame), until a decoder claims them, and the span of
+/// that frame's own bytes they were cut from: a decoder claims only blocks
+/// cut inside its own range, and only inside that span.  Cleared by the
+/// thread's next receive, and where a decode ends or is abandoned.
+struct received_frame {
+    const char* lo = nullptr;
+    const char* hi = nullptr;
+    std::vector<staged_block> blocks;
+    bool empty() const { return blocks.empty(); }
+    void clear() {
+        blocks.clear();
+        lo = hi = nullptr;
+    }
+    /// True if [p, p + n] lies inside the frame's span.
+    bool covers(const char* p, std::size_t n) const {
+        auto b = reinterpret_cast<std::uintptr_t>(p), l = reinterpret_cast<std::uintptr_t>(lo),
+             h = reinterpret_cast<std::uintptr_t>(hi);
+        return b >= l && b <= h && n <= h - b;
+    }
+};
+inline received_frame& received_blocks() {
+    static thread_local received_frame f;
+    return f;
 }
+
+/// Drops the received blocks no decoder claimed when it leaves scope: they
+/// may be a frame's whole size, and a thread may not receive again soon.
+struct received_blocks_scope {
+    received_blocks_scope() = default;
+    received_blocks_scope(const received_blocks_scope&) = delete;
+    received_blocks_scope& operator=(const received_blocks_scope&) = delete;
+    ~received_blocks_scope() {
+        auto& r = received_blocks();
+        if (!r.empty()) r.clear();
+    }
+};
 
 /// Gives out the staged block cut out at `at` if it is n bytes of out's kind.
 template <class C>
 bool adopt_received(C& out, const char* at, std::size_t n) {
-    auto& rb = received_blocks();
-    for (auto it = rb.begin(); it != rb.end(); ++it)
+    auto& r = received_blocks();
+    if (!r.covers(at, 0)) return false;
+    for (auto it = r.blocks.begin(); it != r.blocks.end(); ++it)
         if (it->at == at && it->give(out, n)) {
-            rb.erase(it);
+            r.blocks.erase(it);
             return true;
         }
     return false;
@@ -245,9 +278,12 @@ public:
     /// into out (consumed) and returns true.
     template <class C>
     bool adopt(C& out, std::size_t n) {
-        if (gptr() != egptr() || cur_ + 1 >= segs_.size() || segs_[cur_ + 1].staged < 0) return false;
-        if (!staged_[static_cast<std::size_t>(segs_[cur_ + 1].staged)].give(out, n)) return false;
-        ++cur_;
+        if (gptr() != egptr()) return false;
+        std::size_t next = cur_ + 1;  // past empty stretches of the frame's own bytes (blocks cut side by side)
+        while (next < segs_.size() && segs_[next].staged < 0 && segs_[next].b == segs_[next].e) ++next;
+        if (next >= segs_.size() || segs_[next].staged < 0) return false;
+        if (!staged_[static_cast<std::size_t>(segs_[next].staged)].give(out, n)) return false;
+        cur_ = next;
         later_ -= n;
         setg(segs_[cur_].e, segs_[cur_].e, segs_[cur_].e);  // consumed; its bytes are out's now
         return true;
@@ -272,12 +308,13 @@ private:
         int staged;  // index in staged_, or -1 for the frame's own bytes
     };
     void claim(const char* p, std::size_t n) {
-        auto& rb = received_blocks();
-        for (auto it = rb.begin(); it != rb.end();) {
+        auto& r = received_blocks();
+        if (!r.covers(p, n)) return;  // another buffer
+        for (auto it = r.blocks.begin(); it != r.blocks.end();) {
             auto at = reinterpret_cast<std::uintptr_t>(it->at), b = reinterpret_cast<std::uintptr_t>(p);
             if (at >= b && at - b <= n) {
                 staged_.push_back(std::move(*it));
-                it = rb.erase(it);
+                it = r.blocks.erase(it);
             } else {
                 ++it;
             }

@@ -53,6 +53,13 @@ inline bool shared_memory_enabled() {
     return on;
 }
 
+/// Frames this process received with big blocks apart (staged blocks,
+/// see Connection::recv_frame): lets tests see the path was taken.
+inline std::atomic<std::uint64_t>& staged_frames_received() {
+    static std::atomic<std::uint64_t> n{0};
+    return n;
+}
+
 /// The segment's first page; the rings follow it.
 struct shm_header {
     struct alignas(64) cursor {

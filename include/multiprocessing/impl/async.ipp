@@ -18,6 +18,7 @@ MULTIPROCESSING_DECL void async_channel::read_loop() {
     try {
         for (;;) {
             auto f = conn_->conn.recv_frame(conn_->conn.max_frame());
+            multiprocessing::detail::received_blocks_scope unclaimed_blocks;
             if (f.second < sizeof(ReplyHeader)) throw ProcessError("short reply");
             ReplyHeader h;
             std::memcpy(&h, f.first, sizeof h);

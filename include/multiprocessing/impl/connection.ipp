@@ -111,6 +111,11 @@ MULTIPROCESSING_DECL void Connection::set_spin(int microseconds) {
 }
 
 MULTIPROCESSING_DECL void Connection::close() {
+    auto& staged = multiprocessing::detail::received_blocks();  // this thread's, if cut from our buffer
+    if (!staged.empty() && rbuf_) {
+        auto lo = reinterpret_cast<std::uintptr_t>(staged.lo), b = reinterpret_cast<std::uintptr_t>(rbuf_.get());
+        if (lo >= b && lo - b <= rcap_) staged.clear();
+    }
     shm_.reset();
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -151,7 +156,11 @@ MULTIPROCESSING_DECL void Connection::send_bytes(const void* data, std::size_t n
 
 MULTIPROCESSING_DECL std::string Connection::recv_bytes(std::size_t maxlength) {
     auto f = recv_frame(maxlength ? maxlength : max_frame_);
-    return std::string(f.first, f.second);
+    if (multiprocessing::detail::received_blocks().empty()) return std::string(f.first, f.second);
+    multiprocessing::detail::memory_source src(f.first, f.second);  // staged blocks in their places
+    std::string s(src.remaining(), '\0');
+    src.sgetn(s.data(), static_cast<std::streamsize>(s.size()));
+    return s;
 }
 
 MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::seal_frame(std::vector<char>& buf, std::size_t n) {
@@ -273,6 +282,8 @@ MULTIPROCESSING_DECL bool Connection::frame_ready() const {
 }
 
 MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::recv_frame(std::size_t limit) {
+    // Broken mid-frame: what is still buffered is no frame's start.
+    if (broken_.load(std::memory_order_relaxed)) throw ConnectionError("connection is closed");
     maybe_shrink();
     auto& staged = multiprocessing::detail::received_blocks();
     if (!staged.empty()) staged.clear();  // the last frame's, unclaimed
@@ -317,69 +328,100 @@ MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::recv_staged
         if (k < 1 || k > 3) throw_bad_frame("bad staged block kind");
         es.push_back({get_be64(e), get_be64(e + 8), static_cast<block_kind>(k)});
     }
+    // Past the table, a failure leaves the stream in the middle of a frame:
+    // the connection cannot go on (a retried read would take a block's
+    // bytes for a header).
     rbeg_ += table;
-    fill(4);
-    std::uint32_t h = get_be32(rbuf_.get() + rbeg_);
-    std::size_t hdr = 4;
-    std::uint64_t n = h;
-    if (h == 0xffffffffu) {
-        fill(12);
-        n = get_be64(rbuf_.get() + rbeg_ + 4);
-        hdr = 12;
-    } else if (h & 0x80000000u) {
-        throw_bad_frame("negative frame length");
-    }
-    if (n > limit)
-        throw_bad_frame("frame of " + std::to_string(n) + " bytes exceeds the limit of " +
-                        std::to_string(limit));
-    // In order, apart, inside the frame: the frame's own bytes are what is left.
-    std::uint64_t end = 0, staged_bytes = 0;
-    for (const auto& e : es) {
-        if (e.n == 0 || e.off < end || e.n > n || e.off > n - e.n) throw_bad_frame("bad staged block table");
-        end = e.off + e.n;
-        staged_bytes += e.n;
-    }
-    std::size_t own = static_cast<std::size_t>(n - staged_bytes);
-    fill(hdr + own);
-    small_frames_ = 0;
-    const char* p = rbuf_.get() + rbeg_ + hdr;
-    rbeg_ += hdr + own;
-    auto& out = multiprocessing::detail::received_blocks();
-    std::uint64_t before = 0;
-    for (const auto& e : es) {
-        multiprocessing::detail::staged_block b{p + (e.off - before), static_cast<std::size_t>(e.n), e.kind, {}, {}, {}};
-        before += e.n;
-        auto put = [&](const char* q, std::size_t k) {
-            switch (b.kind) {
-            case block_kind::char_vector: b.chars.insert(b.chars.end(), q, q + k); break;
-            case block_kind::uchar_vector: {
-                auto* u = reinterpret_cast<const unsigned char*>(q);
-                b.uchars.insert(b.uchars.end(), u, u + k);
-                break;
-            }
-            default: b.str.append(q, k);
-            }
-        };
-        // A new block, on huge pages before it is first touched.  Reserved
-        // at the declared size: address space only, touched as bytes come.
-        switch (b.kind) {
-        case block_kind::char_vector: b.chars.reserve(b.n); multiprocessing::detail::advise_huge_pages(b.chars.data(), b.n); break;
-        case block_kind::uchar_vector: b.uchars.reserve(b.n); multiprocessing::detail::advise_huge_pages(b.uchars.data(), b.n); break;
-        default: b.str.reserve(b.n); multiprocessing::detail::advise_huge_pages(b.str.data(), b.n);
+    try {
+        fill(4);
+        std::uint32_t h = get_be32(rbuf_.get() + rbeg_);
+        std::size_t hdr = 4;
+        std::uint64_t n = h;
+        if (h == 0xffffffffu) {
+            fill(12);
+            n = get_be64(rbuf_.get() + rbeg_ + 4);
+            hdr = 12;
+        } else if (h & 0x80000000u) {
+            throw_bad_frame("negative frame length");
         }
-        std::size_t left = b.n;
-        std::size_t k = std::min(left, rend_ - rbeg_);  // read ahead into the buffer already
-        put(rbuf_.get() + rbeg_, k);
-        rbeg_ += k;
-        left -= k;
-        while (left) {
-            std::size_t got = shm_->read_with(left, put);
-            left -= got;
-            if (!got) await_shared(true);
+        if (n > limit)
+            throw_bad_frame("frame of " + std::to_string(n) + " bytes exceeds the limit of " +
+                            std::to_string(limit));
+        // In order, apart, inside the frame: the frame's own bytes are what is left.
+        std::uint64_t end = 0, staged_bytes = 0;
+        for (const auto& e : es) {
+            if (e.n == 0 || e.off < end || e.n > n || e.off > n - e.n) throw_bad_frame("bad staged block table");
+            end = e.off + e.n;
+            staged_bytes += e.n;
         }
-        out.push_back(std::move(b));
+        std::size_t own = static_cast<std::size_t>(n - staged_bytes);
+        fill(hdr + own);
+        small_frames_ = 0;
+        const char* p = rbuf_.get() + rbeg_ + hdr;
+        rbeg_ += hdr + own;
+        auto& out = multiprocessing::detail::received_blocks();
+        out.lo = p;
+        out.hi = p + own;
+        std::uint64_t before = 0;
+        for (const auto& e : es) {
+            multiprocessing::detail::staged_block b{p + (e.off - before), static_cast<std::size_t>(e.n), e.kind, {}, {}, {}};
+            before += e.n;
+            // Room for up to 64 MiB at first, for the rest once that came: a
+            // peer announcing a huge block and sending nothing makes us
+            // reserve (not touch) 64 MiB, and an honest block is copied at
+            // most once more.  Each new buffer is on huge pages before it is
+            // first touched.
+            auto grown = [&](auto& c, std::size_t k) {
+                if (c.size() + k <= c.capacity()) return;
+                std::remove_reference_t<decltype(c)> bigger;
+                bigger.reserve(c.capacity() ? b.n : std::min(b.n, staged_first_room));
+                multiprocessing::detail::advise_huge_pages(bigger.data(), bigger.capacity());
+                bigger.insert(bigger.end(), c.begin(), c.end());
+                c.swap(bigger);
+            };
+            auto put = [&](const char* q, std::size_t k) {
+                switch (b.kind) {
+                case block_kind::char_vector:
+                    grown(b.chars, k);
+                    b.chars.insert(b.chars.end(), q, q + k);
+                    break;
+                case block_kind::uchar_vector: {
+                    grown(b.uchars, k);
+                    auto* u = reinterpret_cast<const unsigned char*>(q);
+                    b.uchars.insert(b.uchars.end(), u, u + k);
+                    break;
+                }
+                default:
+                    grown(b.str, k);
+                    b.str.append(q, k);
+                }
+            };
+            std::size_t left = b.n;
+            std::size_t k = std::min(left, rend_ - rbeg_);  // read ahead into the buffer already
+            put(rbuf_.get() + rbeg_, k);
+            rbeg_ += k;
+            left -= k;
+            while (left) {
+                std::size_t got = shm_->read_with(left, put);
+                left -= got;
+                if (!got) await_shared(true);
+            }
+            out.blocks.push_back(std::move(b));
+        }
+        detail::staged_frames_received().fetch_add(1, std::memory_order_relaxed);
+        return {p, own};
+    } catch (...) {
+        multiprocessing::detail::received_blocks().clear();
+        broken_.store(true, std::memory_order_relaxed);
+        if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+        try {
+            throw;
+        } catch (const detail::truncated_frame&) {
+            throw;
+        } catch (const EOFError&) {
+            throw detail::truncated_frame("connection closed by peer in the middle of a frame");
+        }
     }
-    return {p, own};
 }
 
 MULTIPROCESSING_DECL void Connection::put_be32(char* p, std::uint32_t v) {

@@ -610,6 +610,7 @@ MULTIPROCESSING_DECL void Server::serve_client(connection::Connection& c, std::u
                 batch.clear();
             }
             auto f = c.recv_frame(opts_.max_frame);
+            multiprocessing::detail::received_blocks_scope unclaimed_blocks;  // e.g. a call refused before decoding
             if (sess == 0 && f.second > 0 && static_cast<unsigned char>(f.first[0]) == 0x80) {
                 // A pickle (its PROTO opcode; no request kind is 0x80):
                 // a CPython client, served in its own protocol.

@@ -169,6 +169,7 @@ public:
     template <class R>
     static detail::client_result_t<R> _read_result(const char* p, std::size_t n) {
         using Res = detail::client_result_t<R>;
+        multiprocessing::detail::received_blocks_scope unclaimed_blocks;  // a block the result did not take
         if constexpr (std::is_void_v<Res>) {
             (void)p;
             (void)n;
