@@ -98,6 +98,8 @@ std::pair<Connection, Connection> shm_pipe(std::size_t ring = 1u << 16) {
     pipe.first.recv_frame(1 << 20, &got);
     REQUIRE(got >= 0);
     pipe.first.use_shared_memory(got, 0);
+    pipe.first.set_timeout(60.0);  // a regression fails, never hangs
+    pipe.second.set_timeout(60.0);
     return pipe;
 }
 
@@ -663,23 +665,31 @@ TEST_CASE("more staged blocks than a table holds: the rest are spliced in", "[sh
     CHECK(read_logical(got) == f.whole);
 }
 
-TEST_CASE("a staged frame cut short by a timeout breaks the connection", "[shm][bulk]") {
-    using multiprocessing::detail::block_kind;
-    auto pipe = shm_pipe();
-    // The table, the header and own bytes, and half of a 100000-byte block.
-    auto t = staged_table(1, {{{4, 100000, 1}}});
-    for (int ch : {0x00, 0x01, 0x86, 0xa8}) t.push_back(static_cast<char>(ch));  // 100008 bytes
-    t.insert(t.end(), 8, 'h');
+TEST_CASE("a staged frame cut short by a timeout or the peer's exit breaks the connection", "[shm][bulk]") {
+    auto pipe = shm_pipe(1u << 20);
+    // Two blocks of 100000 bytes cut at offsets 4 and 12: the first whole,
+    // half of the second, then nothing.  All of it fits in the ring, so it
+    // is there before the read starts.
+    auto t = staged_table(2, {{{4, 100000, 1}}, {{100012, 100000, 2}}});
+    for (int ch : {0x00, 0x03, 0x0d, 0x50}) t.push_back(static_cast<char>(ch));  // 200016 bytes
+    t.insert(t.end(), 16, 'h');
+    t.insert(t.end(), 100000, 'a');
     t.insert(t.end(), 50000, 'b');
-    std::thread w([&] { pipe.second.send_raw(t.data(), t.size()); });
+    pipe.second.send_raw(t.data(), t.size());
     pipe.first.set_timeout(0.2);
     CHECK_THROWS_AS(pipe.first.recv_frame(1u << 20), mp::TimeoutError);
-    w.join();
     CHECK(pipe.first.closed());  // a retried read would take block bytes for a header
-    CHECK(multiprocessing::detail::received_blocks().empty());
+    CHECK(multiprocessing::detail::received_blocks().empty());  // the whole first block too
     CHECK_THROWS_AS(pipe.first.recv_frame(1u << 20), mp::ConnectionError);
-}
 
+    // The peer gone right after the table: a truncated frame, not a clean EOF.
+    auto p2 = shm_pipe();
+    auto t2 = staged_table(1, {{{4, 100000, 1}}});
+    p2.second.send_raw(t2.data(), t2.size());
+    p2.second.close();
+    CHECK_THROWS_AS(p2.first.recv_frame(1u << 20), mp::connection::detail::truncated_frame);
+    CHECK(p2.first.closed());
+}
 
 TEST_CASE("a staged block read as another type is read in its place", "[shm][bulk]") {
     using multiprocessing::detail::block_kind;

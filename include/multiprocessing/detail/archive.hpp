@@ -131,7 +131,18 @@ private:
 /// that frame's own bytes they were cut from: a decoder claims only blocks
 /// cut inside its own range, and only inside that span.  Cleared by the
 /// thread's next receive, and where a decode ends or is abandoned.
+struct received_frame;
+/// This thread's received_frame while it lives, else null (trivially
+/// destructible: safe to read from destructors running at thread exit).
+inline received_frame*& received_frame_live() {
+    static thread_local received_frame* p = nullptr;
+    return p;
+}
 struct received_frame {
+    received_frame() { received_frame_live() = this; }
+    ~received_frame() { received_frame_live() = nullptr; }
+    received_frame(const received_frame&) = delete;
+    received_frame& operator=(const received_frame&) = delete;
     const char* lo = nullptr;
     const char* hi = nullptr;
     std::vector<staged_block> blocks;

@@ -111,10 +111,12 @@ MULTIPROCESSING_DECL void Connection::set_spin(int microseconds) {
 }
 
 MULTIPROCESSING_DECL void Connection::close() {
-    auto& staged = multiprocessing::detail::received_blocks();  // this thread's, if cut from our buffer
-    if (!staged.empty() && rbuf_) {
-        auto lo = reinterpret_cast<std::uintptr_t>(staged.lo), b = reinterpret_cast<std::uintptr_t>(rbuf_.get());
-        if (lo >= b && lo - b <= rcap_) staged.clear();
+    // This thread's received blocks, if cut from our buffer (not created
+    // here: close() also runs from destructors at thread exit).
+    auto* staged = multiprocessing::detail::received_frame_live();
+    if (staged && !staged->empty() && rbuf_) {
+        auto lo = reinterpret_cast<std::uintptr_t>(staged->lo), b = reinterpret_cast<std::uintptr_t>(rbuf_.get());
+        if (lo >= b && lo - b <= rcap_) staged->clear();
     }
     shm_.reset();
     if (fd_ >= 0) ::close(fd_);
@@ -282,8 +284,7 @@ MULTIPROCESSING_DECL bool Connection::frame_ready() const {
 }
 
 MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::recv_frame(std::size_t limit) {
-    // Broken mid-frame: what is still buffered is no frame's start.
-    if (broken_.load(std::memory_order_relaxed)) throw ConnectionError("connection is closed");
+    ensure_open();  // broken mid-frame: what is still buffered is no frame's start
     maybe_shrink();
     auto& staged = multiprocessing::detail::received_blocks();
     if (!staged.empty()) staged.clear();  // the last frame's, unclaimed
@@ -372,9 +373,10 @@ MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::recv_staged
             // most once more.  Each new buffer is on huge pages before it is
             // first touched.
             auto grown = [&](auto& c, std::size_t k) {
-                if (c.size() + k <= c.capacity()) return;
+                std::size_t need = c.size() + k;  // <= b.n
+                if (need <= c.capacity()) return;
                 std::remove_reference_t<decltype(c)> bigger;
-                bigger.reserve(c.capacity() ? b.n : std::min(b.n, staged_first_room));
+                bigger.reserve(need <= staged_first_room ? std::min(b.n, staged_first_room) : b.n);
                 multiprocessing::detail::advise_huge_pages(bigger.data(), bigger.capacity());
                 bigger.insert(bigger.end(), c.begin(), c.end());
                 c.swap(bigger);
