@@ -305,6 +305,9 @@ private:
     static constexpr std::uint32_t max_staged = 64;
     static constexpr std::size_t staged_first_room = std::size_t(64) << 20;
     void send_staged(std::vector<char>& buf, const multiprocessing::detail::frame_blocks& blocks);
+    // The frame (sealed at its whole size) with its blocks in their places,
+    // but for the first `staged` blocks of a kind other than bytes.
+    void send_spliced(std::vector<char>& buf, const multiprocessing::detail::frame_blocks& blocks, std::uint32_t staged);
     std::pair<const char*, std::size_t> recv_staged(std::size_t limit);
 
     // The first read of a frame that carries a descriptor: recvmsg, so the

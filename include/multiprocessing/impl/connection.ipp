@@ -191,10 +191,17 @@ MULTIPROCESSING_DECL void Connection::send_frame(std::vector<char>& buf, const m
     if (shm_)
         for (const auto& b : blocks.v)
             if (b.kind != multiprocessing::detail::block_kind::bytes) return send_staged(buf, blocks);
+    send_spliced(buf, blocks, 0);
+}
+
+MULTIPROCESSING_DECL void Connection::send_spliced(std::vector<char>& buf, const multiprocessing::detail::frame_blocks& blocks,
+                                                   std::uint32_t staged) {
     const char* at = seal_frame(buf, buf.size() - header_room + blocks.bytes).first;
+    std::uint32_t left_out = 0;
     for (const auto& b : blocks.v) {
         send_all(at, static_cast<std::size_t>(buf.data() + b.at - at));
-        send_all(b.p, b.n);
+        if (b.kind == multiprocessing::detail::block_kind::bytes || left_out == staged) send_all(b.p, b.n);
+        else ++left_out;
         at = buf.data() + b.at;
     }
     send_all(at, static_cast<std::size_t>(buf.data() + buf.size() - at));
@@ -222,16 +229,8 @@ MULTIPROCESSING_DECL void Connection::send_staged(std::vector<char>& buf, const 
     send_all(table.data(), table.size());
     // The frame, with only its spliced blocks in place; then the staged
     // blocks, in order.
-    const char* at = seal_frame(buf, buf.size() - header_room + blocks.bytes).first;
+    send_spliced(buf, blocks, count);
     std::uint32_t staged = 0;
-    for (const auto& b : blocks.v) {
-        send_all(at, static_cast<std::size_t>(buf.data() + b.at - at));
-        if (b.kind == block_kind::bytes || staged == count) send_all(b.p, b.n);
-        else ++staged;
-        at = buf.data() + b.at;
-    }
-    send_all(at, static_cast<std::size_t>(buf.data() + buf.size() - at));
-    staged = 0;
     for (const auto& b : blocks.v)
         if (b.kind != block_kind::bytes && staged < count) {
             send_all(b.p, b.n);
