@@ -362,7 +362,7 @@ int main(int argc, char** argv) {
         using D = mp::managers::Dict<long long, long long>;
         long long total = quick ? 2000 : 200000;
         double t0 = now_us();
-        std::vector<std::future<void>> fs;
+        std::vector<mp::managers::Future<void>> fs;
         fs.reserve(1000);
         for (long long i = 0; i < total; ++i) {
             fs.push_back(mp::managers::call_async<&D::setitem>(d, i % 1000, i));

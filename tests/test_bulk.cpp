@@ -164,7 +164,7 @@ TEST_CASE("pipelined calls with big arguments", "[bulk][async]") {
     auto b = m.create<Bulk>();
     std::vector<std::vector<char>> blocks;
     for (unsigned i = 0; i < 8; ++i) blocks.push_back(pattern((256u << 10) * (i + 1) + i, i));
-    std::vector<std::future<std::vector<char>>> fs;
+    std::vector<mp::managers::Future<std::vector<char>>> fs;
     for (auto& v : blocks) fs.push_back(call_async<&Bulk::echo>(b, v));
     for (std::size_t i = 0; i < fs.size(); ++i) {
         REQUIRE(fs[i].wait_for(std::chrono::seconds(30)) == std::future_status::ready);
@@ -178,7 +178,7 @@ TEST_CASE("a big reply between small pipelined ones keeps its place", "[bulk][as
     m.start();
     auto b = m.create<Bulk>();
     auto big = pattern(1 << 20, 5);
-    std::vector<std::future<std::size_t>> before, after;
+    std::vector<mp::managers::Future<std::size_t>> before, after;
     for (int i = 0; i < 50; ++i) before.push_back(call_async<&Bulk::size>(b, std::vector<char>(static_cast<std::size_t>(i), 'a')));
     auto mid = call_async<&Bulk::echo>(b, big);
     for (int i = 0; i < 50; ++i) after.push_back(call_async<&Bulk::size>(b, std::vector<char>(static_cast<std::size_t>(i) + 100, 'b')));

@@ -546,7 +546,7 @@ TEST_CASE("object holding a proxy: pipelined replies carrying the same proxy", "
     auto h = manager.create<Holder>();
     h.hold(manager.create<Holder>());
     {
-        std::vector<std::future<object>> fs;
+        std::vector<mp::managers::Future<object>> fs;
         for (int i = 0; i < 200; ++i) fs.push_back(mp::managers::call_async<&Holder::first_after>(h, 0.0));
         std::vector<object> got;
         for (auto& f : fs) got.push_back(f.get());

@@ -272,14 +272,14 @@ TEST_CASE("frames of every size cross the rings both ways, and pipelined calls k
     }
     // Many calls in flight: the request ring fills before the first reply
     // is read, so both sides wait for room as well as for data.
-    std::vector<std::future<int>> fs;
+    std::vector<mp::managers::Future<int>> fs;
     for (int i = 0; i < 20000; ++i) fs.push_back(mp::managers::call_async<&Echo::add>(e, i, 1));
     bool all = true;
     for (int i = 0; i < 20000; ++i) all = all && fs[static_cast<std::size_t>(i)].get() == i + 1;
     CHECK(all);
     // Big ones in flight too, from two threads at once.
     auto big = pattern(700u << 10, 7);
-    std::vector<std::future<std::vector<char>>> bs;
+    std::vector<mp::managers::Future<std::vector<char>>> bs;
     for (int i = 0; i < 8; ++i) bs.push_back(mp::managers::call_async<&Echo::bytes>(e, big));
     std::atomic<bool> sums_ok{true};  // Catch2's CHECK is for the main thread only
     std::thread t([&] {
@@ -466,7 +466,7 @@ TEST_CASE("a client killed while the server writes a reply into a full ring ends
         // Big replies in flight, then the whole process stops (its reader
         // thread too): the server fills the reply ring and waits for room.
         auto big = std::vector<char>(1u << 20, 'q');
-        std::vector<std::future<std::vector<char>>> fs;
+        std::vector<mp::managers::Future<std::vector<char>>> fs;
         for (int i = 0; i < 8; ++i) fs.push_back(mp::managers::call_async<&Echo::bytes>(e, big));
         ::raise(SIGSTOP);
         test::forever();

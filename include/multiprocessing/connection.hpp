@@ -254,6 +254,10 @@ public:
     /// block: lets a server batch its replies to pipelined requests.
     bool frame_ready() const;
 
+    /// True if bytes (or EOF, or a failure) can be read now: never waits or
+    /// spins, unlike poll(0), which may throw and catch inside.
+    bool readable_now() const;
+
     /// Receives one frame; the view stays valid until the next receive.
     /// Over shared memory the view may lack big blocks that came apart from
     /// it (multiprocessing::detail::received_blocks, for this thread): read

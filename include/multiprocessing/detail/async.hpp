@@ -1,90 +1,170 @@
 // Pipelined calls: many requests in flight on one connection, replies
-// matched to their futures by request id.
+// matched to their calls by request id.
 //
 // Each process has one async connection per server (in the process's
-// session, like every other connection), a sender side guarded by a mutex
-// and a reader thread.  The server answers a connection's requests in
-// order, so calls through one proxy keep their order.  After fork() the
-// child makes its own; the parent's thread and socket are never touched.
+// session, like every other connection).  Submitters write requests under a
+// mutex.  Replies are read by the thread that waits for one (Future::get),
+// so in a loop of calls and gets one thread does everything and no reply
+// crosses threads; it reads what has already arrived too, so the next gets
+// find their results ready.  One thread reads at a time; others wait for
+// it.  A helper thread reads when calls are in flight and nobody has read
+// for 2 ms (calls whose futures are dropped, a caller busy elsewhere), so
+// replies never pile up and stall the server.  The server answers a
+// connection's requests in order, so calls through one proxy keep their
+// order.  After fork() the child makes its own channel; the parent's
+// thread and connection are never touched.
 #pragma once
 
 #include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/detail/client.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <deque>
-#include <functional>
-#include <future>
+#include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
-#include <unordered_map>
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
 
 namespace multiprocessing::managers::detail {
 
+class async_channel;
+
+/// One call in flight: what its reply fills, shared by the channel (until
+/// the reply) and the caller's Future.
+struct pending_call {
+    virtual ~pending_call() = default;
+    /// Decodes the reply's body into the result, or keeps the error it
+    /// carried or the loss of the connection.  Runs on whichever thread
+    /// reads the reply.
+    virtual void complete(const char* body, std::size_t n, std::exception_ptr error) noexcept = 0;
+    bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+
+    std::atomic<bool> done_{false};
+    std::exception_ptr error;
+    async_channel* channel = nullptr;  // channels are never destroyed
+    unsigned generation = 0;           // the fork generation it was made in
+};
+
 class async_channel {
 public:
-    /// What a reply completes: one object per call (the caller's promise
-    /// lives in it), so a call allocates this and its future's state only.
-    struct pending_call {
-        virtual ~pending_call() = default;
-        /// The reply's body, or the error it carried or the loss of the
-        /// connection.
-        virtual void complete(const char* body, std::size_t n, std::exception_ptr error) = 0;
-    };
-    using completion = std::unique_ptr<pending_call>;
+    using clock = std::chrono::steady_clock;
 
     explicit async_channel(std::unique_ptr<client_connection> c);
 
-    /// Sends one request (written by build) and registers its completion.
+    /// Sends one request (written by build) and registers the call it
+    /// completes.
     template <class Build>
-    void submit(Build&& build, completion done) {
-        std::lock_guard<std::mutex> g(send_mu_);
-        if (broken_) throw ConnectionError("lost connection to the manager");
-        std::uint64_t rid = conn_->next_id++;
-        conn_->oblocks.clear();
-        conn_->oblocks.buf = &conn_->obuf;
-        try {
-            multiprocessing::detail::aliasing_scope alias(&conn_->oblocks);
-            build(conn_->obuf, rid);
-        } catch (...) {
-            conn_->oblocks.clear();  // they point into arguments about to die
-            throw;
-        }
+    void submit(Build&& build, std::shared_ptr<pending_call> call) {
+        std::size_t in_flight;
+        std::uint64_t rid;
         {
-            std::lock_guard<std::mutex> p(pending_mu_);
-            pending_.emplace_back(rid, std::move(done));
-        }
-        try {
-            conn_->conn.send_frame(conn_->obuf, conn_->oblocks);
+            std::lock_guard<std::mutex> g(send_mu_);
+            if (broken_) throw ConnectionError("lost connection to the manager");
+            rid = conn_->next_id++;
             conn_->oblocks.clear();
-        } catch (...) {
-            conn_->oblocks.clear();
-            std::lock_guard<std::mutex> p(pending_mu_);
-            // Still the newest: submits are serialized by send_mu_.
-            if (!pending_.empty() && pending_.back().first == rid) pending_.pop_back();
-            broken_ = true;
-            throw;
+            conn_->oblocks.buf = &conn_->obuf;
+            try {
+                multiprocessing::detail::aliasing_scope alias(&conn_->oblocks);
+                build(conn_->obuf, rid);
+            } catch (...) {
+                conn_->oblocks.clear();  // they point into arguments about to die
+                throw;
+            }
+            call->channel = this;
+            call->generation = multiprocessing::detail::fork_state::instance().generation();
+            {
+                std::lock_guard<std::mutex> p(mu_);
+                pending_.emplace_back(rid, std::move(call));
+                in_flight = pending_.size();
+                if (helper_idle_) {
+                    helper_idle_ = false;
+                    helper_cv_.notify_one();
+                }
+            }
+            try {
+                conn_->conn.send_frame(conn_->obuf, conn_->oblocks);
+                conn_->oblocks.clear();
+            } catch (...) {
+                conn_->oblocks.clear();
+                std::lock_guard<std::mutex> p(mu_);
+                // Still the newest: submits are serialized by send_mu_.
+                if (!pending_.empty() && pending_.back().first == rid) pending_.pop_back();
+                broken_ = true;
+                // Part of a frame may have gone: whoever reads next sees EOF
+                // and fails the calls still in flight.
+                ::shutdown(conn_->conn.fileno(), SHUT_RDWR);
+                helper_cv_.notify_all();
+                throw;
+            }
         }
+        // Many calls and no gets: read the replies that are here, so the
+        // server is never blocked writing them.
+        if (in_flight >= 512 && (rid & 63) == 0) read_ready();
     }
+
+    /// Waits until call is complete, reading replies on this thread while
+    /// no other thread does.  False if the deadline passed first.
+    bool wait(pending_call& call, const std::optional<clock::time_point>& deadline);
 
     bool broken() const { return broken_; }
 
-private:
-    void read_loop();
+    /// Replaced by a new channel: the helper thread ends once no call is in
+    /// flight.
+    void retire();
 
-    void fail_all(std::exception_ptr e);
+private:
+    // Holds the reading role for a scope.
+    struct role {
+        async_channel& ch;
+        ~role() { ch.release_role(); }
+    };
+
+    // Reads one reply and completes its call; throws if the connection
+    // failed (then lost() must run).
+    void read_one();
+    // Reads until call is complete (or, with a deadline, it passed: false),
+    // then whatever else has already arrived.  This thread holds the role.
+    bool read_for(pending_call& call, const std::optional<clock::time_point>& deadline);
+    // Takes the reading role if free and reads what has arrived.
+    void read_ready();
+    bool readable_now() { return conn_->conn.readable_now(); }
+    void finish(pending_call& c) noexcept;
+    // The connection failed: every call in flight fails, the socket closes.
+    void lost(const char* why) noexcept;
+    void release_role() noexcept;
+    // The helper's idle check: the manager shut down or the channel was
+    // replaced or broke, so nothing will come.
+    bool finished();
+    void helper_loop();
 
     std::unique_ptr<client_connection> conn_;
-    std::mutex send_mu_, pending_mu_;
+    std::mutex send_mu_;
+    std::mutex mu_;  // pending_, reading_, the helper's flags
+    std::condition_variable cv_;         // a call completed or the role was released, for waiters_
+    std::condition_variable helper_cv_;  // calls went in flight, or retired
     // In request order: the server answers a connection's requests in order.
-    std::deque<std::pair<std::uint64_t, completion>> pending_;
+    std::deque<std::pair<std::uint64_t, std::shared_ptr<pending_call>>> pending_;
+    bool reading_ = false;  // a thread holds the reading role
+    bool helper_idle_ = false;
+    bool retired_ = false;
+    std::atomic<bool> closed_{false};
+    std::atomic<int> waiters_{0};
+    std::atomic<std::uint64_t> reads_{0};
     std::atomic<bool> broken_{false};
-    std::thread reader_;
 };
 
 /// The process's async channel to ep, made on first use and remade after
 /// fork or after it broke.  Old channels are leaked on purpose: a forked
-/// child must not join or destroy its parent's reader thread.
+/// child must not touch its parent's threads or locks, and futures still
+/// point at them.
 inline async_channel& async_for(endpoint& ep) {
     struct slot {
         endpoint* ep;
@@ -94,13 +174,14 @@ inline async_channel& async_for(endpoint& ep) {
     static std::mutex mu;
     static std::vector<slot>* slots = new std::vector<slot>;
     // Replaced channels stay here, reachable (a leak checker would report
-    // them otherwise): a broken one's reader thread may still be finishing.
+    // them otherwise): futures may still wait on them.
     static std::vector<async_channel*>* retired = new std::vector<async_channel*>;
     unsigned gen = multiprocessing::detail::fork_state::instance().generation();
     std::lock_guard<std::mutex> g(mu);
     for (auto& s : *slots)
         if (s.ep == &ep) {
             if (s.generation == gen && s.epoch == ep.epoch() && !s.ch->broken()) return *s.ch;
+            if (s.generation == gen) s.ch->retire();  // a parent's channel: its thread is not here
             retired->push_back(s.ch);
             s = {&ep, gen, ep.epoch(), new async_channel(ep.new_connection())};
             return *s.ch;

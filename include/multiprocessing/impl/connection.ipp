@@ -282,6 +282,13 @@ MULTIPROCESSING_DECL bool Connection::frame_ready() const {
     return rend_ - rbeg_ >= 4 + static_cast<std::size_t>(h);
 }
 
+MULTIPROCESSING_DECL bool Connection::readable_now() const {
+    if (rend_ > rbeg_ || closed()) return true;
+    if (shm_) return shm_->readable() != 0 || shm_->peer_closed();
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, 0) != 0;  // an error too: the read that follows reports it
+}
+
 MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::recv_frame(std::size_t limit) {
     ensure_open();  // broken mid-frame: what is still buffered is no frame's start
     maybe_shrink();

@@ -18,6 +18,7 @@
 #include "multiprocessing/detail/async.hpp"
 #include "multiprocessing/detail/client.hpp"
 #include "multiprocessing/managers/expose.hpp"
+#include "multiprocessing/managers/future.hpp"
 #include "multiprocessing/detail/serialization/std.hpp"
 #include "multiprocessing/detail/protocol.hpp"
 #include "multiprocessing/detail/registry.hpp"
@@ -359,7 +360,7 @@ const char* exposed_name() {
 }
 }  // namespace detail
 
-/// A pipelined call: sends at once and returns a std::future for the
+/// A pipelined call: sends at once and returns a managers::Future for the
 /// result, so many calls can be in flight on one connection (Python has no
 /// equivalent).  Checked at compile time like a normal call:
 ///   auto f = call_async<&Counter::add>(counter, 5);  f.get();
@@ -380,29 +381,25 @@ auto call_async(const P& proxy, A&&... args) {
     if (!name) throw ValueError("call_async: the method is not exposed by this proxy type");
     const Token& t = proxy._token();
     auto& ep = detail::client_state::instance().get(t.address);
-    // The promise, and the proxy kept alive until the reply, in one block.
-    struct call final : detail::async_channel::pending_call {
+    // The result, and the proxy kept alive until the reply, in one block.
+    struct call final : detail::async_result<Res> {
         explicit call(const P& p) : keep(p) {}
-        std::promise<Res> pr;
-        P keep;
-        void complete(const char* body, std::size_t n, std::exception_ptr err) override {
+        std::optional<P> keep;
+        void complete(const char* body, std::size_t n, std::exception_ptr err) noexcept override {
             if (err) {
-                pr.set_exception(err);
-                return;
-            }
-            try {
-                if constexpr (std::is_void_v<Res>) {
-                    pr.set_value();
-                } else {
-                    pr.set_value(BaseProxy::_read_result<R>(body, n));
+                this->error = err;
+            } else {
+                try {
+                    if constexpr (!std::is_void_v<Res>) this->value.emplace(BaseProxy::_read_result<R>(body, n));
+                } catch (...) {
+                    this->error = std::current_exception();
                 }
-            } catch (...) {
-                pr.set_exception(std::current_exception());
             }
+            keep.reset();
         }
     };
-    auto c = std::make_unique<call>(proxy);
-    auto fut = c->pr.get_future();
+    auto c = std::make_shared<call>(proxy);
+    Future<Res> fut(c);
     std::uint64_t sig = detail::method_signature<M>();
     detail::async_for(ep).submit(
         [&](std::vector<char>& buf, std::uint64_t rid) {
