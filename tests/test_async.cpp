@@ -258,3 +258,18 @@ TEST_CASE("a manager shut down with no call in flight: its channel's thread ends
         CHECK(test::wait_until([] { return helper_threads() == 0; }, 10.0));
     }
 }
+
+TEST_CASE("call_async on an empty proxy, or one whose manager shut down, throws at once", "[async]") {
+    mp::managers::Proxy<Acc> empty;
+    CHECK_THROWS_AS(call_async<&Acc::total>(empty), mp::ValueError);
+    AsyncManager m;
+    m.start();
+    auto a = m.create<Acc>();
+    CHECK(call_async<&Acc::total>(a).get() == 0);  // this thread now knows the channel
+    m.shutdown();
+    CHECK_THROWS_AS(call_async<&Acc::total>(a), mp::ConnectionError);
+    AsyncManager again;
+    again.start();
+    auto b = again.create<Acc>();
+    CHECK(call_async<&Acc::total>(b).get() == 0);
+}

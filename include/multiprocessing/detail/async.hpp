@@ -161,11 +161,8 @@ private:
     std::atomic<bool> broken_{false};
 };
 
-/// The process's async channel to ep, made on first use and remade after
-/// fork or after it broke.  Old channels are leaked on purpose: a forked
-/// child must not touch its parent's threads or locks, and futures still
-/// point at them.
-inline async_channel& async_for(endpoint& ep) {
+/// async_for's slow path: under a process-wide lock.
+inline async_channel& async_for_locked(endpoint& ep) {
     struct slot {
         endpoint* ep;
         unsigned generation, epoch;
@@ -188,6 +185,26 @@ inline async_channel& async_for(endpoint& ep) {
         }
     slots->push_back({&ep, gen, ep.epoch(), new async_channel(ep.new_connection())});
     return *slots->back().ch;
+}
+
+/// The process's async channel to ep, made on first use and remade after
+/// fork or after it broke.  Old channels are leaked on purpose: a forked
+/// child must not touch its parent's threads or locks, and futures still
+/// point at them.
+inline async_channel& async_for(endpoint& ep) {
+    // The last channel this thread used, checked without the lock.
+    struct last_used {
+        endpoint* ep;
+        unsigned generation, epoch;
+        async_channel* ch;
+    };
+    static thread_local last_used last{nullptr, 0, 0, nullptr};
+    unsigned now_gen = multiprocessing::detail::fork_state::instance().generation();
+    if (last.ep == &ep && last.generation == now_gen && last.epoch == ep.epoch() && !last.ch->broken())
+        return *last.ch;
+    async_channel& ch = async_for_locked(ep);
+    last = {&ep, now_gen, ep.epoch(), &ch};
+    return ch;
 }
 
 }  // namespace multiprocessing::managers::detail

@@ -93,6 +93,11 @@ public:
     /// Python's _token: typeid, server address and object id.
     const Token& _token() const { return entry().token; }
 
+    /// Internal: the client side of the server that owns the referent (what
+    /// call_async sends through).  Throws as a call would if the proxy is
+    /// empty or its manager shut down.
+    detail::endpoint& _endpoint_() const { return *entry().ep; }
+
     /// Python's _callmethod(name, args): calls a method by name, checked only
     /// at run time.  R must be the method's exact result type and the
     /// arguments its exact parameter types, or the server refuses the call.
@@ -379,8 +384,8 @@ auto call_async(const P& proxy, A&&... args) {
     using Res = detail::client_result_t<R>;
     const char* name = detail::exposed_name<M, P>();
     if (!name) throw ValueError("call_async: the method is not exposed by this proxy type");
-    const Token& t = proxy._token();
-    auto& ep = detail::client_state::instance().get(t.address);
+    auto& ep = proxy._endpoint_();
+    std::uint64_t id = proxy._token().id;
     // The result, and the proxy kept alive until the reply, in one block.
     struct call final : detail::async_result<Res> {
         explicit call(const P& p) : keep(p) {}
@@ -403,7 +408,7 @@ auto call_async(const P& proxy, A&&... args) {
     std::uint64_t sig = detail::method_signature<M>();
     detail::async_for(ep).submit(
         [&](std::vector<char>& buf, std::uint64_t rid) {
-            detail::begin_request(buf, detail::kind::call, rid, t.id, sig, name, std::strlen(name));
+            detail::begin_request(buf, detail::kind::call, rid, id, sig, name, std::strlen(name));
             detail::write_args(buf, typename tr::wire_params{}, std::forward<A>(args)...);
         },
         std::move(c));
