@@ -22,12 +22,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include <poll.h>
 #include <pthread.h>
@@ -51,6 +51,77 @@ struct pending_call {
     std::exception_ptr error;
     async_channel* channel = nullptr;  // channels are never destroyed
     unsigned generation = 0;           // the fork generation it was made in
+};
+
+/// The calls in flight on a channel, in request order.  One thread at a
+/// time pushes (the holder of the send lock) and one pops (the holder of the
+/// reading role), so neither locks: a pipelined call used to take a mutex
+/// twice for this list.  Entries live in blocks of 256, linked.
+class inflight_queue {
+public:
+    struct entry {
+        std::uint64_t rid = 0;
+        std::shared_ptr<pending_call> call;
+    };
+
+    // A reply is read only after its request was sent, and the transport
+    // orders the two (a socket's system calls, or the ring's
+    // release/acquire), so the reader sees the push.
+    inflight_queue() : head_(new block), tail_(head_) {}
+    ~inflight_queue() {
+        while (head_) delete std::exchange(head_, head_->next.load(std::memory_order_relaxed));
+    }
+    inflight_queue(const inflight_queue&) = delete;
+    inflight_queue& operator=(const inflight_queue&) = delete;
+
+    /// Producer only.
+    void push(std::uint64_t rid, std::shared_ptr<pending_call> call) {
+        if (tail_i_ == block_size) {
+            block* b = new block;
+            tail_->next.store(b, std::memory_order_release);
+            tail_ = b;
+            tail_i_ = 0;
+        }
+        tail_->e[tail_i_++] = entry{rid, std::move(call)};
+        pushed_.store(pushed_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    }
+    /// Consumer only: the oldest call, or null if none.
+    entry* front() {
+        if (popped_.load(std::memory_order_relaxed) == pushed_.load(std::memory_order_acquire)) return nullptr;
+        if (head_i_ == block_size) {
+            // The producer linked the next block before it published the
+            // entry in it, and no longer touches this one.
+            delete std::exchange(head_, head_->next.load(std::memory_order_acquire));
+            head_i_ = 0;
+        }
+        return &head_->e[head_i_];
+    }
+    /// Consumer only, after front() gave an entry.
+    std::shared_ptr<pending_call> pop() {
+        auto c = std::move(head_->e[head_i_++].call);
+        popped_.store(popped_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        return c;
+    }
+    /// Exact for the producer and the consumer; a snapshot for others.
+    std::size_t size() const {
+        std::uint64_t popped = popped_.load(std::memory_order_acquire);  // first: never above pushed_
+        return static_cast<std::size_t>(pushed_.load(std::memory_order_acquire) - popped);
+    }
+    bool empty() const { return size() == 0; }
+
+private:
+    static constexpr std::size_t block_size = 256;
+    struct block {
+        entry e[block_size];
+        std::atomic<block*> next{nullptr};
+    };
+    // The consumer's and the producer's on cache lines of their own.
+    alignas(64) block* head_;
+    std::size_t head_i_ = 0;
+    std::atomic<std::uint64_t> popped_{0};
+    alignas(64) block* tail_;
+    std::size_t tail_i_ = 0;
+    std::atomic<std::uint64_t> pushed_{0};
 };
 
 class async_channel {
@@ -80,14 +151,15 @@ public:
             }
             call->channel = this;
             call->generation = multiprocessing::detail::fork_state::instance().generation();
-            {
+            pending_.push(rid, std::move(call));
+            in_flight = pending_.size();
+            // Pairs with helper_loop, which says it is idle, then looks at
+            // pending_: one of the two sees the other.
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            if (helper_idle_.load(std::memory_order_relaxed)) {
                 std::lock_guard<std::mutex> p(mu_);
-                pending_.emplace_back(rid, std::move(call));
-                in_flight = pending_.size();
-                if (helper_idle_) {
-                    helper_idle_ = false;
-                    helper_cv_.notify_one();
-                }
+                helper_idle_.store(false, std::memory_order_relaxed);
+                helper_cv_.notify_one();
             }
             try {
                 conn_->conn.send_frame(conn_->obuf, conn_->oblocks);
@@ -95,11 +167,10 @@ public:
             } catch (...) {
                 conn_->oblocks.clear();
                 std::lock_guard<std::mutex> p(mu_);
-                // Still the newest: submits are serialized by send_mu_.
-                if (!pending_.empty() && pending_.back().first == rid) pending_.pop_back();
                 broken_ = true;
                 // Part of a frame may have gone: whoever reads next sees EOF
-                // and fails the calls still in flight.
+                // and fails the calls still in flight.  This one stays
+                // among them; its caller gets this exception, not a future.
                 ::shutdown(conn_->conn.fileno(), SHUT_RDWR);
                 helper_cv_.notify_all();
                 throw;
@@ -147,13 +218,13 @@ private:
 
     std::unique_ptr<client_connection> conn_;
     std::mutex send_mu_;
-    std::mutex mu_;  // pending_, reading_, the helper's flags
+    std::mutex mu_;  // reading_, retired_, the condition variables' waits
     std::condition_variable cv_;         // a call completed or the role was released, for waiters_
     std::condition_variable helper_cv_;  // calls went in flight, or retired
-    // In request order: the server answers a connection's requests in order.
-    std::deque<std::pair<std::uint64_t, std::shared_ptr<pending_call>>> pending_;
+    // The server answers a connection's requests in order.
+    inflight_queue pending_;
     bool reading_ = false;  // a thread holds the reading role
-    bool helper_idle_ = false;
+    std::atomic<bool> helper_idle_{false};
     bool retired_ = false;
     std::atomic<bool> closed_{false};
     std::atomic<int> waiters_{0};

@@ -20,14 +20,9 @@ MULTIPROCESSING_DECL void async_channel::read_one() {
     if (f.second < sizeof(ReplyHeader)) throw ProcessError("short reply");
     ReplyHeader h;
     std::memcpy(&h, f.first, sizeof h);
-    std::shared_ptr<pending_call> done;
-    {
-        std::lock_guard<std::mutex> p(mu_);
-        if (pending_.empty() || pending_.front().first != h.request_id)
-            throw ProcessError("reply to an unknown request");
-        done = std::move(pending_.front().second);
-        pending_.pop_front();
-    }
+    auto* front = pending_.front();
+    if (!front || front->rid != h.request_id) throw ProcessError("reply to an unknown request");
+    std::shared_ptr<pending_call> done = pending_.pop();
     try {
         reader body_rd{f.first + sizeof h, f.second - sizeof h};
         owed_scope unclaimed;  // the completion decodes here; what it leaves goes back
@@ -87,13 +82,7 @@ MULTIPROCESSING_DECL bool async_channel::read_for(pending_call& call,
         }
         // What has arrived already, so that the next waits find it done;
         // bounded, as another thread may keep submitting.
-        for (int i = 0; i < 4096 && readable_now(); ++i) {
-            {
-                std::lock_guard<std::mutex> p(mu_);
-                if (pending_.empty()) break;
-            }
-            read_one();
-        }
+        for (int i = 0; i < 4096 && !pending_.empty() && readable_now(); ++i) read_one();
     } catch (const std::exception& e) {
         lost(e.what());
     } catch (...) {
@@ -155,15 +144,13 @@ MULTIPROCESSING_DECL void async_channel::lost(const char* why) noexcept {
     // Shut down first: a submitter blocked in a send (the server no longer
     // reads) gets an error and lets go of the send lock.
     ::shutdown(conn_->conn.fileno(), SHUT_RDWR);
-    std::deque<std::pair<std::uint64_t, std::shared_ptr<pending_call>>> doomed;
     {
         // Under the send lock, so no submit can slip a request in between
-        // failing the pending calls and closing.
+        // marking the channel broken and closing; none comes after.
         std::lock_guard<std::mutex> g(send_mu_);
         {
             std::lock_guard<std::mutex> p(mu_);
             broken_ = true;
-            doomed.swap(pending_);
             helper_cv_.notify_all();  // the helper ends
         }
         if (!closed_.exchange(true)) {
@@ -183,9 +170,11 @@ MULTIPROCESSING_DECL void async_channel::lost(const char* why) noexcept {
     } catch (...) {
         e = std::current_exception();  // bad_alloc
     }
-    for (auto& kv : doomed) {
-        kv.second->complete(nullptr, 0, e);
-        finish(*kv.second);
+    // This thread holds the reading role: it alone takes from pending_.
+    while (pending_.front()) {
+        auto c = pending_.pop();
+        c->complete(nullptr, 0, e);
+        finish(*c);
     }
 }
 
@@ -210,9 +199,12 @@ MULTIPROCESSING_DECL void async_channel::helper_loop() {
             // Idle.  The next submit wakes us; once a second, look whether
             // anything will ever come, so a channel to a manager that shut
             // down does not keep this thread and its socket.
-            helper_idle_ = true;
-            bool woken = helper_cv_.wait_for(lk, std::chrono::seconds(1)) == std::cv_status::no_timeout;
-            helper_idle_ = false;
+            // Said, then pending_ looked at again: see submit.
+            helper_idle_.store(true, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            bool woken = !pending_.empty() ||
+                         helper_cv_.wait_for(lk, std::chrono::seconds(1)) == std::cv_status::no_timeout;
+            helper_idle_.store(false, std::memory_order_relaxed);
             if (woken || !pending_.empty() || reading_ || !finished()) continue;
             reading_ = true;  // closing frees what a reader would use
             lk.unlock();
@@ -230,11 +222,8 @@ MULTIPROCESSING_DECL void async_channel::helper_loop() {
         {
             role r{*this};
             try {
-                for (;;) {
-                    read_one();
-                    std::lock_guard<std::mutex> p(mu_);
-                    if (pending_.empty() || waiters_.load(std::memory_order_relaxed) > 0) break;
-                }
+                do read_one();
+                while (!pending_.empty() && waiters_.load(std::memory_order_relaxed) == 0);
             } catch (const std::exception& e) {
                 lost(e.what());
             } catch (...) {

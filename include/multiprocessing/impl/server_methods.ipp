@@ -31,6 +31,7 @@ MULTIPROCESSING_DECL Server::~Server() {
     decltype(reap_) late;
     {
         std::lock_guard<std::mutex> g(mu_);
+        for (auto& kv : objects_) kv.second->live.store(false, std::memory_order_release);
         if (live_threads_ == 0) doomed.swap(objects_);  // destroyed below, outside the lock
         else for (auto& kv : objects_) leaked_.push_back(kv.second);  // threads still use them
         if (!gc_thread_) late.swap(reap_);
@@ -228,6 +229,7 @@ MULTIPROCESSING_DECL std::size_t Server::collect() {
         for (std::size_t i : garbage) {
             if (!in[i]) continue;
             by_pointer_.erase(nodes[i].r->key());
+            nodes[i].r->live.store(false, std::memory_order_release);
             objects_.erase(nodes[i].id);
             dead.push_back(nodes[i].r);
         }
@@ -406,9 +408,25 @@ MULTIPROCESSING_DECL std::uint64_t Server::add_object(std::shared_ptr<void> obj,
 }
 
 MULTIPROCESSING_DECL auto Server::lookup(std::uint64_t id) -> std::shared_ptr<referent> {
-    std::lock_guard<std::mutex> g(mu_);
-    auto it = objects_.find(id);
-    return it == objects_.end() ? nullptr : it->second;
+    // The object this thread looked up last, checked without the lock (the
+    // server's one lock, which every connection's thread takes): pipelined
+    // and looping callers call one object many times.
+    struct last_lookup {
+        std::uint64_t server = 0, id = 0;
+        std::weak_ptr<referent> r;
+    };
+    static thread_local last_lookup last;
+    if (last.server == instance_ && last.id == id)
+        if (auto r = last.r.lock(); r && r->live.load(std::memory_order_acquire)) return r;
+    std::shared_ptr<referent> r;
+    {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = objects_.find(id);
+        if (it == objects_.end()) return nullptr;
+        r = it->second;
+    }
+    last = {instance_, id, r};
+    return r;
 }
 
 MULTIPROCESSING_DECL void Server::decref_locked(std::uint64_t id, std::int64_t n, std::vector<std::shared_ptr<referent>>& dead) {
@@ -417,6 +435,7 @@ MULTIPROCESSING_DECL void Server::decref_locked(std::uint64_t id, std::int64_t n
     it->second->refcount -= n;
     if (it->second->refcount <= 0) {
         by_pointer_.erase(it->second->key());
+        it->second->live.store(false, std::memory_order_release);
         dead.push_back(std::move(it->second));
         objects_.erase(it);
         return;

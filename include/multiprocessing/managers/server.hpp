@@ -178,6 +178,9 @@ private:
         std::mutex mu;
         std::int64_t refcount = 0;
         const void* raw = nullptr;
+        // In objects_: cleared under mu_ when it leaves, so lookup's
+        // per-thread cache can trust what it holds without the lock.
+        std::atomic<bool> live{true};
         std::pair<const void*, std::type_index> key() const { return {raw, type->referent}; }
     };
     struct session {
@@ -367,7 +370,13 @@ private:
     std::map<std::pair<const void*, std::type_index>, std::uint64_t> by_pointer_;
     std::unordered_map<std::uint64_t, session> sessions_;
     std::vector<std::shared_ptr<referent>> leaked_;
-    std::uint64_t next_id_ = 1;
+    std::uint64_t next_id_ = 1;  // ids are never reused by a server
+    // Tells this server from an earlier one at the same address (lookup's cache).
+    const std::uint64_t instance_ = next_instance();
+    static std::uint64_t next_instance() {
+        static std::atomic<std::uint64_t> n{0};
+        return ++n;
+    }
     std::uint64_t next_connection_ = 1;
     std::deque<std::pair<std::uint64_t, int>> pending_;  // (connection, fd) not yet authenticated, oldest first
     std::uint64_t shed_ = 0;
