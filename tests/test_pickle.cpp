@@ -231,3 +231,12 @@ TEST_CASE("pickle: text opcodes read as CPython reads them", "[pickle]") {
     // A negative PUT key is refused, as CPython refuses it.
     CHECK_THAT(refusal("Np-1\n."), Catch::Contains("negative PUT"));
 }
+
+TEST_CASE("a GLOBAL whose name is not UTF-8 is refused, as CPython refuses it", "[pickle]") {
+    // Found by fuzz_pickle: accepted, it was written back as a str that no
+    // reader accepts.
+    std::string p = "\x80\x03" "cmultiprocessing.managers\nErro\xc8\xff\xff\xffoteProxy\nq\x00"s +
+                    "X\x02\x00\x00\x00tbq\x01\x85q*Rq\x03."s;
+    CHECK_THROWS_AS(pk::loads(p), pk::UnpicklingError);
+    CHECK_THROWS_AS(pk::loads("\x80\x03" "cmultiprocessing.managers\xff\nRemoteError\n."s), pk::UnpicklingError);
+}

@@ -221,6 +221,9 @@ MULTIPROCESSING_DECL void reader::long_bytes(std::uint64_t n) {
 }
 
 MULTIPROCESSING_DECL void reader::global(std::string_view module, std::string_view name) {
+    // CPython decodes both as UTF-8; a name kept as bytes here would be
+    // written back as a str no reader accepts.
+    if (!valid_utf8(module) || !valid_utf8(name)) fail("a global name is not valid UTF-8");
     module = py3_module(module);  // a static string, or a view of the input
     if (module.find_first_of(" \n") != std::string_view::npos || name.find_first_of(" \n") != std::string_view::npos)
         fail("a global name with a space or newline");
