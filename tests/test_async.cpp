@@ -105,6 +105,37 @@ TEST_CASE("async calls from a forked child, mixed with sync calls", "[async][for
     CHECK(a.total() == 101LL * 102 / 2);
 }
 
+// The channels' table has a process-wide lock, taken to make a channel (a
+// new manager's, or a forked child's own): a fork while another thread
+// holds it must leave the child a usable one.
+TEST_CASE("async calls from a forked child while another thread makes channels", "[async][fork]") {
+    AsyncManager m;
+    m.start();
+    auto a = m.create<Acc>();
+    std::atomic<bool> stop{false};
+    std::atomic<int> made{0};
+    std::thread maker([&] {
+        while (!stop) {
+            AsyncManager other;
+            other.start();
+            auto x = other.create<Acc>();
+            call_async<&Acc::count>(x).get();  // connects this manager's channel
+            ++made;
+        }
+    });
+    int failures = 0;
+    for (int i = 0; i < 40; ++i) {
+        mp::Process p([a] { call_async<&Acc::add>(a, 1).get(); });
+        p.start();
+        if (test::join_or_kill(p, 20.0) != 0) ++failures;
+    }
+    stop = true;
+    maker.join();
+    CHECK(failures == 0);
+    CHECK(made > 0);
+    CHECK(a.count() == 40 - failures);
+}
+
 TEST_CASE("a Future has std::future's members and Python's ready()", "[async]") {
     AsyncManager m;
     m.start();
@@ -208,6 +239,23 @@ TEST_CASE("a wait with a deadline gives up while another thread reads, and gets 
     reader.join();
     CHECK(waited);
     held.get();
+}
+
+TEST_CASE("a pipelined call blocking in the server holds back later pipelined calls to that manager, not sync calls",
+          "[async]") {
+    AsyncManager m;
+    m.start();
+    auto a = m.create<Acc>();
+    auto b = m.create<Acc>();
+    auto held = call_async<&Acc::hold>(a);
+    auto later = call_async<&Acc::add>(b, 1);  // another object, the same connection
+    b.add(2);                                   // this thread's own connection
+    CHECK(b.count() == 1);
+    CHECK(later.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
+    b.open();
+    held.get();
+    later.get();
+    CHECK(b.total() == 3);
 }
 
 TEST_CASE("a future made before fork() cannot be waited for in the child", "[async][fork]") {

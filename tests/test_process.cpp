@@ -4,8 +4,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <sys/socket.h>
 
 namespace mp = multiprocessing;
 
@@ -124,4 +130,70 @@ TEST_CASE("a daemon child is terminated when its Process is destroyed", "[proces
         REQUIRE(up.read_line() == "up");
     }
     CHECK_FALSE(test::pid_alive(pid));
+}
+
+// Library locks a child may need at once (Asio's reactor, the random
+// generator, the manager's tables) must not be inherited held by a parent
+// thread that was using them when another thread forked.
+TEST_CASE("children forked while other threads connect and authenticate start and make calls", "[process][fork]") {
+    namespace conn = mp::connection;
+    std::atomic<bool> stop{false};
+    std::atomic<long> connects{0};
+    // A listener and a thread connecting to it in a loop: without an
+    // authkey (connecting only) and with one (random challenges, HMACs).
+    struct pair {
+        conn::Listener l;
+        std::thread acceptor, connector;
+    };
+    auto make = [&](std::string path, std::optional<std::string> key) {
+        auto p = std::make_unique<pair>(pair{conn::Listener(conn::Address(path), key), {}, {}});
+        p->acceptor = std::thread([&stop, l = &p->l] {
+            while (!stop) {
+                try {
+                    l->accept();
+                } catch (...) {
+                }
+            }
+        });
+        p->connector = std::thread([&stop, &connects, path, key] {
+            while (!stop) {
+                try {
+                    conn::Client(conn::Address(path), key);
+                    ++connects;
+                } catch (...) {
+                }
+            }
+        });
+        return p;
+    };
+    std::string base = "/tmp/mp-forkconn-" + std::to_string(::getpid());
+    auto plain = make(base + "-plain", std::nullopt);
+    auto keyed = make(base + "-keyed", std::string("key"));
+    auto manager = mp::Manager();
+    auto d = manager.dict();
+    int failures = 0;
+    for (int i = 0; i < 300; ++i) {
+        // Each child connects afresh (a new socket, a handshake) and has
+        // the server make an object and raise a KeyError.
+        mp::Process p([d, &manager] {
+            auto l2 = manager.list();
+            l2.append(1);
+            try {
+                (void)static_cast<mp::object>(d["missing"]);
+            } catch (const mp::KeyError&) {
+                std::exit(0);
+            }
+            std::exit(3);
+        });
+        p.start();
+        if (test::join_or_kill(p, 20.0) != 0) ++failures;
+    }
+    stop = true;
+    for (auto* p : {plain.get(), keyed.get()}) {
+        ::shutdown(p->l.fileno(), SHUT_RDWR);  // accept() and a connect waiting for it fail now
+        p->acceptor.join();
+        p->connector.join();
+    }
+    CHECK(failures == 0);
+    CHECK(connects > 0);
 }

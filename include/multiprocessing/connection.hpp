@@ -11,6 +11,7 @@
 
 #include "multiprocessing/detail/archive.hpp"
 #include "multiprocessing/detail/config.hpp"
+#include "multiprocessing/detail/random.hpp"
 #include "multiprocessing/detail/shm_stream.hpp"
 #include "multiprocessing/exceptions.hpp"
 
@@ -20,7 +21,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -102,12 +102,7 @@ inline const std::string& challenge_tag() { static const std::string s = "#CHALL
 inline const std::string& welcome_tag() { static const std::string s = "#WELCOME#"; return s; }
 inline const std::string& failure_tag() { static const std::string s = "#FAILURE#"; return s; }
 
-inline std::string random_bytes(std::size_t n) {
-    std::string s(n, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(&s[0]), static_cast<int>(n)) != 1)
-        throw ProcessError("RAND_bytes failed");
-    return s;
-}
+using multiprocessing::detail::random_bytes;
 
 inline std::string hmac_sha256(const std::string& key, const std::string& msg) {
     unsigned char out[EVP_MAX_MD_SIZE];

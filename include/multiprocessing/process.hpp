@@ -4,9 +4,8 @@
 #include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/detail/demangle.hpp"
 #include "multiprocessing/detail/fork.hpp"
+#include "multiprocessing/detail/random.hpp"
 #include "multiprocessing/exceptions.hpp"
-
-#include <openssl/rand.h>
 
 #include <poll.h>
 #include <signal.h>
@@ -45,11 +44,7 @@ public:
     void set_name(std::string n) { name_ = std::move(n); }
     pid_t pid() const { return ::getpid(); }
     const std::string& authkey() {
-        if (authkey_.empty()) {
-            authkey_.resize(32);
-            if (RAND_bytes(reinterpret_cast<unsigned char*>(&authkey_[0]), 32) != 1)
-                throw ProcessError("RAND_bytes failed");
-        }
+        if (authkey_.empty()) authkey_ = detail::random_bytes(32);
         return authkey_;
     }
     void set_authkey(std::string k) { authkey_ = std::move(k); }

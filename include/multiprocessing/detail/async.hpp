@@ -232,50 +232,73 @@ private:
     std::atomic<bool> broken_{false};
 };
 
-/// async_for's slow path: under a process-wide lock.
-inline async_channel& async_for_locked(endpoint& ep) {
-    struct slot {
-        endpoint* ep;
-        unsigned generation, epoch;
-        async_channel* ch;
-    };
-    static std::mutex mu;
-    static std::vector<slot>* slots = new std::vector<slot>;
+/// Which channel serves an endpoint in one process, for one manager epoch.
+struct async_slot {
+    endpoint* ep;
+    unsigned generation, epoch;
+    async_channel* ch;
+    bool serves(const endpoint& e, unsigned gen) const {
+        return ep == &e && generation == gen && epoch == e.epoch() && !ch->broken();
+    }
+};
+
+/// async_for's slow path: the process's slots, under client_state's
+/// channels lock (which fork takes first and gives the child unlocked).  It
+/// is never held while connecting, which takes the endpoint's locks.
+inline async_slot async_for_locked(endpoint& ep) {
+    std::mutex* mu = &client_state::instance().channels_mutex();
+    // Made under the lock, not as function statics: a static's guard that
+    // another thread holds when this one forks stays held in the child.
+    static std::vector<async_slot>* slots = nullptr;
     // Replaced channels stay here, reachable (a leak checker would report
     // them otherwise): futures may still wait on them.
-    static std::vector<async_channel*>* retired = new std::vector<async_channel*>;
+    static std::vector<async_channel*>* retired = nullptr;
     unsigned gen = multiprocessing::detail::fork_state::instance().generation();
-    std::lock_guard<std::mutex> g(mu);
-    for (auto& s : *slots)
-        if (s.ep == &ep) {
-            if (s.generation == gen && s.epoch == ep.epoch() && !s.ch->broken()) return *s.ch;
-            if (s.generation == gen) s.ch->retire();  // a parent's channel: its thread is not here
-            retired->push_back(s.ch);
-            s = {&ep, gen, ep.epoch(), new async_channel(ep.new_connection())};
-            return *s.ch;
+    auto find = [&]() -> async_slot* {
+        for (auto& s : *slots)
+            if (s.ep == &ep) return &s;
+        return nullptr;
+    };
+    {
+        std::lock_guard<std::mutex> g(*mu);
+        if (!slots) {
+            slots = new std::vector<async_slot>;
+            retired = new std::vector<async_channel*>;
         }
-    slots->push_back({&ep, gen, ep.epoch(), new async_channel(ep.new_connection())});
-    return *slots->back().ch;
+        if (auto* s = find(); s && s->serves(ep, gen)) return *s;
+    }
+    // The epoch before connecting: if the manager restarts meanwhile, the
+    // slot is stale at once and the next call replaces it.
+    unsigned epoch = ep.epoch();
+    auto conn = ep.new_connection();
+    std::lock_guard<std::mutex> g(*mu);
+    auto* s = find();
+    if (s && s->serves(ep, gen)) return *s;  // another thread connected first; conn closes
+    async_slot fresh{&ep, gen, epoch, new async_channel(std::move(conn))};
+    if (!s) {
+        slots->push_back(fresh);
+        return fresh;
+    }
+    if (s->generation == gen) s->ch->retire();  // a parent's channel: its thread is not here
+    retired->push_back(s->ch);
+    *s = fresh;
+    return fresh;
 }
 
-/// The process's async channel to ep, made on first use and remade after
-/// fork or after it broke.  Old channels are leaked on purpose: a forked
-/// child must not touch its parent's threads or locks, and futures still
-/// point at them.
-inline async_channel& async_for(endpoint& ep) {
-    // The last channel this thread used, checked without the lock.
-    struct last_used {
-        endpoint* ep;
-        unsigned generation, epoch;
-        async_channel* ch;
-    };
-    static thread_local last_used last{nullptr, 0, 0, nullptr};
-    unsigned now_gen = multiprocessing::detail::fork_state::instance().generation();
-    if (last.ep == &ep && last.generation == now_gen && last.epoch == ep.epoch() && !last.ch->broken())
+/// The process's async channel to ep for a proxy made in manager epoch
+/// `epoch`, made on first use and remade after fork or after it broke;
+/// ConnectionError if that manager has shut down (its ids may name other
+/// objects in a new server at the same address).  Old channels are leaked
+/// on purpose: a forked child must not touch its parent's threads or
+/// locks, and futures still point at them.
+inline async_channel& async_for(endpoint& ep, unsigned epoch) {
+    // The slot this thread used last, checked without the lock.
+    static thread_local async_slot last{nullptr, 0, 0, nullptr};
+    if (last.epoch == epoch && last.serves(ep, multiprocessing::detail::fork_state::instance().generation()))
         return *last.ch;
-    async_channel& ch = async_for_locked(ep);
-    last = {&ep, now_gen, ep.epoch(), &ch};
-    return ch;
+    last = async_for_locked(ep);
+    if (last.epoch != epoch) throw ConnectionError("the manager that owned this object has shut down");
+    return *last.ch;
 }
 
 }  // namespace multiprocessing::managers::detail

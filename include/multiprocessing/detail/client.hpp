@@ -377,11 +377,17 @@ public:
 
     void attach_all();
 
+    /// The lock over the process's table of async channels (async_for):
+    /// here so that fork takes it before any endpoint's locks, and the child
+    /// gets it unlocked.
+    std::mutex& channels_mutex() { return channels_mu_; }
+
 private:
     client_state();
 
     std::vector<endpoint*> in_lock_order() const;
 
+    std::mutex channels_mu_;
     std::mutex mu_;
     std::unordered_map<std::string, endpoint*> endpoints_;
     std::vector<endpoint*> locked_;  // between fork's prepare and parent/child

@@ -38,6 +38,13 @@ public:
     void add_owner_fd(int fd);
     void remove_owner_fd(int fd);
 
+    /// Mutexes of tables a child may read at once (the exception and type
+    /// registries): made anew in every child, so one that a parent thread
+    /// held at the fork is not held forever there.  Only for leaf locks
+    /// whose holders never leave the table half-changed by reading.
+    void reset_in_child(std::mutex* m);
+    void forget(std::mutex* m);
+
 private:
     fork_state() { pthread_atfork(&on_prepare, &on_parent, &on_child); }
 
@@ -48,6 +55,7 @@ private:
     std::mutex mu_;
     std::vector<fork_hooks> hooks_;
     std::vector<int> owner_fds_;
+    std::vector<std::mutex*> child_resets_;
     std::atomic<unsigned> generation_{0};
 };
 

@@ -10,6 +10,7 @@
 #include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/connection.hpp"
 #include "multiprocessing/detail/demangle.hpp"
+#include "multiprocessing/detail/fork.hpp"
 #include "multiprocessing/exceptions.hpp"
 #include "multiprocessing/managers/token.hpp"
 

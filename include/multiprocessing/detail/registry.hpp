@@ -10,6 +10,7 @@
 #include "multiprocessing/detail/config.hpp"
 #include "multiprocessing/detail/archive.hpp"
 #include "multiprocessing/detail/demangle.hpp"
+#include "multiprocessing/detail/fork.hpp"
 #include "multiprocessing/detail/protocol.hpp"
 #include "multiprocessing/detail/py_convert.hpp"
 #include "multiprocessing/object.hpp"
@@ -882,6 +883,11 @@ std::uint64_t fingerprint() {
 /// A manager class's registry (Python's BaseManager._registry).
 class registry {
 public:
+    registry() { multiprocessing::detail::fork_state::instance().reset_in_child(&mu_); }
+    ~registry() { multiprocessing::detail::fork_state::instance().forget(&mu_); }
+    registry(const registry&) = delete;
+    registry& operator=(const registry&) = delete;
+
     void add(std::shared_ptr<type_entry> e);
     std::shared_ptr<const type_entry> find(const std::string& typeid_) const;
     std::string typeid_for_proxy(std::type_index t) const;

@@ -447,6 +447,7 @@ MULTIPROCESSING_DECL client_state::client_state() : session_id_(new_session_id()
     // the map's own order changes as it grows, and two forks locking
     // two endpoints in opposite orders is a lock-order inversion.
     fs.add({[this] {
+                channels_mu_.lock();
                 mu_.lock();
                 locked_ = in_lock_order();
                 for (auto* e : locked_) e->fork_prepare();
@@ -455,12 +456,14 @@ MULTIPROCESSING_DECL client_state::client_state() : session_id_(new_session_id()
                 for (auto* e : locked_) e->fork_parent();
                 locked_.clear();
                 mu_.unlock();
+                channels_mu_.unlock();
             },
             [this] {
                 session_id_ = new_session_id();
                 for (auto* e : locked_) e->fork_child();
                 locked_.clear();
                 new (&mu_) std::mutex;
+                new (&channels_mu_) std::mutex;
             }});
     auto& hooks = multiprocessing::detail::child_hooks::instance();
     hooks.child_needs_sync = [this] { return any_live_refs(); };

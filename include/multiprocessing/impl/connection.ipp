@@ -4,20 +4,39 @@
 #pragma once
 
 #include "multiprocessing/connection.hpp"
+#include "multiprocessing/detail/fork.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
+#include <atomic>
+#include <memory>
+
 namespace multiprocessing::connection::detail {
 
 inline boost::asio::io_context& io() {
     // Only used for connect/bind/accept and name resolution; sockets are
-    // released to plain fds right away so forked children never share
-    // reactor state with their parent.
-    static auto* ctx = new boost::asio::io_context;
-    return *ctx;
+    // released to plain fds right away.  One per fork generation: the
+    // reactor's and the service registry's mutexes may be held by a parent
+    // thread when another forks, and a child connecting through them would
+    // hang.  The parent's is left alone (leaked) in the child.
+    struct per_generation {
+        explicit per_generation(unsigned g) : generation(g) {}
+        unsigned generation;
+        boost::asio::io_context ctx;
+    };
+    static std::atomic<per_generation*> current{nullptr};  // constant-initialized: no guard to inherit
+    unsigned gen = multiprocessing::detail::fork_state::instance().generation();
+    per_generation* p = current.load(std::memory_order_acquire);
+    while (!p || p->generation != gen) {
+        auto fresh = std::make_unique<per_generation>(gen);
+        if (current.compare_exchange_strong(p, fresh.get(), std::memory_order_acq_rel, std::memory_order_acquire))
+            return fresh.release()->ctx;
+        // Another thread made this generation's first: use it.
+    }
+    return p->ctx;
 }
 
 MULTIPROCESSING_DECL int connect_fd(const Address& address) {

@@ -5,6 +5,8 @@
 
 #include "multiprocessing/detail/fork.hpp"
 
+#include <algorithm>
+
 namespace multiprocessing::detail {
 
 MULTIPROCESSING_DECL fork_state& fork_state::instance() {
@@ -29,6 +31,16 @@ MULTIPROCESSING_DECL void fork_state::remove_owner_fd(int fd) {
         if (*it == fd) { owner_fds_.erase(it); break; }
 }
 
+MULTIPROCESSING_DECL void fork_state::reset_in_child(std::mutex* m) {
+    std::lock_guard<std::mutex> g(mu_);
+    child_resets_.push_back(m);
+}
+
+MULTIPROCESSING_DECL void fork_state::forget(std::mutex* m) {
+    std::lock_guard<std::mutex> g(mu_);
+    child_resets_.erase(std::remove(child_resets_.begin(), child_resets_.end(), m), child_resets_.end());
+}
+
 MULTIPROCESSING_DECL void fork_state::on_prepare() {
     auto& s = instance();
     s.mu_.lock();
@@ -46,6 +58,7 @@ MULTIPROCESSING_DECL void fork_state::on_child() {
     s.generation_.fetch_add(1, std::memory_order_relaxed);
     for (int fd : s.owner_fds_) ::close(fd);
     s.owner_fds_.clear();
+    for (std::mutex* m : s.child_resets_) new (m) std::mutex;
     for (auto it = s.hooks_.rbegin(); it != s.hooks_.rend(); ++it) if (it->child) it->child();
     new (&s.mu_) std::mutex;  // fresh: the child's thread is not the one that locked it
 }

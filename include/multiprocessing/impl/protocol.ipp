@@ -7,6 +7,7 @@
 namespace multiprocessing::managers::detail {
 
 MULTIPROCESSING_DECL exception_table::exception_table() {
+    multiprocessing::detail::fork_state::instance().reset_in_child(&mu_);
     add<std::logic_error>();
     add<std::invalid_argument>();
     add<std::domain_error>();

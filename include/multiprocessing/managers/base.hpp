@@ -93,10 +93,10 @@ public:
     /// Python's _token: typeid, server address and object id.
     const Token& _token() const { return entry().token; }
 
-    /// Internal: the client side of the server that owns the referent (what
-    /// call_async sends through).  Throws as a call would if the proxy is
-    /// empty or its manager shut down.
-    detail::endpoint& _endpoint_() const { return *entry().ep; }
+    /// Internal: this proxy's reference (its endpoint, token and the
+    /// manager epoch it belongs to; what call_async sends through).  Throws
+    /// as a call would if the proxy is empty or its manager shut down.
+    const detail::ref_entry& _entry_() const { return entry(); }
 
     /// Python's _callmethod(name, args): calls a method by name, checked only
     /// at run time.  R must be the method's exact result type and the
@@ -370,7 +370,10 @@ const char* exposed_name() {
 /// equivalent).  Checked at compile time like a normal call:
 ///   auto f = call_async<&Counter::add>(counter, 5);  f.get();
 /// Calls through one proxy run in the order they were made; an exception
-/// (or a lost server) arrives through the future.
+/// (or a lost server) arrives through the future.  A process's pipelined
+/// calls to one manager share one connection, which the server answers in
+/// order: a call that blocks there (an empty Queue's get) holds back the
+/// pipelined calls made after it, though not synchronous calls.
 template <auto M, class P, class... A>
 auto call_async(const P& proxy, A&&... args) {
     using tr = detail::method_traits<decltype(M)>;
@@ -384,8 +387,8 @@ auto call_async(const P& proxy, A&&... args) {
     using Res = detail::client_result_t<R>;
     const char* name = detail::exposed_name<M, P>();
     if (!name) throw ValueError("call_async: the method is not exposed by this proxy type");
-    auto& ep = proxy._endpoint_();
-    std::uint64_t id = proxy._token().id;
+    const detail::ref_entry& ref = proxy._entry_();
+    std::uint64_t id = ref.token.id;
     // The result, and the proxy kept alive until the reply, in one block.
     struct call final : detail::async_result<Res> {
         explicit call(const P& p) : keep(p) {}
@@ -406,7 +409,7 @@ auto call_async(const P& proxy, A&&... args) {
     auto c = std::make_shared<call>(proxy);
     Future<Res> fut(c);
     std::uint64_t sig = detail::method_signature<M>();
-    detail::async_for(ep).submit(
+    detail::async_for(*ref.ep, ref.epoch).submit(
         [&](std::vector<char>& buf, std::uint64_t rid) {
             detail::begin_request(buf, detail::kind::call, rid, id, sig, name, std::strlen(name));
             detail::write_args(buf, typename tr::wire_params{}, std::forward<A>(args)...);
