@@ -143,10 +143,17 @@ TEST_CASE("children forked while other threads connect and authenticate start an
     // authkey (connecting only) and with one (random challenges, HMACs).
     struct pair {
         conn::Listener l;
+        std::atomic<bool>* stop;
         std::thread acceptor, connector;
+        ~pair() {  // also when the test throws: threads are never left joinable
+            *stop = true;
+            ::shutdown(l.fileno(), SHUT_RDWR);  // accept() and a connect waiting for it fail now
+            if (acceptor.joinable()) acceptor.join();
+            if (connector.joinable()) connector.join();
+        }
     };
     auto make = [&](std::string path, std::optional<std::string> key) {
-        auto p = std::make_unique<pair>(pair{conn::Listener(conn::Address(path), key), {}, {}});
+        auto p = std::unique_ptr<pair>(new pair{conn::Listener(conn::Address(path), key), &stop, {}, {}});
         p->acceptor = std::thread([&stop, l = &p->l] {
             while (!stop) {
                 try {
@@ -181,19 +188,16 @@ TEST_CASE("children forked while other threads connect and authenticate start an
             try {
                 (void)static_cast<mp::object>(d["missing"]);
             } catch (const mp::KeyError&) {
-                std::exit(0);
+                return;
             }
-            std::exit(3);
+            throw mp::SystemExit{3};
         });
         p.start();
         if (test::join_or_kill(p, 20.0) != 0) ++failures;
     }
     stop = true;
-    for (auto* p : {plain.get(), keyed.get()}) {
-        ::shutdown(p->l.fileno(), SHUT_RDWR);  // accept() and a connect waiting for it fail now
-        p->acceptor.join();
-        p->connector.join();
-    }
+    plain.reset();
+    keyed.reset();
     CHECK(failures == 0);
     CHECK(connects > 0);
 }
