@@ -406,6 +406,7 @@ TEST_CASE("ShareableList basics", "[shared_memory][shareable_list]") {
     }
 
     sl.shm().close();
+    CHECK_THROWS_AS(sl.format(), mp::ValueError);  // not a null dereference
     sl.shm().unlink();
 
     // An empty list.

@@ -126,13 +126,18 @@ public:
     void start();
 
     /// Python's join(timeout): waits for the child to end, at most timeout
-    /// seconds.  Returns true if it has ended.
+    /// seconds.  Returns true if it has ended.  ProcessError in any process
+    /// but the one that started it (Python: AssertionError).
     bool join(std::optional<double> timeout = std::nullopt);
 
+    /// Whether the child runs.  ProcessError in any process but the one
+    /// that started it (Python: AssertionError).
     bool is_alive();
 
     /// Python's exitcode: nullopt while running, the exit status when done,
-    /// or minus the signal number if a signal ended it.
+    /// or minus the signal number if a signal ended it.  Also nullopt for a
+    /// child that ended but was reaped by someone else (SIGCHLD ignored, a
+    /// waitpid(-1) elsewhere), as in Python; join() then returns.
     std::optional<int> exitcode();
 
     /// Sends SIGTERM.
@@ -150,8 +155,10 @@ private:
     std::function<void()> target_;
     std::string name_;
     pid_t pid_ = -1;
+    pid_t parent_ = -1;  // the process that started it
     int pidfd_ = -1;
     std::optional<int> exitcode_;
+    bool gone_ = false;  // ended, and reaped by someone else: no exit status
     bool daemon_ = false;
 };
 

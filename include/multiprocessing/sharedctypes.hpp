@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <initializer_list>
@@ -301,6 +302,8 @@ public:
 private:
     void allocate(std::size_t n, LockOption lock) {
         std::size_t at = detail::lock_space<T>(!lock.none_ && !lock.lock_);
+        // Indexes are ptrdiff_t, and the size must not wrap.
+        if (n > (static_cast<std::size_t>(PTRDIFF_MAX) - at) / sizeof(T)) throw OverflowError("array too large");
         // An empty array still maps a page, so data_ is never null.
         mem_ = detail::map_shared_anonymous(at + (n ? n : 1) * sizeof(T));
         if (lock.lock_) lock_ = lock.lock_;

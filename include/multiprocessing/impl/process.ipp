@@ -13,8 +13,10 @@ MULTIPROCESSING_DECL Process& Process::operator=(Process&& o) noexcept {
         target_ = std::move(o.target_);
         name_ = std::move(o.name_);
         pid_ = std::exchange(o.pid_, -1);
+        parent_ = o.parent_;
         pidfd_ = std::exchange(o.pidfd_, -1);
         exitcode_ = o.exitcode_;
+        gone_ = o.gone_;
         daemon_ = o.daemon_;
     }
     return *this;
@@ -73,6 +75,7 @@ MULTIPROCESSING_DECL void Process::start() {
         ::_exit(code);
     }
     pid_ = pid;
+    parent_ = ::getpid();
     pidfd_ = detail::pidfd_open(pid);
     if (sync) {
         ::close(ready[1]);
@@ -84,7 +87,8 @@ MULTIPROCESSING_DECL void Process::start() {
 
 MULTIPROCESSING_DECL bool Process::join(std::optional<double> timeout) {
     if (pid_ == -1) throw ProcessError("can only join a started process");
-    if (exitcode_) return true;
+    if (::getpid() != parent_) throw ProcessError("can only join a child process");
+    if (exitcode_ || gone_) return true;
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                         std::chrono::duration<double>(timeout.value_or(0)));
@@ -108,6 +112,7 @@ MULTIPROCESSING_DECL bool Process::join(std::optional<double> timeout) {
 
 MULTIPROCESSING_DECL bool Process::is_alive() {
     if (pid_ == -1) return false;
+    if (::getpid() != parent_) throw ProcessError("can only test a child process");
     return !poll_exit();
 }
 
@@ -117,25 +122,34 @@ MULTIPROCESSING_DECL std::optional<int> Process::exitcode() {
 }
 
 MULTIPROCESSING_DECL void Process::signal(int sig) {
-    if (pid_ != -1 && !exitcode_) ::kill(pid_, sig);
+    if (pid_ != -1 && !exitcode_ && !gone_) ::kill(pid_, sig);
 }
 
 MULTIPROCESSING_DECL bool Process::poll_exit() {
-    if (exitcode_) return true;
+    if (exitcode_ || gone_) return true;
+    if (::getpid() != parent_) return false;  // not ours to reap: no exit status here
     int status = 0;
     pid_t r;
     do { r = ::waitpid(pid_, &status, WNOHANG); } while (r < 0 && errno == EINTR);
     if (r == pid_) {
         exitcode_ = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
-        if (pidfd_ >= 0) ::close(pidfd_);
-        pidfd_ = -1;
-        return true;
+    } else if (r < 0 && errno == ECHILD) {
+        // Reaped already (SIGCHLD ignored, or a waitpid(-1) elsewhere): it
+        // has ended if its pidfd says so (or, without one, if the pid is gone).
+        pollfd p{pidfd_, POLLIN, 0};
+        bool ended = pidfd_ >= 0 ? ::poll(&p, 1, 0) > 0 : (::kill(pid_, 0) != 0 && errno == ESRCH);
+        if (!ended) return false;
+        gone_ = true;
+    } else {
+        return false;
     }
-    return false;
+    if (pidfd_ >= 0) ::close(pidfd_);
+    pidfd_ = -1;
+    return true;
 }
 
 MULTIPROCESSING_DECL void Process::cleanup() {
-    if (pid_ != -1 && !exitcode_ && daemon_) {
+    if (pid_ != -1 && !exitcode_ && !gone_ && daemon_ && ::getpid() == parent_) {
         terminate();
         if (!join(1.0)) { kill(); join(5.0); }
     }

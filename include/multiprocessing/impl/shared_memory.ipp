@@ -78,6 +78,7 @@ MULTIPROCESSING_DECL std::size_t ShareableList::index(const Item& v) const {
 }
 
 MULTIPROCESSING_DECL std::string ShareableList::format() const {
+    if (!base()) throw ValueError("operation on a closed ShareableList");
     std::string s;
     for (std::size_t i = 0; i < n_; ++i) s += format_at(i);
     return s;

@@ -104,7 +104,7 @@ MULTIPROCESSING_DECL BarrierRef::BarrierRef(long long parties, const server_acti
 }
 
 MULTIPROCESSING_DECL long long BarrierRef::wait(double timeout) {
-    if (timeout < 0) timeout = timeout_;
+    if (timeout == detail::forever) timeout = timeout_;  // None: the barrier's own
     std::unique_lock<std::mutex> lk(mu_);
     // Block while the barrier drains or resets.
     detail::wait_sliced(cv_, lk, -1, [&] { return state_ != draining && state_ != resetting; });
@@ -184,6 +184,7 @@ MULTIPROCESSING_DECL bool LockRef::acquire(bool block, double timeout) {
         return true;
     }
     if (!block) timeout = 0;
+    detail::require_non_negative(timeout, "timeout value must be a non-negative number");
     if (!detail::wait_sliced(cv_, lk, timeout, [&] { return count_ == 0; })) return false;
     count_ = 1;
     owner_ = me;

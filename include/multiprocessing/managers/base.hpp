@@ -728,11 +728,18 @@ public:
     /// down when its scope ends (__exit__).
     ///   { auto with = manager.enter(); ... }   // then manager.exitcode()
     [[nodiscard]] auto enter() {
-        if (state_ == State::initial) start();
+        // Through Derived: a derived manager's own start() and shutdown()
+        // (SharedMemoryManager's tracker) must run, as Python's do.
+        auto* self = [this] {
+            if constexpr (std::is_void_v<Derived>) return this;
+            else return static_cast<Derived*>(this);
+        }();
+        if (state_ == State::initial) self->start();
         if (state_ != State::started) throw ProcessError("Unable to start server");
+        using Self = std::remove_pointer_t<decltype(self)>;
         struct scope {
-            BaseManager* m;
-            explicit scope(BaseManager* mgr) : m(mgr) {}
+            Self* m;
+            explicit scope(Self* mgr) : m(mgr) {}
             scope(const scope&) = delete;
             scope& operator=(const scope&) = delete;
             ~scope() {
@@ -742,7 +749,7 @@ public:
                 }
             }
         };
-        return scope(this);
+        return scope(self);
     }
 
     /// Python's join(timeout): waits for the server process to end.

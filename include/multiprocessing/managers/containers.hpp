@@ -35,11 +35,25 @@
 #include <typeinfo>
 #include <unordered_map>
 #include <utility>
+#include <new>
 #include <vector>
 
 namespace multiprocessing::managers {
 
 namespace detail {
+
+/// Python's l * n: empty for n <= 0 or an empty l (at once, whatever n);
+/// std::bad_alloc (MemoryError) for a size no vector can have, before
+/// anything is copied.
+template <class T>
+std::vector<T> repeated(const std::vector<T>& v, long long n) {
+    std::vector<T> out;
+    if (n <= 0 || v.empty()) return out;
+    if (static_cast<unsigned long long>(n) > out.max_size() / v.size()) throw std::bad_alloc();
+    out.reserve(v.size() * static_cast<std::size_t>(n));
+    for (long long k = 0; k < n; ++k) out.insert(out.end(), v.begin(), v.end());
+    return out;
+}
 
 template <class T, class = void>
 struct has_plus_assign : std::false_type {};
@@ -506,11 +520,7 @@ public:
         long long a = clamp(start), b = clamp(stop);
         return a < b ? std::vector<T>(v_.begin() + a, v_.begin() + b) : std::vector<T>();
     }
-    void imul(long long times) {
-        std::vector<T> out;
-        for (long long k = 0; k < times; ++k) out.insert(out.end(), v_.begin(), v_.end());
-        v_.swap(out);
-    }
+    void imul(long long times) { v_ = detail::repeated(v_, times); }
     std::string repr() const { return multiprocessing::detail::py_repr(v_); }
     friend std::ostream& operator<<(std::ostream& os, const List& l) { return os << l.repr(); }
 
@@ -1020,27 +1030,12 @@ class Proxy<Dict<K, V>> : public ProxyBase<Dict<K, V>> {
 public:
     using ProxyBase<R>::ProxyBase;
 
-    /// d[k] reads and writes through the proxy; `d[k] += v` is one atomic call.
-    class reference {
-    public:
-        reference(const Proxy& p, K k) : p_(p), k_(std::move(k)) {}
-        operator V() const { return p_.at(k_); }
-        V get() const { return p_.at(k_); }
-        const reference& operator=(const V& v) const {
-            p_.template _call_exposed_<&R::setitem>("__setitem__", k_, v);
-            return *this;
-        }
-        V operator+=(const V& d) const { return p_.template _call_exposed_<&R::iadd>("__iadd__", k_, d); }
-        friend std::ostream& operator<<(std::ostream& os, const reference& r) {
-            return os << multiprocessing::detail::py_repr(r.get());
-        }
+    /// d[k] reads and writes through the proxy; `d[k] += v` is one atomic
+    /// call.  It holds a copy of the proxy, so it may outlive the one it came
+    /// from (`auto hits = counters()["hits"];`).
+    class reference;
 
-    private:
-        const Proxy& p_;
-        K k_;
-    };
-
-    reference operator[](K k) const { return reference(*this, std::move(k)); }
+    reference operator[](K k) const;
     /// d[k]; KeyError if missing.
     V at(const K& k) const { return this->template _call_exposed_<&R::getitem>("__getitem__", k); }
     std::size_t size() const { return this->template _call_exposed_<&R::len>("__len__"); }
@@ -1117,6 +1112,34 @@ public:
     }
 };
 
+template <class K, class V>
+class Proxy<Dict<K, V>>::reference {
+public:
+    reference(const Proxy& p, K k) : p_(p), k_(std::move(k)) {}
+    reference(const reference&) = default;
+    operator V() const { return p_.at(k_); }
+    V get() const { return p_.at(k_); }
+    const reference& operator=(const V& v) const {
+        p_.template _call_exposed_<&R::setitem>("__setitem__", k_, v);
+        return *this;
+    }
+    /// d[a] = e[b] copies the value, as in Python (not the reference).
+    const reference& operator=(const reference& r) const { return *this = r.get(); }
+    V operator+=(const V& d) const { return p_.template _call_exposed_<&R::iadd>("__iadd__", k_, d); }
+    friend std::ostream& operator<<(std::ostream& os, const reference& r) {
+        return os << multiprocessing::detail::py_repr(r.get());
+    }
+
+private:
+    Proxy p_;
+    K k_;
+};
+
+template <class K, class V>
+auto Proxy<Dict<K, V>>::operator[](K k) const -> reference {
+    return reference(*this, std::move(k));
+}
+
 /// Python's ListProxy for List<T>.
 template <class T>
 class Proxy<List<T>> : public ProxyBase<List<T>> {
@@ -1125,26 +1148,12 @@ class Proxy<List<T>> : public ProxyBase<List<T>> {
 public:
     using ProxyBase<R>::ProxyBase;
 
-    /// l[i] reads and writes through the proxy (negative i counts from the end).
-    class reference {
-    public:
-        reference(const Proxy& p, long long i) : p_(p), i_(i) {}
-        operator T() const { return p_.at(i_); }
-        T get() const { return p_.at(i_); }
-        const reference& operator=(const T& v) const {
-            p_.template _call_exposed_<&R::setitem>("__setitem__", i_, v);
-            return *this;
-        }
-        friend std::ostream& operator<<(std::ostream& os, const reference& r) {
-            return os << multiprocessing::detail::py_repr(r.get());
-        }
+    /// l[i] reads and writes through the proxy (negative i counts from the
+    /// end).  It holds a copy of the proxy, so it may outlive the one it
+    /// came from.
+    class reference;
 
-    private:
-        const Proxy& p_;
-        long long i_;
-    };
-
-    reference operator[](long long i) const { return reference(*this, i); }
+    reference operator[](long long i) const;
     T at(long long i) const { return this->template _call_exposed_<&R::getitem>("__getitem__", i); }
     std::size_t size() const { return this->template _call_exposed_<&R::len>("__len__"); }
     bool empty() const { return size() == 0; }
@@ -1186,11 +1195,7 @@ public:
         v.insert(v.end(), xs.begin(), xs.end());
         return v;
     }
-    std::vector<T> operator*(long long n) const {
-        auto v = copy(), out = std::vector<T>();
-        for (long long k = 0; k < n; ++k) out.insert(out.end(), v.begin(), v.end());
-        return out;
-    }
+    std::vector<T> operator*(long long n) const { return detail::repeated(copy(), n); }
     /// Python's n * l (__rmul__).
     friend std::vector<T> operator*(long long n, const Proxy& l) { return l * n; }
     /// [..] + l: a plain list (CPython 3.13 raises TypeError here, as
@@ -1226,6 +1231,33 @@ public:
             method_desc<&R::imul>{"__imul__"}, method_desc<&R::iter_item>{"__iter_item__"});
     }
 };
+
+template <class T>
+class Proxy<List<T>>::reference {
+public:
+    reference(const Proxy& p, long long i) : p_(p), i_(i) {}
+    reference(const reference&) = default;
+    operator T() const { return p_.at(i_); }
+    T get() const { return p_.at(i_); }
+    const reference& operator=(const T& v) const {
+        p_.template _call_exposed_<&R::setitem>("__setitem__", i_, v);
+        return *this;
+    }
+    /// l[i] = m[j] copies the value, as in Python (not the reference).
+    const reference& operator=(const reference& r) const { return *this = r.get(); }
+    friend std::ostream& operator<<(std::ostream& os, const reference& r) {
+        return os << multiprocessing::detail::py_repr(r.get());
+    }
+
+private:
+    Proxy p_;
+    long long i_;
+};
+
+template <class T>
+auto Proxy<List<T>>::operator[](long long i) const -> reference {
+    return reference(*this, i);
+}
 
 /// Python 3.14's SetProxy for Set<T>.  The operators take a plain set
 /// (Set<T>, as copy() returns) or another set proxy, in either order, and
@@ -1391,20 +1423,9 @@ class Proxy<ArrayRef<T>> : public ProxyBase<ArrayRef<T>> {
 
 public:
     using ProxyBase<R>::ProxyBase;
-    class reference {
-    public:
-        reference(const Proxy& p, long long i) : p_(p), i_(i) {}
-        operator T() const { return p_.at(i_); }
-        const reference& operator=(const T& v) const {
-            p_.template _call_exposed_<&R::setitem>("__setitem__", i_, v);
-            return *this;
-        }
-
-    private:
-        const Proxy& p_;
-        long long i_;
-    };
-    reference operator[](long long i) const { return reference(*this, i); }
+    /// a[i] reads and writes through the proxy; it holds a copy of the proxy.
+    class reference;
+    reference operator[](long long i) const;
     T at(long long i) const { return this->template _call_exposed_<&R::getitem>("__getitem__", i); }
     std::size_t size() const { return this->template _call_exposed_<&R::len>("__len__"); }
     std::vector<T> copy() const { return this->template _call_exposed_<&R::copy>("copy"); }
@@ -1425,6 +1446,29 @@ public:
                                method_desc<&R::iter_item>{"__iter_item__"});
     }
 };
+
+template <class T>
+class Proxy<ArrayRef<T>>::reference {
+public:
+    reference(const Proxy& p, long long i) : p_(p), i_(i) {}
+    reference(const reference&) = default;
+    operator T() const { return p_.at(i_); }
+    const reference& operator=(const T& v) const {
+        p_.template _call_exposed_<&R::setitem>("__setitem__", i_, v);
+        return *this;
+    }
+    /// a[i] = b[j] copies the value (not the reference).
+    const reference& operator=(const reference& r) const { return *this = static_cast<T>(r); }
+
+private:
+    Proxy p_;
+    long long i_;
+};
+
+template <class T>
+auto Proxy<ArrayRef<T>>::operator[](long long i) const -> reference {
+    return reference(*this, i);
+}
 
 /// The referent of SyncManager::Namespace(): named attributes holding
 /// dynamic values, printed as Namespace(name='Bob').

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <functional>
@@ -67,13 +68,33 @@ namespace detail {
 
 using clock = std::chrono::steady_clock;
 
-/// Waits on cv until pred holds, the timeout (seconds; < 0 = forever)
+/// What a proxy sends for Python's timeout=None.
+constexpr double forever = -1;
+
+/// The wait a timeout asks for: forever (None, -1 as for Python's locks, or
+/// more than 10^9 s, which no clock arithmetic may overflow on), or at least
+/// 0 (a negative one is spent already, as Python's Event.wait(-1) is);
+/// ValueError for NaN, as Python's locks raise.
+inline double checked_timeout(double timeout) {
+    if (std::isnan(timeout)) throw ValueError("Invalid value NaN (not a number)");
+    if (timeout == forever || timeout > 1e9) return forever;
+    return timeout < 0 ? 0 : timeout;
+}
+
+/// Python's check of Queue.get/put's and Lock.acquire's timeout: ValueError
+/// for a negative one other than None (-1 for a lock).
+inline void require_non_negative(double timeout, const char* message) {
+    if (timeout < 0 && timeout != forever) throw ValueError(message);
+}
+
+/// Waits on cv until pred holds, the timeout (seconds; see checked_timeout)
 /// passes, or the caller is gone.  Returns pred's final value.  Slices keep
 /// a dead caller from waiting forever.  A caller found gone, even at the
 /// moment pred comes true, gets ConnectionError and takes nothing: the
 /// wake-up it may have used is passed on to the next waiter.
 template <class Pred>
 bool wait_sliced(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, double timeout, Pred pred) {
+    timeout = checked_timeout(timeout);
     auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(timeout < 0 ? 0 : timeout));
     bool waited = false;
     auto gone = [&] {
@@ -106,14 +127,15 @@ public:
     QueueRef() = default;
     explicit QueueRef(long long maxsize) : maxsize_(maxsize) {}
 
-    /// timeout < 0 waits forever.
+    /// timeout -1 (None) waits forever; another negative one is ValueError.
     void put(const T& item, bool block, double timeout) {
         std::unique_lock<std::mutex> lk(mu_);
         if (shutdown_) throw ShutDown();
         if (maxsize_ > 0) {
             if (!block) {
                 if (full_locked()) throw Full();
-            } else if (!detail::wait_sliced(not_full_, lk, timeout, [&] { return shutdown_ || !full_locked(); })) {
+            } else if (detail::require_non_negative(timeout, "'timeout' must be a non-negative number"),
+                       !detail::wait_sliced(not_full_, lk, timeout, [&] { return shutdown_ || !full_locked(); })) {
                 throw Full();
             }
             if (shutdown_) throw ShutDown();
@@ -127,7 +149,8 @@ public:
         if (shutdown_ && (immediate_ || items_.empty())) throw ShutDown();
         if (!block) {
             if (items_.empty()) throw Empty();
-        } else if (!detail::wait_sliced(not_empty_, lk, timeout, [&] { return shutdown_ || !items_.empty(); })) {
+        } else if (detail::require_non_negative(timeout, "'timeout' must be a non-negative number"),
+                   !detail::wait_sliced(not_empty_, lk, timeout, [&] { return shutdown_ || !items_.empty(); })) {
             throw Empty();
         }
         if (items_.empty()) throw ShutDown();
