@@ -7,8 +7,11 @@
 #include <boost/serialization/map.hpp>
 #include <boost/serialization/vector.hpp>
 
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <map>
+#include <thread>
 
 namespace mp = multiprocessing;
 namespace conn = multiprocessing::connection;
@@ -25,6 +28,25 @@ TEST_CASE("Pipe sends bytes and objects both ways", "[connection]") {
     CHECK_FALSE(a.poll(0.05));
     b.send_bytes("x");
     CHECK(a.poll(1.0));
+}
+
+TEST_CASE("poll: a negative timeout only looks, None waits, NaN is refused, as in Python", "[connection]") {
+    auto [a, b] = conn::Pipe();
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(a.poll(-1));  // Python's poll(-1) returns False at once
+    CHECK_FALSE(a.poll(-1e300));
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20));
+    CHECK_THROWS_AS(a.poll(std::nan("")), mp::ValueError);
+    std::thread writer([&b] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        b.send_bytes("late");
+    });
+    CHECK(a.poll(std::nullopt));  // None: until the frame comes
+    writer.join();
+    CHECK(a.recv_bytes() == "late");
+    b.send_bytes("y");
+    CHECK(a.poll(1e300));  // forever, without overflowing a clock
+    CHECK(a.recv_bytes() == "y");
 }
 
 TEST_CASE("frames larger than the limit are refused", "[connection]") {

@@ -274,6 +274,31 @@ TEST_CASE("a method returning shared_ptr hands out a proxy (method_to_typeid)", 
     CHECK(m.number_of_objects() == 3);
 }
 
+namespace {
+struct ReusedNameManager : mp::managers::BaseManager<ReusedNameManager> {
+    using BaseManager::BaseManager;
+};
+}  // namespace
+
+TEST_CASE("a typeid registered again for another class never serves a returned object through that class",
+          "[core]") {
+    // Node first takes "Node", Counter then takes the name, and Node is
+    // also "Root".  A child Node a method returns keeps Node's methods
+    // (it was once looked up by name, and got Counter's).
+    ReusedNameManager::register_type<Node>("Node");
+    ReusedNameManager::register_type<Counter>("Node");
+    ReusedNameManager::register_type<Node>("Root");
+    ReusedNameManager m;
+    m.start();
+    auto root = m.create_as<Node>("Root", std::string("root"));
+    auto a = root.child("a");
+    CHECK(a.name() == "a");
+    CHECK(a.child("b").name() == "b");
+    CHECK(a.count() == 1);
+    auto c = m.create_as<Counter>("Node", 5);  // the name now makes a Counter
+    CHECK(c.increment() == 6);
+}
+
 TEST_CASE("objects die with their last proxy, and copies share one reference", "[core][lifetime]") {
     TestManager m;
     m.start();

@@ -104,6 +104,24 @@ TEST_CASE("negative, NaN and huge timeouts behave as in Python", "[misuse][sync]
     CHECK_THROWS_AS(lock.acquire(true, std::nan("")), mp::ValueError);
     CHECK(lock.acquire(true, -1));  // -1 is None, as for Python's locks
     lock.release();
+    // A timeout with block=false is ValueError (0 too), checked before
+    // anything else, as CPython's manager raises it; -1 (None) is no timeout.
+    auto rlock = manager.RLock();
+    auto cond = manager.Condition();
+    CHECK(rlock.acquire());
+    for (double t : {0.0, 1.0}) {
+        CHECK_THROWS_MATCHES(lock.acquire(false, t), mp::ValueError,
+                             Catch::Matchers::Message("can't specify a timeout for a non-blocking call"));
+        CHECK_THROWS_MATCHES(rlock.acquire(false, t), mp::ValueError,
+                             Catch::Matchers::Message("can't specify a timeout for a non-blocking call"));
+        CHECK_THROWS_MATCHES(cond.acquire(false, t), mp::ValueError,
+                             Catch::Matchers::Message("can't specify a timeout for a non-blocking call"));
+    }
+    CHECK(lock.acquire(false, -1));
+    lock.release();
+    CHECK(rlock.acquire(false, -1));  // the owner, one level deeper
+    rlock.release();
+    rlock.release();
 
     auto s = manager.Semaphore(0);
     t0 = Clock::now();

@@ -34,6 +34,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -173,8 +174,10 @@ public:
     /// True for a Unix socket (the peer is on this machine).
     bool is_unix_socket() const;
 
-    /// Python's poll(timeout): true if a frame (or EOF) can be read now.
-    bool poll(double timeout = 0.0) const;
+    /// Python's poll(timeout): true if a frame (or EOF) can be read within
+    /// timeout seconds; std::nullopt (None) waits for as long as it takes,
+    /// a negative timeout only looks, as in Python.  NaN is ValueError.
+    bool poll(std::optional<double> timeout = 0.0) const;
 
     void send_bytes(const void* data, std::size_t n);
     void send_bytes(const std::string& s) { send_bytes(s.data(), s.size()); }

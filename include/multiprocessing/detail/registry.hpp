@@ -891,7 +891,11 @@ public:
     void add(std::shared_ptr<type_entry> e);
     std::shared_ptr<const type_entry> find(const std::string& typeid_) const;
     std::string typeid_for_proxy(std::type_index t) const;
-    std::string typeid_for_referent(std::type_index t) const;
+    /// The entry a method's returned object of this referent type is
+    /// shared under: its first registration (another type registered later
+    /// under the same typeid does not displace it, so an object is never
+    /// served through another type's methods).
+    std::shared_ptr<const type_entry> find_referent(std::type_index t) const;
     std::vector<std::string> typeids() const;
 
     /// A name a Python client creates (SyncManager's 'dict', 'Lock'...) for
@@ -917,7 +921,7 @@ private:
     std::map<std::string, std::shared_ptr<type_entry>> by_typeid_;
     std::map<std::string, python_alias> aliases_;
     std::unordered_map<std::type_index, std::string> typeid_by_proxy_;
-    std::unordered_map<std::type_index, std::string> typeid_by_referent_;
+    std::unordered_map<std::type_index, std::shared_ptr<type_entry>> by_referent_;
 };
 
 template <class F, class R, class... P>

@@ -163,9 +163,12 @@ MULTIPROCESSING_DECL bool Connection::is_unix_socket() const {
     return fd_ >= 0 && ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &n) == 0 && a.ss_family == AF_UNIX;
 }
 
-MULTIPROCESSING_DECL bool Connection::poll(double timeout) const {
+MULTIPROCESSING_DECL bool Connection::poll(std::optional<double> timeout) const {
+    if (timeout && std::isnan(*timeout)) throw ValueError("Invalid value NaN (not a number)");
     if (rend_ > rbeg_) return true;
-    return wait_readable(timeout);
+    // More than 10^9 s is forever: no clock arithmetic overflows on it.
+    if (!timeout || *timeout > 1e9) return wait_readable(-1);
+    return wait_readable(*timeout < 0 ? 0 : *timeout);
 }
 
 MULTIPROCESSING_DECL void Connection::send_bytes(const void* data, std::size_t n) {
@@ -497,8 +500,17 @@ MULTIPROCESSING_DECL bool Connection::wait_readable(double timeout) const {
         }
     }
     pollfd p{fd_, POLLIN, 0};
-    int ms = timeout < 0 ? -1 : static_cast<int>(timeout * 1000.0 + 0.999);
+    // A signal's EINTR waits again for what is left, not the whole timeout.
+    std::optional<std::chrono::steady_clock::time_point> dl;
+    if (timeout >= 0)
+        dl = std::chrono::steady_clock::now() +
+             std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout));
     for (;;) {
+        int ms = -1;
+        if (dl) {
+            double left = std::chrono::duration<double>(*dl - std::chrono::steady_clock::now()).count();
+            ms = left <= 0 ? 0 : left > 1e6 ? 1000000000 : static_cast<int>(left * 1000.0 + 0.999);
+        }
         int r = ::poll(&p, 1, ms);
         if (r >= 0) return r > 0;
         if (errno != EINTR) throw detail::sys_error("poll");

@@ -567,7 +567,7 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_call(const std::string& id
     if (name == "__iter__" && args.empty() && kwds.items.empty() && t.by_name.count("__iter__") == 0 &&
         t.by_name.count("keys") == 1 && keys_method.first->second->arity == 0 &&
         !keys_method.first->second->returns_token) {
-        auto it_type = registry_->find("Iterator");
+        auto it_type = registry_->find_referent(typeid(detail::PythonIterator));
         if (!it_type)
             throw AttributeError("iter() of a shared '" + t.typeid_ +
                                  "' needs SyncManager::register_python_types() in the server program");
@@ -577,7 +577,7 @@ MULTIPROCESSING_DECL detail::pk::value Server::python_call(const std::string& id
         auto it = std::make_shared<detail::PythonIterator>(std::move(items));
         const void* raw = it.get();
         std::uint64_t id = add_object(std::move(it), raw, it_type, sess);  // the client increfs, then drops this one
-        return ps::reply("#PROXY", value::tuple({python_exposed(*it_type), python_token(Token{"Iterator", address(), id})}));
+        return ps::reply("#PROXY", value::tuple({python_exposed(*it_type), python_token(Token{it_type->typeid_, address(), id})}));
     }
     std::string target = name;
     // l[a:b] is __getslice__ here; with a step, the whole list's, then picked.

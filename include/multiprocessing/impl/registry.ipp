@@ -85,7 +85,8 @@ namespace multiprocessing::managers::detail {
 MULTIPROCESSING_DECL void registry::add(std::shared_ptr<type_entry> e) {
     std::lock_guard<std::mutex> g(mu_);
     typeid_by_proxy_.emplace(e->proxy, e->typeid_);
-    typeid_by_referent_.emplace(e->referent, e->typeid_);
+    auto r = by_referent_.emplace(e->referent, e);
+    if (!r.second && r.first->second->typeid_ == e->typeid_) r.first->second = e;  // registered again
     by_typeid_[e->typeid_] = std::move(e);
 }
 
@@ -101,10 +102,10 @@ MULTIPROCESSING_DECL std::string registry::typeid_for_proxy(std::type_index t) c
     return it == typeid_by_proxy_.end() ? std::string() : it->second;
 }
 
-MULTIPROCESSING_DECL std::string registry::typeid_for_referent(std::type_index t) const {
+MULTIPROCESSING_DECL std::shared_ptr<const type_entry> registry::find_referent(std::type_index t) const {
     std::lock_guard<std::mutex> g(mu_);
-    auto it = typeid_by_referent_.find(t);
-    return it == typeid_by_referent_.end() ? std::string() : it->second;
+    auto it = by_referent_.find(t);
+    return it == by_referent_.end() ? nullptr : it->second;
 }
 
 MULTIPROCESSING_DECL std::vector<std::string> registry::typeids() const {

@@ -293,12 +293,11 @@ MULTIPROCESSING_DECL std::shared_ptr<void> Server::context::local_object(const T
 }
 
 MULTIPROCESSING_DECL Token Server::context::share(std::shared_ptr<void> obj, const void* raw, std::type_index referent) {
-    std::string tid = server->registry_->typeid_for_referent(referent);
-    if (tid.empty())
+    auto type = server->registry_->find_referent(referent);
+    if (!type)
         throw RemoteError("TypeError", "a method returned a shared object of unregistered type " +
                                            multiprocessing::detail::demangle(referent.name()));
-    auto type = server->registry_->find(tid);
-    return Token{tid, server->address(), server->add_object(std::move(obj), raw, type, session)};
+    return Token{type->typeid_, server->address(), server->add_object(std::move(obj), raw, type, session)};
 }
 
 MULTIPROCESSING_DECL void Server::log(const std::string& s) {

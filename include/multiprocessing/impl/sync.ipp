@@ -177,6 +177,8 @@ MULTIPROCESSING_DECL void BarrierRef::break_locked() {
 namespace multiprocessing::managers {
 
 MULTIPROCESSING_DECL bool LockRef::acquire(bool block, double timeout) {
+    // Checked first, as CPython's locks do (an RLock its owner holds too).
+    if (!block && timeout != detail::forever) throw ValueError("can't specify a timeout for a non-blocking call");
     Caller me = current_caller();
     std::unique_lock<std::mutex> lk(mu_);
     if (recursive_ && count_ > 0 && owner_.connection == me.connection) {
@@ -253,6 +255,7 @@ MULTIPROCESSING_DECL SemaphoreRef::SemaphoreRef(long long value, bool bounded) :
 }
 
 MULTIPROCESSING_DECL bool SemaphoreRef::acquire(bool block, double timeout) {
+    if (!block && timeout != detail::forever) throw ValueError("can't specify timeout for non-blocking acquire");
     std::unique_lock<std::mutex> lk(mu_);
     if (!block) timeout = 0;
     if (!detail::wait_sliced(cv_, lk, timeout, [&] { return value_ > 0; })) return false;

@@ -567,7 +567,9 @@ private:
         static bool add() {
             Manager::template register_type<PoolRef>("Pool");
             Manager::template register_type<AsyncResultRef>("AsyncResult");
-            Manager::template register_type<IteratorRef>("Iterator");
+            // Not CPython's 'Iterator' (iter() of a shared dict for Python
+            // clients, another class here): one typeid names one class.
+            Manager::template register_type<IteratorRef>("PoolIterator");
             (void)&constructor_registrar<PoolRef, bool, long long>::registered;
             register_exception<StopIteration>();
             return true;
