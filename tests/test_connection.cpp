@@ -11,7 +11,9 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace mp = multiprocessing;
 namespace conn = multiprocessing::connection;
@@ -31,7 +33,9 @@ TEST_CASE("Pipe sends bytes and objects both ways", "[connection]") {
 }
 
 TEST_CASE("poll: a negative timeout only looks, None waits, NaN is refused, as in Python", "[connection]") {
-    auto [a, b] = conn::Pipe();
+    auto pipe = conn::Pipe();  // not a structured binding: a lambda captures b (C++17)
+    auto& a = pipe.first;
+    auto& b = pipe.second;
     auto t0 = std::chrono::steady_clock::now();
     CHECK_FALSE(a.poll(-1));  // Python's poll(-1) returns False at once
     CHECK_FALSE(a.poll(-1e300));
@@ -47,6 +51,38 @@ TEST_CASE("poll: a negative timeout only looks, None waits, NaN is refused, as i
     b.send_bytes("y");
     CHECK(a.poll(1e300));  // forever, without overflowing a clock
     CHECK(a.recv_bytes() == "y");
+}
+
+TEST_CASE("_TestConnection.test_connection: recv_bytes_into at an offset, and BufferTooShort", "[connection]") {
+    auto [c, peer] = conn::Pipe();
+    std::vector<int> arr{0, 1, 2, 3};
+    std::vector<int> buffer(10, 0);
+    peer.send_bytes(arr.data(), arr.size() * sizeof(int));
+    CHECK(c.recv_bytes_into(buffer) == arr.size() * sizeof(int));
+    CHECK(buffer == std::vector<int>{0, 1, 2, 3, 0, 0, 0, 0, 0, 0});
+
+    buffer.assign(10, 0);
+    peer.send_bytes(arr.data(), arr.size() * sizeof(int));
+    CHECK(c.recv_bytes_into(buffer, 3 * sizeof(int)) == arr.size() * sizeof(int));
+    CHECK(buffer == std::vector<int>{0, 0, 0, 0, 1, 2, 3, 0, 0, 0});
+
+    std::string small(40, ' ');
+    std::string longmsg(1000, 'x');
+    peer.send_bytes(longmsg);
+    try {
+        c.recv_bytes_into(small);
+        FAIL("expected BufferTooShort");
+    } catch (const mp::BufferTooShort& e) {
+        CHECK(e.received() == longmsg);  // Python: e.args == (longmsg,)
+    }
+    CHECK(small == std::string(40, ' '));
+    // An offset past the end is refused before anything is read.
+    peer.send_bytes("hi");
+    CHECK_THROWS_MATCHES(c.recv_bytes_into(small, 41), mp::ValueError, Catch::Matchers::Message("offset too large"));
+    CHECK(c.recv_bytes_into(small, 38) == 2);
+    CHECK(small.substr(36) == "  hi");
+    peer.send_bytes(std::string());
+    CHECK(c.recv_bytes_into(small, 40) == 0);  // an empty message fits at the very end
 }
 
 TEST_CASE("frames larger than the limit are refused", "[connection]") {

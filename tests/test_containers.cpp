@@ -290,6 +290,31 @@ TEST_CASE("_TestContainers.test_nested_queue", "[containers][nested]") {
     CHECK(b.at(0).get() == 456);
 }
 
+TEST_CASE("a queue holding a queue holding a dict is freed, with no server thread waiting on another", "[containers][nested][lifetime]") {
+    // A queue is freed where its last reference drops (it is not looked
+    // into for cycles); the proxy it holds is released from there while the
+    // thread that serves the server's own releases frees the next queue,
+    // which releases the dict: that thread must not wait for the first.
+    auto manager = mp::Manager();
+    mp::managers::call_timeout limit(30.0);
+    using D = decltype(manager.dict<std::string, int>());
+    using Q2 = decltype(manager.Queue<D>());
+    for (int round = 0; round < 3; ++round) {
+        {
+            auto q1 = manager.Queue<Q2>();
+            auto q2 = manager.Queue<D>();
+            auto d = manager.dict<std::string, int>();
+            d["k"] = round;
+            q2.put(d);
+            q1.put(q2);
+        }
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (manager.number_of_objects() != 0 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        CHECK(manager.number_of_objects() == 0);
+    }
+}
+
 TEST_CASE("_TestContainers.test_namespace", "[containers]") {
     auto manager = mp::Manager();
     auto n = manager.Namespace();

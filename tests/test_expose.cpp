@@ -192,3 +192,59 @@ TEST_CASE("default arguments may be left out", "[expose]") {
     CHECK(g._callmethod<int>("scale", 4) == 40);
     m.shutdown();
 }
+
+// A class whose exposed methods come from its second base (at an offset),
+// and a base of a class with a virtual table: each method must run on its
+// own subobject.
+struct Label {
+    std::string text = "label";
+};
+struct Counted {
+    long long n = 0;
+    long long bump(long long by = 1) { return n += by; }
+    long long count() const { return n; }
+};
+struct LabelledTally : Label, Counted {
+    std::string text_now() const { return text; }
+};
+MP_EXPOSE(LabelledTally, bump, count, text_now)
+MP_EXPOSE(Counted, bump, count)
+struct Base0 {
+    int x = 0;
+    void set(int v) { x = v; }
+    int get() const { return x; }
+};
+struct Virtual : Base0 {
+    virtual ~Virtual() = default;
+    virtual std::string kind() const { return "virtual"; }
+};
+MP_EXPOSE(Virtual, set, get, kind)
+
+struct InheritManager : mp::managers::BaseManager<InheritManager> {};
+
+TEST_CASE("methods a class inherits run on their own base subobject", "[expose]") {
+    InheritManager::register_type<LabelledTally>("LabelledTally");
+    InheritManager::register_type<Virtual>("Virtual");
+    // A callable may return a derived class: the server keeps a pointer to
+    // the registered base, wherever it lies in the object.
+    InheritManager::register_type<Counted>("tally_of_labelled", [] {
+        auto p = std::make_shared<LabelledTally>();
+        p->n = 100;
+        return p;
+    });
+    InheritManager m;
+    m.start();
+    auto t = m.create<LabelledTally>();
+    CHECK(t.bump() == 1);
+    CHECK(t.bump(41) == 42);  // the default-argument path too
+    CHECK(t.count() == 42);
+    CHECK(t.text_now() == "label");  // the other base untouched
+    auto v = m.create<Virtual>();
+    v.set(7);
+    CHECK(v.get() == 7);
+    CHECK(v.kind() == "virtual");  // the vtable pointer untouched
+    auto d = m.create_as<Counted>("tally_of_labelled");
+    CHECK(d.count() == 100);
+    CHECK(d.bump(5) == 105);
+    m.shutdown();
+}

@@ -299,6 +299,49 @@ TEST_CASE("a typeid registered again for another class never serves a returned o
     CHECK(c.increment() == 6);
 }
 
+namespace {
+// Not self-locking: the server's per-object lock is all that keeps its
+// calls apart.
+class Busy {
+public:
+    void hold(int ms) {
+        busy_ = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        busy_ = false;
+    }
+    bool busy() const { return busy_; }
+
+private:
+    bool busy_ = false;
+};
+}  // namespace
+MP_EXPOSE(Busy, hold, busy)
+namespace {
+struct HandOutManager : mp::managers::BaseManager<HandOutManager> {
+    using BaseManager::BaseManager;
+};
+}  // namespace
+
+TEST_CASE("an object handed out again while a call still runs on it keeps its one lock", "[core][lifetime]") {
+    // `lambda: the_one`: every create hands out the same object.
+    HandOutManager::register_type<Busy>("get_busy", [] {
+        static auto the_one = std::make_shared<Busy>();
+        return the_one;
+    });
+    HandOutManager m;
+    m.start();
+    {
+        auto p = m.create_as<Busy>("get_busy");
+        mp::managers::call_timeout limit(0.2);
+        CHECK_THROWS_AS(p.hold(1500), mp::TimeoutError);
+    }  // the last proxy goes while hold() still runs in the server
+    CHECK(m.number_of_objects() == 0);
+    auto q = m.create_as<Busy>("get_busy");
+    // A new entry with a lock of its own would let this run beside hold().
+    CHECK_FALSE(q.busy());
+    m.shutdown();
+}
+
 TEST_CASE("objects die with their last proxy, and copies share one reference", "[core][lifetime]") {
     TestManager m;
     m.start();

@@ -57,6 +57,7 @@ public:
     std::shared_ptr<Counter> child() { return std::make_shared<Counter>(n_ * 10); }
     void fail(const std::string& k) { throw mp::KeyError(mp::detail::py_repr(mp::object(k))); }
     void boom() { throw std::runtime_error("boom"); }
+    void toss() { throw 7; }  // not a std::exception
     friend std::ostream& operator<<(std::ostream& os, const Counter& c) { return os << "Counter(" << c.n_ << ")"; }
 
 private:
@@ -65,7 +66,7 @@ private:
 
 }  // namespace
 
-MP_EXPOSE(Counter, add, value, names, scale, pair, maybe, blob, child, fail, boom)
+MP_EXPOSE(Counter, add, value, names, scale, pair, maybe, blob, child, fail, boom, toss)
 
 namespace {
 
@@ -174,7 +175,7 @@ TEST_CASE("CPython client: a registered C++ class through AutoProxy, its errors 
         "OverflowError int beyond 64 bits: C++ methods take 64-bit ints\n"
         "AttributeError 'AutoProxy[Counter]' object has no attribute 'nope'\n"
         "AttributeError method 'nope' of 'Counter' object is not in exposed=('add', 'value', 'names', 'scale', "
-        "'pair', 'maybe', 'blob', 'child', 'fail', 'boom')\n"
+        "'pair', 'maybe', 'blob', 'child', 'fail', 'boom', 'toss')\n"
         "Counter(8)\n"
         "AutoProxy[Counter] 9 9\n"
         "objects 3\n"
@@ -288,6 +289,11 @@ TEST_CASE("CPython protocol: a bad request gets an error reply and the connectio
     CHECK(added.items[1].i == 5);
     CHECK(kind_of(call("add", {pk::value::str("x")})) == "#ERROR");
     CHECK(kind_of(call("#GETVALUE", {})) == "#ERROR");  // Counter has no Python form
+    // A thrown int is a RemoteError for Python (it ended the server).
+    pk::value tossed = call("toss", {});
+    REQUIRE(kind_of(tossed) == "#TRACEBACK");
+    CHECK(tossed.items[1].s.find("int: 7") != std::string::npos);
+    CHECK(call("add", {pk::value::integer(0)}).items[1].i == 5);
     CHECK(s.m.number_of_objects() == 1);
     CHECK(kind_of(ask(c, request("decref", {pk::value::str(id)}))) == "#RETURN");
     CHECK(s.m.number_of_objects() == 0);

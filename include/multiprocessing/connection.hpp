@@ -41,6 +41,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -184,6 +185,21 @@ public:
 
     /// Python's recv_bytes(maxlength): one whole frame.
     std::string recv_bytes(std::size_t maxlength = 0);
+    /// Python's recv_bytes_into(buffer, offset): reads one message into
+    /// the size bytes at buffer, starting offset bytes in, and returns its
+    /// length in bytes.  ValueError for an offset past the end;
+    /// BufferTooShort, holding the message, if it does not fit.
+    std::size_t recv_bytes_into(void* buffer, std::size_t size, std::size_t offset = 0);
+    /// The same into a contiguous container (std::vector, std::array,
+    /// std::string); the offset and the result in bytes, as Python's are
+    /// for an array.array.
+    template <class Buffer, class = decltype(std::declval<Buffer&>().data())>
+    std::size_t recv_bytes_into(Buffer& buffer, std::size_t offset = 0) {
+        using E = std::remove_pointer_t<decltype(buffer.data())>;
+        static_assert(std::is_trivially_copyable_v<E> && !std::is_const_v<E>,
+                      "recv_bytes_into: the buffer must be writable and hold trivially copyable elements");
+        return recv_bytes_into(static_cast<void*>(buffer.data()), buffer.size() * sizeof(E), offset);
+    }
 
     /// Python's send(obj), with Boost.Serialization in place of pickle.
     template <class T>
@@ -468,6 +484,37 @@ inline std::pair<Connection, Connection> Pipe() {
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw detail::sys_error("socketpair");
     return {Connection(sv[0]), Connection(sv[1])};
 }
+
+/// One object connection::wait() watches: a Connection, or a file
+/// descriptor (a socket, a Listener's fileno(), Process::sentinel()).  It
+/// holds a pointer to the Connection, which must outlive it (and wait()'s
+/// result: pass named Connections, not temporaries).
+class Waitable {
+public:
+    Waitable(const Connection& c) : conn_(&c) {}  // implicit, as wait({a, b}) reads
+    Waitable(int fd) : fd_(fd) {}
+    /// The Connection, or nullptr for a file descriptor.
+    const Connection* connection() const { return conn_; }
+    int fileno() const { return conn_ ? conn_->fileno() : fd_; }
+    friend bool operator==(const Waitable& a, const Waitable& b) {
+        return a.conn_ == b.conn_ && (a.conn_ || a.fd_ == b.fd_);
+    }
+    friend bool operator!=(const Waitable& a, const Waitable& b) { return !(a == b); }
+
+private:
+    const Connection* conn_ = nullptr;
+    int fd_ = -1;
+};
+
+/// Python's connection.wait(object_list, timeout): waits until one or more
+/// of the objects is ready (a Connection with a frame or EOF to read, a
+/// readable descriptor, an ended Process's sentinel) and returns those, in
+/// the order given; empty if the timeout passed.  std::nullopt (None) waits
+/// for as long as it takes; a negative timeout only looks.  Differs from
+/// Python: a closed Connection is ConnectionError (Python: OSError), a
+/// negative descriptor ValueError as in Python.
+MULTIPROCESSING_DECL std::vector<Waitable> wait(const std::vector<Waitable>& objects,
+                                                std::optional<double> timeout = std::nullopt);
 
 }  // namespace multiprocessing::connection
 

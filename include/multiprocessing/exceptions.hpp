@@ -7,6 +7,7 @@
 // caller (see managers::RemoteError for every other type).
 #pragma once
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -19,9 +20,21 @@ public:
 };
 
 /// Python's BufferTooShort: a receive buffer was smaller than the message.
+/// From Connection::recv_bytes_into, received() holds the whole message (in
+/// Python, e.args[0]).
 class BufferTooShort : public ProcessError {
 public:
     using ProcessError::ProcessError;
+    BufferTooShort(const std::string& what, std::string received)
+        : ProcessError(what), received_(std::make_shared<const std::string>(std::move(received))) {}
+    /// The message that did not fit (empty if none came with the error).
+    const std::string& received() const {
+        static const std::string none;
+        return received_ ? *received_ : none;
+    }
+
+private:
+    std::shared_ptr<const std::string> received_;  // shared: copying an exception must not throw
 };
 
 /// Python's AuthenticationError: the HMAC challenge on the authkey failed.

@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <optional>
@@ -140,6 +141,12 @@ public:
     /// waitpid(-1) elsewhere), as in Python; join() then returns.
     std::optional<int> exitcode();
 
+    /// Python's sentinel: a file descriptor that becomes readable when the
+    /// child ends, for connection::wait() or poll().  It stays valid until
+    /// this Process is destroyed.  ValueError before start(); here a pidfd
+    /// (Linux 5.3+; ProcessError without one), where Python uses a pipe.
+    int sentinel();
+
     /// Sends SIGTERM.
     void terminate() { signal(SIGTERM); }
     /// Sends SIGKILL.
@@ -157,6 +164,7 @@ private:
     pid_t pid_ = -1;
     pid_t parent_ = -1;  // the process that started it
     int pidfd_ = -1;
+    bool sentinel_given_ = false;  // then pidfd_ stays open until destruction
     std::optional<int> exitcode_;
     bool gone_ = false;  // ended, and reaped by someone else: no exit status
     bool daemon_ = false;

@@ -38,6 +38,17 @@ namespace multiprocessing::managers::detail {
 
 class endpoint;
 
+/// Set on a thread that serves one of a server's connections: how that
+/// server runs work on its housekeeping thread (see endpoint::release).
+struct serving_hook {
+    void* server = nullptr;
+    void (*defer)(void* server, std::function<void()> work) = nullptr;
+};
+inline serving_hook& this_thread_serves() {
+    static thread_local serving_hook h;
+    return h;
+}
+
 /// One object this process references; shared by all its proxies here.
 struct ref_entry {
     endpoint* ep = nullptr;
@@ -250,6 +261,8 @@ public:
     /// Drops a reference: called when the last proxy of an object in this
     /// process is destroyed.  Never throws (it runs in destructors).
     void release(ref_entry* e) noexcept;
+    // release()'s decref, sent later by the thread that could not wait.
+    void send_decref(std::uint64_t id, std::int64_t n, unsigned epoch) noexcept;
 
     /// Makes sure this process (a forked child, possibly) holds its own
     /// server references for every proxy it inherited.  Returns false if

@@ -31,6 +31,7 @@
 #include <string>
 #include <typeindex>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace multiprocessing::managers::detail {
@@ -193,10 +194,11 @@ inline void put_exception(std::vector<char>& buf, std::uint64_t request_id, cons
         put_error(buf, request_id, true, name, e.what());
 }
 
-/// An error reply for an exception that is not a std::exception: names its
-/// type (Python would name any class); the message is the value for the
-/// usual suspects (a string, a C string, a number).
-inline void put_foreign_exception(std::vector<char>& buf, std::uint64_t request_id) {
+/// The type and message of the exception being handled, which is not a
+/// std::exception (call inside catch (...)): its type's name (Python would
+/// name any class), and for the usual suspects (a string, a C string, a
+/// number) the value as the message.
+inline std::pair<std::string, std::string> describe_foreign_exception() {
     std::string type = "unknown";
     if (const std::type_info* t = abi::__cxa_current_exception_type())
         type = multiprocessing::detail::demangle(t->name());
@@ -219,7 +221,13 @@ inline void put_foreign_exception(std::vector<char>& buf, std::uint64_t request_
         message = std::to_string(v);
     } catch (...) {
     }
-    put_error(buf, request_id, false, type, message);
+    return {type, message};
+}
+
+/// An error reply for an exception that is not a std::exception.
+inline void put_foreign_exception(std::vector<char>& buf, std::uint64_t request_id) {
+    auto d = describe_foreign_exception();
+    put_error(buf, request_id, false, d.first, d.second);
 }
 
 [[noreturn]] inline void throw_error(reader r) {

@@ -442,7 +442,12 @@ using invoke_fn = void (*)(void*, const char*, std::size_t, std::vector<char>&, 
 template <auto M>
 struct member_caller {
     template <class C, class... A>
-    static decltype(auto) call(C& self, A&&... a) { return (self.*M)(std::forward<A>(a)...); }
+    static decltype(auto) call(C& self, A&&... a) {
+        // To the class that declares M first (a base, for an inherited
+        // method): g++ warns of type punning on `derived.*base_member`.
+        typename method_traits<decltype(M)>::class_type& declarer = self;
+        return (declarer.*M)(std::forward<A>(a)...);
+    }
 };
 
 template <class Caller, class C, class R, class... P, std::size_t... I>
@@ -480,10 +485,12 @@ void invoke_impl(void* obj, const char* body, std::size_t n, std::vector<char>& 
 }
 
 /// Server side of one exposed method: read arguments, lock, call, reply.
-template <auto M>
+/// obj points to a Self, the registered class: M may be a member of one of
+/// its bases (&T::name names the base's), reached from Self as C++ would.
+template <auto M, class Self = typename method_traits<decltype(M)>::class_type>
 void invoke_method(void* obj, const char* body, std::size_t n, std::vector<char>& out, std::mutex* mu) {
     using tr = method_traits<decltype(M)>;
-    invoke_impl<member_caller<M>, typename tr::class_type, typename tr::result_type>(
+    invoke_impl<member_caller<M>, Self, typename tr::result_type>(
         obj, body, n, out, mu, typename tr::params{}, std::make_index_sequence<tr::arity>{});
 }
 
@@ -523,10 +530,10 @@ inline constexpr bool omits_ok_v =
 
 /// Server side of a call that gives only the first K arguments of method
 /// M: Caller calls it by name, so C++ fills in the default arguments.
-template <auto M, class Caller, std::size_t K>
+template <auto M, class Caller, std::size_t K, class Self>
 void invoke_defaulted(void* obj, const char* body, std::size_t n, std::vector<char>& out, std::mutex* mu) {
     using tr = method_traits<decltype(M)>;
-    invoke_impl<Caller, typename tr::class_type, typename tr::result_type>(
+    invoke_impl<Caller, Self, typename tr::result_type>(
         obj, body, n, out, mu, first_of_t<typename tr::params, K>{}, std::make_index_sequence<K>{});
 }
 
@@ -561,8 +568,9 @@ method_entry with_python(method_entry e) {
     return with_python<MP>(e, typename method_traits<MP>::wire_params{});
 }
 
-/// One exposed method as written in MP_EXPOSE: its name and pointer.
-template <auto M>
+/// One exposed method as written in MP_EXPOSE: its name and pointer, and
+/// the registered class it is called on (see invoke_method).
+template <auto M, class Self = typename method_traits<decltype(M)>::class_type>
 struct method_desc {
     static constexpr auto pointer = M;
     const char* name;
@@ -571,7 +579,8 @@ struct method_desc {
         static_assert(tr::no_out_params,
                       "multiprocessing: an exposed method cannot take a non-const reference "
                       "(out-parameters do not travel back); return the value instead");
-        return with_python<decltype(M)>({name, method_signature<M>(), &invoke_method<M>, &signature_text<decltype(M)>});
+        return with_python<decltype(M)>(
+            {name, method_signature<M>(), &invoke_method<M, Self>, &signature_text<decltype(M)>});
     }
     // The signature alone: what a client's fingerprint needs, without
     // instantiating the server's call of M.
@@ -601,13 +610,14 @@ auto declared_descs(const char* name) {
 
 /// A call of method M with only its first K arguments (the others take
 /// the method's default arguments): its own signature and server entry.
-template <auto M, class Caller, std::size_t K>
+template <auto M, class Caller, std::size_t K, class Self>
 struct defaulted_desc {
     static constexpr auto pointer = M;
     const char* name;
     method_entry entry() const {
         using MP = truncated_t<decltype(M), K>;
-        return with_python<MP>({name, method_signature_of<MP>(), &invoke_defaulted<M, Caller, K>, &signature_text<MP>});
+        return with_python<MP>(
+            {name, method_signature_of<MP>(), &invoke_defaulted<M, Caller, K, Self>, &signature_text<MP>});
     }
     std::uint64_t sig() const { return method_signature_of<truncated_t<decltype(M), K>>(); }
 };
@@ -616,16 +626,16 @@ auto tuple_if(D d) {
     if constexpr (Keep) return std::make_tuple(d);
     else return std::tuple<>();
 }
-template <auto M, class Caller, std::size_t... K>
+template <auto M, class Caller, class Self, std::size_t... K>
 auto defaulted_descs_impl(const char* name, std::index_sequence<K...>) {
-    return std::tuple_cat(std::make_tuple(method_desc<M>{name}),
-                          tuple_if<omits_ok_v<Caller, decltype(M), K>>(defaulted_desc<M, Caller, K>{name})...);
+    return std::tuple_cat(std::make_tuple(method_desc<M, Self>{name}),
+                          tuple_if<omits_ok_v<Caller, decltype(M), K>>(defaulted_desc<M, Caller, K, Self>{name})...);
 }
 /// The method_desc of M, and one for each shorter call that M's default
 /// arguments allow (Caller calls M by name; see MP_EXPOSE).
-template <auto M, class Caller>
+template <auto M, class Caller, class Self = typename method_traits<decltype(M)>::class_type>
 auto defaulted_descs(const char* name) {
-    return defaulted_descs_impl<M, Caller>(name, std::make_index_sequence<method_traits<decltype(M)>::arity>{});
+    return defaulted_descs_impl<M, Caller, Self>(name, std::make_index_sequence<method_traits<decltype(M)>::arity>{});
 }
 
 /// The method_descs of the overloads Sigs of one name: O::pointer<Sig>()
@@ -930,8 +940,17 @@ factory_fn make_factory(F f, type_list<P...>) {
         std::tuple<wire_t<P>...> args;
         load_args(body, n, args);
         auto r = std::apply(f, std::move(args));
-        if constexpr (is_shared_ptr<decltype(r)>::value) return std::static_pointer_cast<void>(r);
-        else return std::make_shared<R>(std::move(r));
+        if constexpr (is_shared_ptr<decltype(r)>::value) {
+            // The server casts the pointer back to R*: convert first, so a
+            // derived object (any base offset) or another class cannot pass.
+            constexpr bool is_r = std::is_convertible_v<typename decltype(r)::element_type*, R*>;
+            static_assert(is_r, "multiprocessing: register_type<T>(typeid, callable): the callable must return a T, "
+                                "a std::shared_ptr<T> or a std::shared_ptr to a class derived from T");
+            if constexpr (is_r) return std::static_pointer_cast<void>(std::shared_ptr<R>(std::move(r)));
+            else return nullptr;
+        } else {
+            return std::make_shared<R>(std::move(r));
+        }
     };
 }
 

@@ -189,7 +189,27 @@ MULTIPROCESSING_DECL std::string endpoint::simple(kind k, std::string_view name)
 
 MULTIPROCESSING_DECL void endpoint::release(ref_entry* e) noexcept {
     try {
-        std::lock_guard<std::recursive_mutex> g(mu_);
+        std::unique_lock<std::recursive_mutex> g(mu_, std::defer_lock);
+        const serving_hook& h = this_thread_serves();
+        if (h.defer && !g.try_lock()) {
+            // A thread serving a server's connection never waits for this
+            // lock: its holder may be waiting for this thread's reply (an
+            // object dying in this thread's decref held a proxy, and the
+            // holder's own decref is what killed it).  The entry is ours
+            // alone now (no proxy can find it), and the server's
+            // housekeeping thread, which may wait, sends the decref.
+            if (e->server_refs <= 0) return;
+            try {
+                h.defer(h.server, [this, id = e->token.id, n = e->server_refs, epoch = e->epoch] {
+                    send_decref(id, n, epoch);
+                });
+                e->server_refs = 0;
+                return;
+            } catch (...) {
+                // No memory to queue it: wait for the lock after all.
+            }
+        }
+        if (!g.owns_lock()) g.lock();
         auto it = refs_.find(e->token.id);
         if (it != refs_.end() && it->second.expired()) refs_.erase(it);
         if (e->server_refs <= 0 || e->epoch != epoch() || dead()) return;
@@ -200,6 +220,23 @@ MULTIPROCESSING_DECL void endpoint::release(ref_entry* e) noexcept {
         put_pod(c.obuf, e->token.id);
         put_pod(c.obuf, e->server_refs);
         e->server_refs = 0;
+        control_roundtrip();
+    } catch (...) {
+        // The server is gone or unreachable; it has released everything already.
+    }
+}
+
+MULTIPROCESSING_DECL void endpoint::send_decref(std::uint64_t id, std::int64_t n, unsigned epoch) noexcept {
+    try {
+        std::lock_guard<std::recursive_mutex> g(mu_);
+        auto it = refs_.find(id);
+        if (it != refs_.end() && it->second.expired()) refs_.erase(it);
+        if (epoch != this->epoch() || dead()) return;
+        if (attached_generation_ != multiprocessing::detail::fork_state::instance().generation()) return;
+        client_connection& c = control();
+        begin_request(c.obuf, kind::decref, c.next_id++, 0, 0);
+        put_pod(c.obuf, id);
+        put_pod(c.obuf, n);
         control_roundtrip();
     } catch (...) {
         // The server is gone or unreachable; it has released everything already.

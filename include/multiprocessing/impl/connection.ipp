@@ -187,6 +187,16 @@ MULTIPROCESSING_DECL std::string Connection::recv_bytes(std::size_t maxlength) {
     return s;
 }
 
+MULTIPROCESSING_DECL std::size_t Connection::recv_bytes_into(void* buffer, std::size_t size, std::size_t offset) {
+    if (offset > size) throw ValueError("offset too large");
+    std::string m = recv_bytes();
+    if (m.size() > size - offset) throw BufferTooShort("message of " + std::to_string(m.size()) + " bytes for " +
+                                                           std::to_string(size - offset) + " bytes of buffer",
+                                                       std::move(m));
+    if (!m.empty()) std::memcpy(static_cast<char*>(buffer) + offset, m.data(), m.size());
+    return m.size();
+}
+
 MULTIPROCESSING_DECL std::pair<const char*, std::size_t> Connection::seal_frame(std::vector<char>& buf, std::size_t n) {
     char* start;
     if (n > 0x7fffffffu) {
@@ -744,6 +754,54 @@ MULTIPROCESSING_DECL void Listener::abandon() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     unlink_on_close_ = false;
+}
+
+
+MULTIPROCESSING_DECL std::vector<Waitable> wait(const std::vector<Waitable>& objects, std::optional<double> timeout) {
+    if (timeout && std::isnan(*timeout)) throw ValueError("Invalid value NaN (not a number)");
+    std::optional<std::chrono::steady_clock::time_point> dl;  // none: forever
+    if (timeout && *timeout <= 1e9)
+        dl = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                    std::chrono::duration<double>(*timeout < 0 ? 0 : *timeout));
+    std::vector<pollfd> fds(objects.size());
+    std::vector<bool> ready(objects.size());
+    for (std::size_t i = 0; i < objects.size(); ++i) {
+        int fd = objects[i].fileno();
+        if (objects[i].connection() && fd < 0) throw ConnectionError("handle is closed");
+        if (fd < 0) throw ValueError("Invalid file descriptor: " + std::to_string(fd));
+    }
+    for (;;) {
+        // A Connection may have a frame buffered already, or come over
+        // shared memory, which no descriptor shows: those are looked at
+        // directly, and a slice of at most 1 ms is slept between looks.
+        // A shared-memory one's socket still shows its peer going away
+        // (not POLLIN: wake-up bytes cross it).
+        bool any = false, shm = false;
+        for (std::size_t i = 0; i < objects.size(); ++i) {
+            const Connection* c = objects[i].connection();
+            fds[i] = pollfd{objects[i].fileno(), POLLIN, 0};
+            ready[i] = c && c->readable_now();
+            any = any || ready[i];
+            if (c && c->shared_memory()) {
+                shm = true;
+                fds[i].events = POLLRDHUP;
+            }
+        }
+        int ms = -1;
+        if (dl) {
+            double left = std::chrono::duration<double>(*dl - std::chrono::steady_clock::now()).count();
+            ms = left <= 0 ? 0 : left > 1e6 ? 1000000000 : static_cast<int>(left * 1000.0 + 0.999);
+        }
+        if (any) ms = 0;
+        else if (shm && (ms < 0 || ms > 1)) ms = 1;
+        int r = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), ms);
+        if (r < 0 && errno != EINTR) throw detail::sys_error("poll");
+        std::vector<Waitable> out;
+        for (std::size_t i = 0; i < objects.size(); ++i)
+            if (ready[i] || (r > 0 && fds[i].revents != 0)) out.push_back(objects[i]);
+        if (!out.empty()) return out;
+        if (dl && std::chrono::steady_clock::now() >= *dl) return out;
+    }
 }
 
 }  // namespace multiprocessing::connection

@@ -18,6 +18,7 @@ MULTIPROCESSING_DECL Process& Process::operator=(Process&& o) noexcept {
         exitcode_ = o.exitcode_;
         gone_ = o.gone_;
         daemon_ = o.daemon_;
+        sentinel_given_ = o.sentinel_given_;
     }
     return *this;
 }
@@ -143,9 +144,26 @@ MULTIPROCESSING_DECL bool Process::poll_exit() {
     } else {
         return false;
     }
-    if (pidfd_ >= 0) ::close(pidfd_);
-    pidfd_ = -1;
+    if (pidfd_ >= 0 && !sentinel_given_) {
+        ::close(pidfd_);
+        pidfd_ = -1;
+    }
     return true;
+}
+
+MULTIPROCESSING_DECL int Process::sentinel() {
+    if (pid_ == -1) throw ValueError("process not started");
+    if (pidfd_ < 0 && (exitcode_ || gone_)) {
+        // Reaped, and its pidfd closed: a pipe whose writer is gone reads
+        // as ready, as the sentinel of an ended child must.
+        int p[2];
+        if (::pipe2(p, O_CLOEXEC) != 0) throw ProcessError(std::string("pipe: ") + std::strerror(errno));
+        ::close(p[1]);
+        pidfd_ = p[0];
+    }
+    if (pidfd_ < 0) throw ProcessError("no sentinel: this kernel has no pidfd_open (Linux 5.3+)");
+    sentinel_given_ = true;
+    return pidfd_;
 }
 
 MULTIPROCESSING_DECL void Process::cleanup() {

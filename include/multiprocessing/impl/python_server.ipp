@@ -376,6 +376,12 @@ MULTIPROCESSING_DECL void Server::serve_python(connection::Connection& c, std::u
         } catch (const std::exception& e) {
             take_back_all(handed);  // the caller gets an error, not the thing
             out = ps::error_reply(e);
+        } catch (...) {
+            // A method or constructor threw something else (an int, a
+            // struct): it must not end the server.
+            take_back_all(handed);
+            auto d = detail::describe_foreign_exception();
+            out = ps::error_reply(d.first, d.second);
         }
         std::string bytes;
         try {

@@ -29,15 +29,20 @@ MULTIPROCESSING_DECL Server::~Server() {
     wait_for_threads(std::chrono::seconds(5));
     decltype(objects_) doomed;
     decltype(reap_) late;
+    decltype(deferred_) work;
     {
         std::lock_guard<std::mutex> g(mu_);
         for (auto& kv : objects_) kv.second->live.store(false, std::memory_order_release);
         if (live_threads_ == 0) doomed.swap(objects_);  // destroyed below, outside the lock
         else for (auto& kv : objects_) leaked_.push_back(kv.second);  // threads still use them
         if (!gc_thread_) late.swap(reap_);
+        // Decrefs serving threads left for housekeeping (to other
+        // managers' objects too): sent here, where waiting is safe.
+        if (!gc_thread_ && live_threads_ == 0) work.swap(deferred_);
     }
     doomed.clear();
     late.clear();
+    for (auto& w : work) w();
     listener_.close();
     if (!owned_dir_.empty()) ::rmdir(owned_dir_.c_str());  // the private pymp-* directory
     ::close(wake_[0]);
@@ -229,6 +234,7 @@ MULTIPROCESSING_DECL std::size_t Server::collect() {
         for (std::size_t i : garbage) {
             if (!in[i]) continue;
             by_pointer_.erase(nodes[i].r->key());
+            retire_locked(nodes[i].r);
             nodes[i].r->live.store(false, std::memory_order_release);
             objects_.erase(nodes[i].id);
             dead.push_back(nodes[i].r);
@@ -394,10 +400,22 @@ MULTIPROCESSING_DECL std::uint64_t Server::add_object(std::shared_ptr<void> obj,
         id = pit->second;  // the same object handed out again keeps its id, as in Python
     } else {
         id = next_id_++;
-        auto r = std::make_shared<referent>();
-        r->obj = std::move(obj);
-        r->type = std::move(type);
-        r->raw = raw;
+        std::shared_ptr<referent> r;
+        if (auto rit = retired_.find(key); rit != retired_.end()) {
+            r = rit->second.lock();  // still in a call: its lock must stay the object's one lock
+            retired_.erase(rit);
+        }
+        if (r) {
+            r->refcount = 0;
+            r->id.store(id, std::memory_order_relaxed);  // its old id stays dead, also in lookup's cache
+            r->live.store(true, std::memory_order_release);
+        } else {
+            r = std::make_shared<referent>();
+            r->obj = std::move(obj);
+            r->type = std::move(type);
+            r->raw = raw;
+            r->id.store(id, std::memory_order_relaxed);
+        }
         objects_.emplace(id, r);
         by_pointer_.emplace(key, id);
     }
@@ -416,7 +434,9 @@ MULTIPROCESSING_DECL auto Server::lookup(std::uint64_t id) -> std::shared_ptr<re
     };
     static thread_local last_lookup last;
     if (last.server == instance_ && last.id == id)
-        if (auto r = last.r.lock(); r && r->live.load(std::memory_order_acquire)) return r;
+        if (auto r = last.r.lock(); r && r->live.load(std::memory_order_acquire) &&
+            r->id.load(std::memory_order_relaxed) == id)
+            return r;
     std::shared_ptr<referent> r;
     {
         std::lock_guard<std::mutex> g(mu_);
@@ -434,6 +454,7 @@ MULTIPROCESSING_DECL void Server::decref_locked(std::uint64_t id, std::int64_t n
     it->second->refcount -= n;
     if (it->second->refcount <= 0) {
         by_pointer_.erase(it->second->key());
+        retire_locked(it->second);
         it->second->live.store(false, std::memory_order_release);
         dead.push_back(std::move(it->second));
         objects_.erase(it);
@@ -444,6 +465,16 @@ MULTIPROCESSING_DECL void Server::decref_locked(std::uint64_t id, std::int64_t n
     if (s == sessions_.end()) return;
     auto held = s->second.refs.find(id);
     if (held != s->second.refs.end() && held->second == it->second->refcount) want_collect_locked();
+}
+
+MULTIPROCESSING_DECL void Server::retire_locked(const std::shared_ptr<referent>& r) {
+    // Kept whether or not a call holds it now: one may take it from
+    // lookup's per-thread cache until `live` is seen false.
+    if (retired_.size() >= retired_sweep_at_) {
+        for (auto it = retired_.begin(); it != retired_.end();) it = it->second.expired() ? retired_.erase(it) : std::next(it);
+        retired_sweep_at_ = std::max<std::size_t>(64, 2 * retired_.size());
+    }
+    retired_[r->key()] = r;
 }
 
 MULTIPROCESSING_DECL void Server::reap(std::vector<std::shared_ptr<referent>>& dead) {
@@ -462,6 +493,13 @@ MULTIPROCESSING_DECL void Server::want_collect_locked() {
     want_housekeeping_locked();
 }
 
+MULTIPROCESSING_DECL void Server::defer_work(void* server, std::function<void()> work) {
+    auto* self = static_cast<Server*>(server);
+    std::lock_guard<std::mutex> g(self->mu_);
+    self->deferred_.push_back(std::move(work));
+    self->want_housekeeping_locked();
+}
+
 MULTIPROCESSING_DECL void Server::want_housekeeping_locked() {
     if (gc_thread_ || stopping_.load()) return;
     gc_thread_ = true;
@@ -469,7 +507,16 @@ MULTIPROCESSING_DECL void Server::want_housekeeping_locked() {
         std::thread([this] {
             std::unique_lock<std::mutex> g(mu_);
             for (;;) {
-                while ((gc_wanted_ || !reap_.empty()) && !stopping_.load()) {
+                while ((gc_wanted_ || !reap_.empty() || !deferred_.empty()) && !stopping_.load()) {
+                    if (!deferred_.empty()) {
+                        auto work = std::move(deferred_);
+                        deferred_.clear();
+                        g.unlock();
+                        for (auto& w : work) w();  // noexcept (endpoint::send_decref)
+                        work.clear();  // what they captured goes outside the lock too
+                        g.lock();
+                        continue;
+                    }
                     if (!reap_.empty()) {
                         auto doomed = std::move(reap_);
                         reap_.clear();
@@ -490,6 +537,9 @@ MULTIPROCESSING_DECL void Server::want_housekeeping_locked() {
                         collect();
                     } catch (const std::exception& e) {
                         log_limited("gc", std::string("cycle collection failed: ") + e.what());
+                    } catch (...) {  // a _gc_traverse that threw something else
+                        auto d = detail::describe_foreign_exception();
+                        log_limited("gc", "cycle collection failed: " + d.first + ": " + d.second);
                     }
                     g.lock();
                 }
@@ -498,7 +548,7 @@ MULTIPROCESSING_DECL void Server::want_housekeeping_locked() {
                 g.unlock();
                 OPENSSL_thread_stop();
                 g.lock();
-                if ((!gc_wanted_ && reap_.empty()) || stopping_.load()) break;
+                if ((!gc_wanted_ && reap_.empty() && deferred_.empty()) || stopping_.load()) break;
             }
             gc_thread_ = false;
             threads_done_.notify_all();
@@ -595,6 +645,12 @@ MULTIPROCESSING_DECL void Server::take_back_all(std::vector<handover>& hs) {
 }
 
 MULTIPROCESSING_DECL void Server::serve_client(connection::Connection& c, std::uint64_t conn_id) {
+    // Proxies released on this thread never wait for the client lock
+    // (endpoint::release): this server's housekeeping thread sends them.
+    struct serving_scope {
+        explicit serving_scope(Server* s) { detail::this_thread_serves() = {s, &Server::defer_work}; }
+        ~serving_scope() { detail::this_thread_serves() = {}; }
+    } serving(this);
     std::uint64_t sess = 0;
     try {
         // One deadline for the whole handshake: a peer trickling bytes
@@ -743,6 +799,13 @@ MULTIPROCESSING_DECL void Server::serve_client(connection::Connection& c, std::u
         // the client went away (EOF, or its socket broke under a reply)
     } catch (const std::exception& e) {
         if (!stopping_.load()) log_limited("dropped", std::string("dropped a connection: ") + e.what());
+    } catch (...) {
+        // Nothing of another type may leave the thread (std::terminate
+        // would end the server and every object in it).
+        if (!stopping_.load()) {
+            auto d = detail::describe_foreign_exception();
+            log_limited("dropped", "dropped a connection: " + d.first + ": " + d.second);
+        }
     }
     // What the client never acknowledged goes back, before the
     // disconnect hooks and the release of the session's references.
@@ -792,6 +855,9 @@ MULTIPROCESSING_DECL void Server::notify_disconnect(std::uint64_t sess, std::uin
             r->type->on_disconnect(r->obj.get(), sess, conn_id, r->type->self_locking ? nullptr : &r->mu);
         } catch (const std::exception& e) {
             log(std::string("disconnect hook failed: ") + e.what());
+        } catch (...) {
+            auto d = detail::describe_foreign_exception();
+            log("disconnect hook failed: " + d.first + ": " + d.second);
         }
     }
 }

@@ -131,7 +131,7 @@ struct multiprocessing_expose_tag {};
 
 #define MP_DETAIL_METHOD_DESC(T, x) MP_DETAIL_CAT(MP_DETAIL_METHOD_DESC_, MP_DETAIL_IS_PAREN(x))(T, x)
 #define MP_DETAIL_METHOD_DESC_0(T, name) \
-    ::multiprocessing::managers::detail::defaulted_descs<&T::name, mp_call_##name>(#name)
+    ::multiprocessing::managers::detail::defaulted_descs<&T::name, mp_call_##name, T>(#name)
 #define MP_DETAIL_METHOD_DESC_1(T, x) MP_DETAIL_EXPAND(MP_DETAIL_OVERLOAD_DESCS MP_DETAIL_WITH_T(T, x))
 #define MP_DETAIL_OVERLOAD_DESCS(T, name, ...) \
     ::multiprocessing::managers::detail::overload_descs<mp_overloads_##name, __VA_ARGS__>(#name)

@@ -62,7 +62,9 @@ inline void hand_over(std::function<void()> take_back) {
 /// This is how Condition(lock) shares the lock object itself, as Python's
 /// RebuildProxy hands the server its own object.  Throws ValueError when
 /// the token names another server, an unknown object or another type, or
-/// when called outside the server.
+/// when called outside the server.  The caller uses the object directly,
+/// outside the server's per-object lock: T should do its own locking
+/// (managers::self_locking<T>), as the built-in Lock and Queue do.
 template <class T>
 std::shared_ptr<T> local_referent(const Token& t) {
     auto* c = detail::current_call();

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -178,6 +179,9 @@ private:
         std::mutex mu;
         std::int64_t refcount = 0;
         const void* raw = nullptr;
+        // Its id in objects_ (a revived one gets a new one); atomic: lookup's
+        // cache reads it without the lock.
+        std::atomic<std::uint64_t> id{0};
         // In objects_: cleared under mu_ when it leaves, so lookup's
         // per-thread cache can trust what it holds without the lock.
         std::atomic<bool> live{true};
@@ -252,12 +256,15 @@ private:
     // held, and a handler that waited for them could be serving the very
     // thread that holds it (a dict holding a list holding a dict deadlocked).
     void reap(std::vector<std::shared_ptr<referent>>& dead);
+    // Remembers an entry that left objects_ (see retired_).
+    void retire_locked(const std::shared_ptr<referent>& r);
 
     void want_collect_locked();
 
     // Runs reaping and collect() soon on a thread of its own, so a decref's
     // reply never waits for them; requests that come meanwhile share one run.
     void want_housekeeping_locked();
+    static void defer_work(void* server, std::function<void()> work);
 
     // The proxies of this server's objects in a reply become references of
     // the caller's session before the reply leaves, listed after the body
@@ -368,6 +375,11 @@ private:
     std::set<int> conn_fds_;
     std::unordered_map<std::uint64_t, std::shared_ptr<referent>> objects_;
     std::map<std::pair<const void*, std::type_index>, std::uint64_t> by_pointer_;
+    // Entries that left objects_ while a call still held them: the same
+    // object handed out again takes its entry (and its lock) back, so two
+    // entries never lock one object apart.  Expired ones are swept.
+    std::map<std::pair<const void*, std::type_index>, std::weak_ptr<referent>> retired_;
+    std::size_t retired_sweep_at_ = 64;
     std::unordered_map<std::uint64_t, session> sessions_;
     std::vector<std::shared_ptr<referent>> leaked_;
     std::uint64_t next_id_ = 1;  // ids are never reused by a server
@@ -387,6 +399,9 @@ private:
     };
     std::unordered_map<std::uint64_t, std::vector<kept_ref>> kept_;
     std::vector<std::shared_ptr<void>> reap_;  // to destroy on the housekeeping thread
+    // Work a serving thread could not wait for (detail::serving_hook); not
+    // run if the server stops first (the decrefs it would send die with it).
+    std::vector<std::function<void()>> deferred_;
     bool gc_wanted_ = false;   // under mu_
     bool gc_thread_ = false;   // under mu_: the collector thread is running
     std::condition_variable gc_cv_;
